@@ -1,0 +1,8 @@
+"""edged: the camera edge ingestion daemon."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("edged")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,58 @@
+"""The Clip record that sources hand to the ledger, and the states a clip moves through."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+class ClipState(enum.StrEnum):
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    SUBMITTED = "submitted"
+    ANALYZED = "analyzed"
+    DONE = "done"
+    RETRY_WAIT = "retry_wait"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+#: States a clip never leaves on its own.
+FINAL_STATES = frozenset({ClipState.DONE, ClipState.FAILED})
+
+#: States in which a clip still waits for upload work.
+PENDING_UPLOAD_STATES = frozenset({ClipState.QUEUED, ClipState.RETRY_WAIT, ClipState.EXPIRED})
+
+
+@dataclass(frozen=True, slots=True)
+class NewClip:
+    """A finished clip as a source reports it, before the ledger gives it an id."""
+
+    camera: str
+    path: Path
+    size: int
+    start: datetime | None = None  # wall-clock start, UTC
+    duration_s: float | None = None
+    # Identity of the source file (device, inode, size, mtime_ns): a rename or a
+    # restart must not enqueue the same recording twice.
+    source_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A clip as the ledger knows it."""
+
+    id: int
+    camera: str
+    path: Path
+    size: int
+    state: ClipState
+    attempts: int
+    start: datetime | None
+    duration_s: float | None
+    callback_token: str | None
+    task_id: str | None
+    last_error: str | None
+    next_attempt_at: float | None
