@@ -56,3 +56,4 @@ class Clip:
     task_id: str | None
     last_error: str | None
     next_attempt_at: float | None
+    found_at: float

@@ -1,0 +1,250 @@
+"""Client of the memories.ai security API: the four endpoints, streamed uploads, error classes.
+
+Whether a failure is transient (retry later), permanent (this clip will never be
+accepted) or an authentication problem (stop everything, fix the config) is decided
+here, once, and carried by `ApiError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import enum
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from edged.envelope import Envelope, parse_envelope
+from edged.errors import EdgedError
+from edged.upload_body import FilePayload
+
+log = logging.getLogger(__name__)
+
+UPLOAD_FILE = "/v1/understand/uploadFile"
+UPLOAD_FILE_SYNC = "/v1/understand/uploadFileSync"
+UPLOAD_URL = "/v1/understand/upload"
+UPLOAD_URL_SYNC = "/v1/understand/uploadSync"
+
+ProgressFn = Callable[[int, int], None]
+
+
+class Failure(enum.StrEnum):
+    TRANSIENT = "transient"  # retry with backoff: network, timeouts, 408, 429, 5xx
+    PERMANENT = "permanent"  # this request will never succeed: other 4xx, bad video
+    AUTH = "auth"  # 401/403: the key is wrong; pause all uploads until the config is fixed
+
+
+class ApiError(EdgedError):
+    def __init__(
+        self,
+        message: str,
+        failure: Failure,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.status = status
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+    @property
+    def transient(self) -> bool:
+        return self.failure is Failure.TRANSIENT
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisRequest:
+    """The JSON of the `req` part (or body): prompts, flags, persons and the callback."""
+
+    user_prompt: str
+    system_prompt: str
+    callback: str | None = None
+    thinking: bool = False
+    qa: bool = False
+    reasoning_effort: str | None = None
+    persons: tuple[Person, ...] = ()
+
+    def to_json(self, video_url: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "user_prompt": self.user_prompt,
+            "system_prompt": self.system_prompt,
+            "thinking": self.thinking,
+            "qa": self.qa,
+        }
+        if video_url is not None:
+            body["video_url"] = video_url
+        if self.callback is not None:
+            body["callback"] = self.callback
+        # The service documents reasoning_effort only together with thinking.
+        if self.thinking and self.reasoning_effort is not None:
+            body["reasoning_effort"] = self.reasoning_effort
+        if self.persons:
+            body["persons"] = [{"name": p.name, "url": p.url} for p in self.persons]
+        return body
+
+
+class ApiClient:
+    """`async with ApiClient(base_url, api_key) as api:` owns one aiohttp session."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        request_timeout_s: float = 600.0,
+        connect_timeout_s: float = 30.0,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._request_timeout_s = request_timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._connect_timeout_s, sock_read=self._request_timeout_s
+        )
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def upload_file(
+        self,
+        path: Path,
+        request: AnalysisRequest,
+        *,
+        sync: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> Envelope:
+        """POST the clip as multipart (`req` JSON part + `files` part), streamed from disk."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        with aiohttp.MultipartWriter("form-data") as body:
+            req_part = body.append_json(request.to_json())
+            req_part.set_content_disposition("form-data", name="req")
+            payload = FilePayload(
+                path, size, progress=progress, stall_timeout_s=self._request_timeout_s
+            )
+            file_part = body.append_payload(payload)
+            file_part.set_content_disposition("form-data", name="files", filename=path.name)
+            return await self._post(UPLOAD_FILE_SYNC if sync else UPLOAD_FILE, data=body)
+
+    async def upload_url(
+        self, video_url: str, request: AnalysisRequest, *, sync: bool = False
+    ) -> Envelope:
+        endpoint = UPLOAD_URL_SYNC if sync else UPLOAD_URL
+        return await self._post(endpoint, json_body=request.to_json(video_url))
+
+    async def _post(
+        self, endpoint: str, *, data: Any = None, json_body: dict[str, Any] | None = None
+    ) -> Envelope:
+        assert self._session is not None, "use ApiClient as an async context manager"
+        headers = {"Authorization": self._api_key}
+        try:
+            async with self._session.post(
+                self._base_url + endpoint, data=data, json=json_body, headers=headers
+            ) as response:
+                raw = await response.read()
+                return _check_answer(endpoint, response.status, response.headers, raw)
+        except ApiError:
+            raise
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+            raise ApiError(f"{endpoint}: {reason}", Failure.TRANSIENT) from exc
+
+
+def _check_answer(endpoint: str, status: int, headers: Any, raw: bytes) -> Envelope:
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    envelope = parse_envelope(body) if body is not None else None
+    detail = _detail(envelope, raw)
+    if status in (401, 403):
+        raise ApiError(
+            f"{endpoint}: HTTP {status}: the API key was refused ({detail}); check api.api_key",
+            Failure.AUTH,
+            status=status,
+        )
+    if status in (408, 429) or status >= 500:
+        raise ApiError(
+            f"{endpoint}: HTTP {status} ({detail})",
+            Failure.TRANSIENT,
+            status=status,
+            retry_after_s=retry_after,
+        )
+    if status >= 300:
+        raise ApiError(f"{endpoint}: HTTP {status} ({detail})", Failure.PERMANENT, status=status)
+    if envelope is None:
+        raise ApiError(
+            f"{endpoint}: answer is not JSON ({detail})", Failure.TRANSIENT, status=status
+        )
+    if not envelope.ok:
+        raise ApiError(
+            f"{endpoint}: API error code={envelope.code} msg={envelope.msg!r}",
+            _classify_code(envelope.code),
+            status=status,
+            code=envelope.code,
+            retry_after_s=retry_after,
+        )
+    return envelope
+
+
+def _classify_code(code: str | None) -> Failure:
+    """An error envelope inside HTTP 200. Codes that read as HTTP 4xx are the request's fault;
+    anything else is taken as the service's (retried, bounded by api.max_attempts)."""
+    if code in ("401", "403"):
+        return Failure.AUTH
+    if (
+        code is not None
+        and code.isdigit()
+        and 400 <= int(code) < 500
+        and code not in ("408", "429")
+    ):
+        return Failure.PERMANENT
+    return Failure.TRANSIENT
+
+
+def _detail(envelope: Envelope | None, raw: bytes) -> str:
+    if envelope is not None and (envelope.code or envelope.msg):
+        return f"code={envelope.code} msg={envelope.msg!r}"
+    text = raw[:200].decode("utf-8", "replace").strip()
+    return repr(text) if text else "empty body"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -1,0 +1,150 @@
+"""The `edged` command. Exit codes: 0 ok, 1 runtime error, 2 usage or config error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edged import __version__
+from edged.config import Config, ConfigError, load_config, redacted_yaml
+from edged.logs import configure as configure_logging
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help="config file (default: $EDGED_CONFIG or /etc/edged/config.yaml)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edged", description="Camera edge ingestion daemon: clips to person-aware alerts."
+    )
+    parser.add_argument("--version", action="version", version=f"edged {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check-config", help="validate a config and print it, redacted")
+    _config_argument(check)
+
+    upload = commands.add_parser("upload", help="send one video file through the pipeline")
+    _config_argument(upload)
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--camera", default="upload", help="camera name recorded for the clip")
+    upload.add_argument("--sync", action="store_true", help="use uploadFileSync (no callback)")
+    upload.add_argument("--wait", action="store_true", help="wait for the result and print it")
+
+    run = commands.add_parser("run", help="the daemon, in the foreground")
+    _config_argument(run)
+
+    status = commands.add_parser("status", help="queue, cameras, errors and alerts from the ledger")
+    _config_argument(status)
+
+    retry = commands.add_parser("retry", help="put failed or expired clips back in the queue")
+    _config_argument(retry)
+    retry.add_argument("clip_ids", nargs="*", type=int, metavar="CLIP_ID")
+    retry.add_argument("--failed", action="store_true", help="every failed or expired clip")
+
+    commands.add_parser("demo", help="the whole pipeline on this machine, against the emulator")
+
+    emulate = commands.add_parser("emulate", help="run the local stand-in of the security API")
+    from edged.emulator import add_arguments
+
+    add_arguments(emulate)
+    return parser
+
+
+def _load(path: Path | None) -> Config:
+    from edged.upload_cmd import default_config_path
+
+    return load_config(path or default_config_path())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"edged: invalid config:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "emulate":
+        from edged.emulator import run_from_args
+
+        configure_logging(level=args.log_level, json_lines=args.log_format == "json")
+        return run_from_args(args)
+
+    if args.command == "demo":
+        from edged.demo import run_demo
+
+        configure_logging(level="WARNING")
+        return asyncio.run(run_demo())
+
+    config = _load(args.config)
+    secrets = [config.api.api_key.get_secret_value()]
+    configure_logging(level=args.log_level, json_lines=args.log_format == "json", secrets=secrets)
+    if args.command == "check-config":
+        print(redacted_yaml(config), end="")
+        return EXIT_OK
+    if args.command == "upload":
+        from edged.upload_cmd import upload_command
+
+        return asyncio.run(
+            upload_command(config, args.file, camera=args.camera, sync=args.sync, wait=args.wait)
+        )
+    if args.command == "run":
+        from edged.daemon import DaemonError, run_daemon
+
+        try:
+            return asyncio.run(run_daemon(config))
+        except DaemonError as exc:
+            print(f"edged: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.command in ("status", "retry"):
+        return _ledger_command(config, args)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _ledger_command(config: Config, args: argparse.Namespace) -> int:
+    from edged.ledger import LEDGER_FILE, Ledger
+    from edged.status import build_report, format_report
+
+    if not (config.storage.dir / LEDGER_FILE).exists():
+        print(f"edged: no ledger in {config.storage.dir} yet (has edged run?)", file=sys.stderr)
+        return EXIT_RUNTIME
+    ledger = Ledger(config.storage.dir)
+    try:
+        if args.command == "status":
+            print(format_report(build_report(ledger)))
+            return EXIT_OK
+        if not args.clip_ids and not args.failed:
+            print("edged retry: give CLIP_ID… or --failed", file=sys.stderr)
+            return EXIT_USAGE
+        requeued = ledger.retry(args.clip_ids, all_failed=args.failed)
+        print(f"requeued {len(requeued)} clips" + (f": {requeued}" if requeued else ""))
+        skipped = sorted(set(args.clip_ids) - set(requeued))
+        if skipped:
+            print(f"not failed or expired, left as they are: {skipped}", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        ledger.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""The durable SQLite ledger of clips: every state transition is one transaction.
+
+`Ledger` is blocking and owns one connection; the daemon reaches it through
+`AsyncLedger` (edged/ledger_async.py), which runs each call on a single
+dedicated thread so the event loop never waits on SQLite or fsync.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from edged.clip import Clip, ClipState, NewClip
+from edged.ledger_schema import LedgerError, connect
+
+LEDGER_FILE = "ledger.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    clip_id: int
+    task_id: str | None
+    text: str
+    tokens_input: int | None
+    tokens_output: int | None
+    tokens_total: int | None
+    received_at: float
+
+
+def new_callback_token() -> str:
+    """128 bits of randomness, URL-safe: the per-upload secret of a callback URL."""
+    return secrets.token_urlsafe(16)
+
+
+class Ledger:
+    def __init__(self, storage_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = storage_dir / LEDGER_FILE
+        self._clock = clock
+        self._conn = connect(self.path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT); for the outbox and reports."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _event(self, conn: sqlite3.Connection, clip_id: int, kind: str, detail: str | None) -> None:
+        conn.execute(
+            "INSERT INTO events (clip_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+            (clip_id, self._clock(), kind, detail),
+        )
+
+    # -- adding and reading clips ------------------------------------------------
+
+    def add_clip(self, new: NewClip) -> tuple[Clip, bool]:
+        """Record a finished clip as queued; returns (clip, created).
+
+        A clip whose `source_key` is already known is not added again: the
+        existing record is returned with created=False.
+        """
+        now = self._clock()
+        with self.transaction() as conn:
+            if new.source_key is not None:
+                row = conn.execute(
+                    "SELECT * FROM clips WHERE source_key=?", (new.source_key,)
+                ).fetchone()
+                if row is not None:
+                    return _clip(row), False
+            cursor = conn.execute(
+                "INSERT INTO clips (camera, path, size, start_at, duration_s, source_key, state,"
+                " found_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.camera,
+                    str(new.path),
+                    new.size,
+                    new.start.isoformat() if new.start else None,
+                    new.duration_s,
+                    new.source_key,
+                    ClipState.QUEUED,
+                    now,
+                    now,
+                ),
+            )
+            clip_id = int(cursor.lastrowid or 0)
+            self._event(conn, clip_id, "queued", None)
+            row = conn.execute("SELECT * FROM clips WHERE id=?", (clip_id,)).fetchone()
+        return _clip(row), True
+
+    def get(self, clip_id: int) -> Clip | None:
+        row = self._conn.execute("SELECT * FROM clips WHERE id=?", (clip_id,)).fetchone()
+        return _clip(row) if row else None
+
+    def find_by_source_key(self, source_key: str) -> Clip | None:
+        row = self._conn.execute("SELECT * FROM clips WHERE source_key=?", (source_key,)).fetchone()
+        return _clip(row) if row else None
+
+    def in_state(self, *states: ClipState) -> list[Clip]:
+        marks = ",".join("?" for _ in states)
+        rows = self._conn.execute(
+            f"SELECT * FROM clips WHERE state IN ({marks}) ORDER BY id", states
+        ).fetchall()
+        return [_clip(row) for row in rows]
+
+    def result(self, clip_id: int) -> StoredResult | None:
+        row = self._conn.execute("SELECT * FROM results WHERE clip_id=?", (clip_id,)).fetchone()
+        if row is None:
+            return None
+        return StoredResult(
+            clip_id=row["clip_id"],
+            task_id=row["task_id"],
+            text=row["text"],
+            tokens_input=row["tokens_input"],
+            tokens_output=row["tokens_output"],
+            tokens_total=row["tokens_total"],
+            received_at=row["received_at"],
+        )
+
+    def timings(self, clip_id: int) -> dict[str, float | None]:
+        row = self._conn.execute(
+            "SELECT found_at, upload_started_at, upload_finished_at, callback_at, done_at"
+            " FROM clips WHERE id=?",
+            (clip_id,),
+        ).fetchone()
+        return dict(row) if row else {}
+
+    # -- upload transitions --------------------------------------------------------
+
+    def resume(self) -> int:
+        """On start: clips that were mid-upload when the process died go back to queued."""
+        with self.transaction() as conn:
+            rows = conn.execute("SELECT id FROM clips WHERE state=?", (ClipState.UPLOADING,))
+            ids = [row["id"] for row in rows.fetchall()]
+            for clip_id in ids:
+                conn.execute(
+                    "UPDATE clips SET state=?, updated_at=? WHERE id=?",
+                    (ClipState.QUEUED, self._clock(), clip_id),
+                )
+                self._event(conn, clip_id, "resumed", "was uploading when edged stopped")
+        return len(ids)
+
+    def take_for_upload(self, clip_id: int | None = None) -> Clip | None:
+        """Claim the oldest clip due for upload: it becomes `uploading`, its attempt is counted
+        before the work runs (so a crash still counts), and it gets a fresh callback token."""
+        now = self._clock()
+        due = "(state=? OR (state IN (?, ?) AND COALESCE(next_attempt_at, 0) <= ?))"
+        params: list[Any] = [ClipState.QUEUED, ClipState.RETRY_WAIT, ClipState.EXPIRED, now]
+        if clip_id is not None:
+            due += " AND id=?"
+            params.append(clip_id)
+        with self.transaction() as conn:
+            row = conn.execute(
+                f"SELECT id FROM clips WHERE {due} ORDER BY id LIMIT 1", params
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE clips SET state=?, attempts=attempts+1, callback_token=?, task_id=NULL,"
+                " upload_started_at=?, upload_finished_at=NULL, next_attempt_at=NULL,"
+                " updated_at=? WHERE id=?",
+                (ClipState.UPLOADING, new_callback_token(), now, now, row["id"]),
+            )
+            self._event(conn, row["id"], "uploading", None)
+            taken = conn.execute("SELECT * FROM clips WHERE id=?", (row["id"],)).fetchone()
+        return _clip(taken)
+
+    def next_due_at(self) -> float | None:
+        """When the earliest waiting retry becomes due (None: nothing waits)."""
+        row = self._conn.execute(
+            "SELECT MIN(COALESCE(next_attempt_at, 0)) AS due FROM clips WHERE state IN (?, ?, ?)",
+            (ClipState.QUEUED, ClipState.RETRY_WAIT, ClipState.EXPIRED),
+        ).fetchone()
+        return row["due"] if row and row["due"] is not None else None
+
+    def mark_submitted(self, clip_id: int, task_id: str | None) -> None:
+        """The API accepted the clip. A callback may already have landed: never move it back."""
+        now = self._clock()
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE clips SET task_id=COALESCE(task_id, ?), upload_finished_at=?, updated_at=?,"
+                " state=CASE WHEN state=? THEN ? ELSE state END WHERE id=?",
+                (task_id, now, now, ClipState.UPLOADING, ClipState.SUBMITTED, clip_id),
+            )
+            self._event(conn, clip_id, "submitted", task_id)
+
+    def mark_retry(self, clip_id: int, error: str, next_attempt_at: float) -> None:
+        self._move(clip_id, ClipState.RETRY_WAIT, error, next_attempt_at=next_attempt_at)
+
+    def mark_failed(self, clip_id: int, reason: str) -> None:
+        self._move(clip_id, ClipState.FAILED, reason)
+
+    def release(self, clip_id: int, reason: str) -> None:
+        """Give an upload back untried (e.g. the API key was refused): the attempt is not
+        the clip's fault, so it is not counted."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE clips SET state=?, attempts=MAX(attempts-1, 0), last_error=?,"
+                " updated_at=? WHERE id=? AND state=?",
+                (ClipState.QUEUED, reason, self._clock(), clip_id, ClipState.UPLOADING),
+            )
+            self._event(conn, clip_id, "released", reason)
+
+    def analysis_failed(self, clip_id: int, reason: str, retry_at: float | None) -> None:
+        """The service reported that it could not analyse a submitted clip: resubmit at
+        `retry_at`, or fail it when that is None (out of attempts)."""
+        state = ClipState.FAILED if retry_at is None else ClipState.RETRY_WAIT
+        self._move(
+            clip_id,
+            state,
+            reason,
+            next_attempt_at=retry_at,
+            from_states=(ClipState.UPLOADING, ClipState.SUBMITTED),
+        )
+
+    def _move(
+        self,
+        clip_id: int,
+        state: ClipState,
+        error: str,
+        *,
+        next_attempt_at: float | None = None,
+        from_states: tuple[ClipState, ...] = (ClipState.UPLOADING,),
+    ) -> None:
+        marks = ",".join("?" for _ in from_states)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=?, next_attempt_at=?, updated_at=?"
+                f" WHERE id=? AND state IN ({marks})",
+                (state, error, next_attempt_at, self._clock(), clip_id, *from_states),
+            )
+            if cursor.rowcount:
+                self._event(conn, clip_id, state.value, error)
+
+    def expire_overdue(self, result_timeout_s: float, max_attempts: int) -> list[Clip]:
+        """Submitted clips whose callback never came: expired (due now) or, out of attempts,
+        failed."""
+        now = self._clock()
+        expired: list[Clip] = []
+        with self.transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM clips WHERE state=? AND upload_finished_at < ?",
+                (ClipState.SUBMITTED, now - result_timeout_s),
+            ).fetchall()
+            for row in rows:
+                out_of_attempts = row["attempts"] >= max_attempts
+                state = ClipState.FAILED if out_of_attempts else ClipState.EXPIRED
+                reason = "no result callback within callback.result_timeout"
+                if out_of_attempts:
+                    reason += f" after {row['attempts']} attempts"
+                conn.execute(
+                    "UPDATE clips SET state=?, last_error=?, next_attempt_at=?, updated_at=?"
+                    " WHERE id=?",
+                    (state, reason, now, now, row["id"]),
+                )
+                self._event(conn, row["id"], state.value, reason)
+                expired.append(
+                    _clip(conn.execute("SELECT * FROM clips WHERE id=?", (row["id"],)).fetchone())
+                )
+        return expired
+
+    # -- results --------------------------------------------------------------------
+
+    def record_result(
+        self,
+        clip_id: int,
+        *,
+        task_id: str | None,
+        text: str,
+        tokens: dict[str, int | None],
+        raw: str,
+    ) -> bool:
+        """Store a clip's analysis and move it to `analyzed`; False if it already had one
+        (a repeated or late callback changes nothing)."""
+        now = self._clock()
+        with self.transaction() as conn:
+            row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"clip {clip_id} is not in the ledger")
+            if row["state"] in (ClipState.ANALYZED, ClipState.DONE):
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO results (clip_id, task_id, text, tokens_input,"
+                " tokens_output, tokens_total, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    clip_id,
+                    task_id,
+                    text,
+                    tokens.get("input"),
+                    tokens.get("output"),
+                    tokens.get("total"),
+                    raw,
+                    now,
+                ),
+            )
+            conn.execute(
+                "UPDATE clips SET state=?, task_id=COALESCE(?, task_id), callback_at=?,"
+                " last_error=NULL, updated_at=? WHERE id=?",
+                (ClipState.ANALYZED, task_id, now, now, clip_id),
+            )
+            self._event(conn, clip_id, "analyzed", task_id)
+        return True
+
+    def mark_done(
+        self, clip_id: int, extra: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
+        """analyzed → done; `extra` runs in the same transaction (e.g. enqueueing alerts)."""
+        now = self._clock()
+        with self.transaction() as conn:
+            if extra is not None:
+                extra(conn)
+            conn.execute(
+                "UPDATE clips SET state=?, done_at=?, updated_at=? WHERE id=? AND state=?",
+                (ClipState.DONE, now, now, clip_id, ClipState.ANALYZED),
+            )
+            self._event(conn, clip_id, "done", None)
+
+    # -- operator commands ------------------------------------------------------------
+
+    def retry(self, clip_ids: Iterable[int] = (), *, all_failed: bool = False) -> list[int]:
+        """Failed or expired clips back to queued, with their attempts reset."""
+        wanted = (ClipState.FAILED, ClipState.EXPIRED)
+        with self.transaction() as conn:
+            if all_failed:
+                rows = conn.execute("SELECT id FROM clips WHERE state IN (?, ?)", wanted).fetchall()
+                ids = [row["id"] for row in rows]
+            else:
+                ids = []
+                for clip_id in clip_ids:
+                    row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
+                    if row is not None and row["state"] in wanted:
+                        ids.append(clip_id)
+            for clip_id in ids:
+                conn.execute(
+                    "UPDATE clips SET state=?, attempts=0, next_attempt_at=NULL, updated_at=?"
+                    " WHERE id=?",
+                    (ClipState.QUEUED, self._clock(), clip_id),
+                )
+                self._event(conn, clip_id, "retry", "requeued by operator")
+        return ids
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def install_id(self) -> str:
+        """A random id of this ledger, made once: keeps alert ids unique across boxes."""
+        existing = self.get_meta("install_id")
+        if existing is not None:
+            return existing
+        value = secrets.token_hex(8)
+        self.set_meta("install_id", value)
+        return value
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return str(row["value"]) if row else None
+
+    def integrity_ok(self) -> bool:
+        row = self._conn.execute("PRAGMA integrity_check").fetchone()
+        return bool(row and row[0] == "ok")
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Read-only queries for reports (status, metrics)."""
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+
+def _clip(row: sqlite3.Row) -> Clip:
+    return Clip(
+        id=row["id"],
+        camera=row["camera"],
+        path=Path(row["path"]),
+        size=row["size"],
+        state=ClipState(row["state"]),
+        attempts=row["attempts"],
+        start=datetime.fromisoformat(row["start_at"]) if row["start_at"] else None,
+        duration_s=row["duration_s"],
+        callback_token=row["callback_token"],
+        task_id=row["task_id"],
+        last_error=row["last_error"],
+        next_attempt_at=row["next_attempt_at"],
+        found_at=row["found_at"],
+    )

@@ -1,0 +1,139 @@
+"""The ledger's SQLite schema, its version, and the connection settings it relies on."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from edged.errors import EdgedError
+
+SCHEMA_VERSION = 1
+
+# Version 1. A later release appends migration steps to MIGRATIONS, keyed by the
+# version they upgrade from, so an old ledger is upgraded in place on start.
+SCHEMA_V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE clips (
+    id                 INTEGER PRIMARY KEY,
+    camera             TEXT NOT NULL,
+    path               TEXT NOT NULL,
+    size               INTEGER NOT NULL,
+    start_at           TEXT,
+    duration_s         REAL,
+    source_key         TEXT UNIQUE,
+    state              TEXT NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    REAL,
+    callback_token     TEXT,
+    task_id            TEXT,
+    last_error         TEXT,
+    found_at           REAL NOT NULL,
+    upload_started_at  REAL,
+    upload_finished_at REAL,
+    callback_at        REAL,
+    done_at            REAL,
+    updated_at         REAL NOT NULL
+);
+CREATE INDEX clips_by_state ON clips (state, next_attempt_at);
+CREATE INDEX clips_by_camera ON clips (camera, state);
+CREATE TABLE results (
+    clip_id       INTEGER PRIMARY KEY REFERENCES clips (id),
+    task_id       TEXT,
+    text          TEXT NOT NULL,
+    tokens_input  INTEGER,
+    tokens_output INTEGER,
+    tokens_total  INTEGER,
+    raw           TEXT NOT NULL,
+    received_at   REAL NOT NULL
+);
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    clip_id INTEGER REFERENCES clips (id),
+    at      REAL NOT NULL,
+    kind    TEXT NOT NULL,
+    detail  TEXT
+);
+CREATE INDEX events_by_clip ON events (clip_id, at);
+CREATE TABLE alerts (
+    alert_id        TEXT NOT NULL,
+    sink            TEXT NOT NULL,
+    clip_id         INTEGER NOT NULL REFERENCES clips (id),
+    camera          TEXT NOT NULL,
+    person          TEXT NOT NULL,
+    confidence      REAL NOT NULL,
+    event_at        REAL NOT NULL,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    created_at      REAL NOT NULL,
+    sent_at         REAL,
+    last_error      TEXT,
+    PRIMARY KEY (alert_id, sink),
+    UNIQUE (clip_id, person, sink)
+);
+CREATE INDEX alerts_by_state ON alerts (sink, state, next_attempt_at);
+CREATE INDEX alerts_by_camera_person ON alerts (camera, person, sink, state, event_at);
+"""
+
+MIGRATIONS: dict[int, str] = {}
+
+
+class LedgerError(EdgedError):
+    """The ledger cannot be opened or used."""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating or migrating) the ledger database at `path`; blocking."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn.row_factory = sqlite3.Row
+    # WAL lets `edged status` read while the daemon writes; synchronous=FULL makes
+    # every committed transition survive a power cut, which the promises need and
+    # which costs little at edged's write rate (a few transitions per clip).
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    _migrate(conn, path)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            for statement in _statements(SCHEMA_V1):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        else:
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row["value"]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"ledger {path} has schema version {version}, newer than this edged "
+                    f"({SCHEMA_VERSION}): upgrade edged or point storage.dir elsewhere"
+                )
+            while version < SCHEMA_VERSION:
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                version += 1
+            conn.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,0 +1,211 @@
+"""Workers that move clips from `queued` to `submitted` (or `analyzed` in sync mode).
+
+Retry state lives in the ledger: the attempt is counted when a clip is taken, and the
+next try's time is stored with the failure, so a restart resumes the same schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edged.api import AnalysisRequest, ApiClient, ApiError, Failure, ProgressFn
+from edged.backoff import retry_delay
+from edged.clip import Clip
+from edged.ledger_async import AsyncLedger
+from edged.probe import ClipRejected, probe_video
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    SUBMITTED = "submitted"
+    ANALYZED = "analyzed"
+    RETRY = "retry"
+    FAILED = "failed"
+    AUTH_PAUSED = "auth_paused"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSettings:
+    mode: str  # "async" or "sync"
+    public_url: str
+    max_attempts: int
+    max_file_bytes: int
+    max_duration_s: float
+    workers: int = 2
+    backoff_base_s: float = 5.0
+    backoff_cap_s: float = 900.0
+    auth_retry_s: float = 300.0  # how often a paused uploader re-tries a refused key
+    idle_poll_s: float = 1.0  # picks up clips queued by other processes (`edged retry`)
+
+
+def callback_url(public_url: str, clip: Clip) -> str:
+    return f"{public_url}/callbacks/{clip.id}/{clip.callback_token}"
+
+
+class Uploader:
+    def __init__(
+        self,
+        db: AsyncLedger,
+        api: ApiClient,
+        template: AnalysisRequest,
+        settings: UploadSettings,
+        *,
+        wake: asyncio.Event | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._api = api
+        self._template = template
+        self._settings = settings
+        self.wake = wake or asyncio.Event()
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._auth_ok = asyncio.Event()
+        self._auth_ok.set()
+        self._stopping = asyncio.Event()
+
+    @property
+    def auth_paused(self) -> bool:
+        return not self._auth_ok.is_set()
+
+    def stop_taking(self) -> None:
+        """Finish the uploads in flight, start no new one (graceful shutdown)."""
+        self._stopping.set()
+        self.wake.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for index in range(self._settings.workers):
+                group.create_task(self._worker(), name=f"uploader-{index}")
+
+    async def _worker(self) -> None:
+        while not self._stopping.is_set():
+            await self._auth_ok.wait()
+            clip = await self._db.run(self._db.ledger.take_for_upload)
+            if clip is None:
+                await self._idle()
+                continue
+            await self.upload(clip)
+
+    async def _idle(self) -> None:
+        due = await self._db.run(self._db.ledger.next_due_at)
+        timeout = self._settings.idle_poll_s
+        if due is not None:
+            timeout = max(0.0, min(timeout, due - self._clock()))
+        try:
+            await asyncio.wait_for(self.wake.wait(), timeout)
+            self.wake.clear()
+        except TimeoutError:
+            pass
+
+    async def upload(self, clip: Clip, progress: ProgressFn | None = None) -> Outcome:
+        """Upload a clip already taken (`uploading`) and record what came of it."""
+        try:
+            return await self._upload(clip, progress)
+        except asyncio.CancelledError:
+            # Shut down mid-upload: give the clip back so the next start sends it first.
+            await asyncio.shield(self._db.run(self._db.ledger.release, clip.id, "interrupted"))
+            raise
+
+    async def _upload(self, clip: Clip, progress: ProgressFn | None) -> Outcome:
+        settings = self._settings
+        ledger = self._db.ledger
+        try:
+            await asyncio.to_thread(
+                probe_video,
+                clip.path,
+                max_bytes=settings.max_file_bytes,
+                max_duration_s=settings.max_duration_s,
+            )
+        except ClipRejected as exc:
+            return await self._fail(clip, str(exc))
+        except FileNotFoundError:
+            return await self._fail(clip, "source gone: the file was deleted before upload")
+        except OSError as exc:
+            return await self._fail(clip, f"cannot read the file: {exc.strerror or exc}")
+
+        sync = settings.mode == "sync"
+        request = self._template
+        if not sync:
+            request = dataclasses.replace(request, callback=callback_url(settings.public_url, clip))
+        log.info("uploading camera=%s clip=%s attempt=%d", clip.camera, clip.id, clip.attempts)
+        try:
+            envelope = await self._api.upload_file(clip.path, request, sync=sync, progress=progress)
+        except ApiError as exc:
+            return await self._api_failed(clip, exc)
+        except OSError as exc:
+            return await self._retry(clip, f"reading the clip failed: {exc}", None)
+
+        if sync:
+            await self._db.run(ledger.mark_submitted, clip.id, envelope.task_id)
+            await self._db.run(
+                ledger.record_result,
+                clip.id,
+                task_id=envelope.task_id,
+                text=envelope.text or "",
+                tokens=envelope.tokens,
+                raw=json.dumps({"code": envelope.code, "text": envelope.text}),
+            )
+            log.info("analyzed camera=%s clip=%s (sync)", clip.camera, clip.id)
+            return Outcome.ANALYZED
+        await self._db.run(ledger.mark_submitted, clip.id, envelope.task_id)
+        log.info("submitted camera=%s clip=%s task=%s", clip.camera, clip.id, envelope.task_id)
+        return Outcome.SUBMITTED
+
+    async def _api_failed(self, clip: Clip, exc: ApiError) -> Outcome:
+        if exc.failure is Failure.AUTH:
+            await self._db.run(self._db.ledger.release, clip.id, str(exc))
+            self._pause_for_auth(str(exc))
+            return Outcome.AUTH_PAUSED
+        if exc.failure is Failure.PERMANENT:
+            return await self._fail(clip, str(exc))
+        return await self._retry(clip, str(exc), exc.retry_after_s)
+
+    async def _retry(self, clip: Clip, reason: str, retry_after_s: float | None) -> Outcome:
+        if clip.attempts >= self._settings.max_attempts:
+            return await self._fail(clip, f"{reason} (gave up after {clip.attempts} attempts)")
+        delay = retry_delay(
+            clip.attempts,
+            retry_after_s,
+            base_s=self._settings.backoff_base_s,
+            cap_s=self._settings.backoff_cap_s,
+            rng=self._rng,
+        )
+        await self._db.run(self._db.ledger.mark_retry, clip.id, reason, self._clock() + delay)
+        log.warning(
+            "upload failed camera=%s clip=%s attempt=%d retry_in=%.1fs: %s",
+            clip.camera,
+            clip.id,
+            clip.attempts,
+            delay,
+            reason,
+        )
+        return Outcome.RETRY
+
+    async def _fail(self, clip: Clip, reason: str) -> Outcome:
+        await self._db.run(self._db.ledger.mark_failed, clip.id, reason)
+        log.error("clip failed camera=%s clip=%s: %s", clip.camera, clip.id, reason)
+        return Outcome.FAILED
+
+    def _pause_for_auth(self, reason: str) -> None:
+        if not self._auth_ok.is_set():
+            return
+        self._auth_ok.clear()
+        log.critical(
+            "uploads paused: %s. The queue is kept; fix api.api_key and reload or restart edged"
+            " (one retry every %.0fs meanwhile)",
+            reason,
+            self._settings.auth_retry_s,
+        )
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._settings.auth_retry_s, self._auth_ok.set)

@@ -1,0 +1,49 @@
+"""Builds the pipeline's parts from a validated config; shared by `run`, `upload` and `demo`."""
+
+from __future__ import annotations
+
+from edged.api import AnalysisRequest, ApiClient
+from edged.config import Config
+from edged.ledger import Ledger
+from edged.matcher import build_prompts
+from edged.persons import PersonDirectory, build_directory, persons_token
+from edged.uploader import UploadSettings
+
+
+def person_directory(config: Config, ledger: Ledger) -> PersonDirectory:
+    """Blocking (reads the ledger's persons token)."""
+    configured = tuple((p.name, p.url, p.image) for p in config.persons)
+    return build_directory(configured, config.callback.effective_public_url, persons_token(ledger))
+
+
+def analysis_template(config: Config, persons: PersonDirectory) -> AnalysisRequest:
+    user_prompt, system_prompt = build_prompts(
+        config.api.user_prompt, config.api.system_prompt, persons.names
+    )
+    return AnalysisRequest(
+        user_prompt=user_prompt,
+        system_prompt=system_prompt,
+        thinking=config.api.thinking,
+        qa=config.api.qa,
+        reasoning_effort=config.api.reasoning_effort,
+        persons=persons.persons,
+    )
+
+
+def upload_settings(config: Config) -> UploadSettings:
+    return UploadSettings(
+        mode=config.api.mode,
+        public_url=config.callback.effective_public_url,
+        max_attempts=config.api.max_attempts,
+        max_file_bytes=config.api.max_file_bytes,
+        max_duration_s=config.api.max_duration,
+        workers=config.api.max_concurrent_uploads,
+    )
+
+
+def api_client(config: Config) -> ApiClient:
+    return ApiClient(
+        config.api.base_url,
+        config.api.api_key.get_secret_value(),
+        request_timeout_s=config.api.request_timeout,
+    )
