@@ -1,0 +1,142 @@
+"""The outbox stage: one worker per sink, so a sink that is down never delays the others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from edged.alerts import outbox
+from edged.alerts.base import DeliveryError, Sink
+from edged.alerts.model import Alert
+from edged.backoff import full_jitter
+from edged.ledger_async import AsyncLedger
+
+log = logging.getLogger(__name__)
+
+
+class AlertDelivery:
+    def __init__(
+        self,
+        db: AsyncLedger,
+        sinks: Sequence[Sink],
+        *,
+        cooldown_s: float,
+        retry_max_age_s: float,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        backoff_base_s: float = 2.0,
+        backoff_cap_s: float = 300.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._sinks = list(sinks)
+        self._cooldown_s = cooldown_s
+        self._retry_max_age_s = retry_max_age_s
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._poll_s = poll_s
+        self._wakes = {sink.name: asyncio.Event() for sink in self._sinks}
+
+    def wake(self) -> None:
+        for event in self._wakes.values():
+            event.set()
+
+    async def run(self) -> None:
+        try:
+            for sink in self._sinks:
+                await sink.start()
+            async with asyncio.TaskGroup() as group:
+                for sink in self._sinks:
+                    group.create_task(self._worker(sink), name=f"alerts:{sink.name}")
+        finally:
+            for sink in self._sinks:
+                await sink.aclose()
+
+    async def _worker(self, sink: Sink) -> None:
+        ledger = self._db.ledger
+        while True:
+            alert = await self._db.run(outbox.next_due, ledger, sink.name, self._clock())
+            if alert is None:
+                await self._idle(sink)
+                continue
+            if await self._db.run(outbox.in_cooldown, ledger, alert, self._cooldown_s):
+                await self._db.run(
+                    outbox.mark, ledger, alert, outbox.SUPPRESSED, self._clock(), error="cooldown"
+                )
+                log.info(
+                    "alert suppressed by cooldown person=%s camera=%s clip=%s sink=%s",
+                    alert.person,
+                    alert.camera,
+                    alert.clip_id,
+                    sink.name,
+                )
+                continue
+            try:
+                await sink.deliver(alert)
+            except DeliveryError as exc:
+                await self._failed(alert, sink, str(exc))
+                continue
+            await self._db.run(outbox.mark, ledger, alert, outbox.SENT, self._clock())
+            log.info(
+                "alert sent person=%s camera=%s clip=%s sink=%s alert_id=%s",
+                alert.person,
+                alert.camera,
+                alert.clip_id,
+                sink.name,
+                alert.alert_id,
+            )
+
+    async def _failed(self, alert: Alert, sink: Sink, reason: str) -> None:
+        now = self._clock()
+        ledger = self._db.ledger
+        if now - alert.created_at > self._retry_max_age_s:
+            await self._db.run(outbox.mark, ledger, alert, outbox.FAILED, now, error=reason)
+            log.error(
+                "alert given up after %d attempts camera=%s clip=%s sink=%s: %s",
+                alert.attempts + 1,
+                alert.camera,
+                alert.clip_id,
+                sink.name,
+                reason,
+            )
+            return
+        delay = full_jitter(
+            alert.attempts + 1,
+            base_s=self._backoff_base_s,
+            cap_s=self._backoff_cap_s,
+            rng=self._rng,
+        )
+        await self._db.run(
+            outbox.mark,
+            ledger,
+            alert,
+            outbox.PENDING,
+            now,
+            error=reason,
+            next_attempt_at=now + delay,
+        )
+        log.warning(
+            "alert delivery failed camera=%s clip=%s sink=%s retry_in=%.1fs: %s",
+            alert.camera,
+            alert.clip_id,
+            sink.name,
+            delay,
+            reason,
+        )
+
+    async def _idle(self, sink: Sink) -> None:
+        due = await self._db.run(outbox.next_wakeup, self._db.ledger, sink.name)
+        timeout = self._poll_s
+        if due is not None:
+            timeout = max(0.0, min(timeout, due - self._clock()))
+        event = self._wakes[sink.name]
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            event.clear()
+        except TimeoutError:
+            pass

@@ -1,0 +1,139 @@
+"""The alert outbox in the ledger: one row per (alert, sink), delivered at least once.
+
+All functions are blocking and run on the ledger's thread. States: pending → sent,
+or suppressed (cooldown), or failed (undeliverable past alerts.retry_max_age).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from edged.alerts.model import Alert
+from edged.ledger import Ledger
+
+PENDING, SENT, SUPPRESSED, FAILED = "pending", "sent", "suppressed", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    alert_id: str
+    sink: str
+    clip_id: int
+    camera: str
+    person: str
+    confidence: float
+    event_at: float
+    payload_json: str
+
+
+def enqueue(conn: sqlite3.Connection, alerts: Iterable[NewAlert], now: float) -> None:
+    """Inside the caller's transaction (the one that marks the clip done): all or nothing."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO alerts (alert_id, sink, clip_id, camera, person, confidence,"
+        " event_at, payload, state, next_attempt_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                a.alert_id,
+                a.sink,
+                a.clip_id,
+                a.camera,
+                a.person,
+                a.confidence,
+                a.event_at,
+                a.payload_json,
+                PENDING,
+                now,
+                now,
+            )
+            for a in alerts
+        ],
+    )
+
+
+def next_due(ledger: Ledger, sink: str, now: float) -> Alert | None:
+    rows = ledger.execute(
+        "SELECT * FROM alerts WHERE sink=? AND state=? AND next_attempt_at <= ?"
+        " ORDER BY event_at, alert_id LIMIT 1",
+        (sink, PENDING, now),
+    )
+    return _alert(rows[0]) if rows else None
+
+
+def next_wakeup(ledger: Ledger, sink: str) -> float | None:
+    rows = ledger.execute(
+        "SELECT MIN(next_attempt_at) AS due FROM alerts WHERE sink=? AND state=?", (sink, PENDING)
+    )
+    return rows[0]["due"] if rows and rows[0]["due"] is not None else None
+
+
+def in_cooldown(ledger: Ledger, alert: Alert, cooldown_s: float) -> bool:
+    """Was the same person on the same camera already sent to this sink within the cooldown
+    before this sighting? Counted from alerts actually sent, by the time of the sighting, so
+    a backlog drained after an outage is judged as it happened."""
+    if cooldown_s <= 0:
+        return False
+    rows = ledger.execute(
+        "SELECT 1 FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
+        " AND event_at > ? AND event_at <= ? AND alert_id != ? LIMIT 1",
+        (
+            alert.sink,
+            alert.camera,
+            alert.person,
+            SENT,
+            alert.event_at - cooldown_s,
+            alert.event_at,
+            alert.alert_id,
+        ),
+    )
+    return bool(rows)
+
+
+def mark(
+    ledger: Ledger,
+    alert: Alert,
+    state: str,
+    now: float,
+    *,
+    error: str | None = None,
+    next_attempt_at: float | None = None,
+) -> None:
+    with ledger.transaction() as conn:
+        conn.execute(
+            "UPDATE alerts SET state=?, attempts=attempts+?, last_error=?,"
+            " next_attempt_at=COALESCE(?, next_attempt_at), sent_at=CASE WHEN ?='sent' THEN ?"
+            " ELSE sent_at END WHERE alert_id=? AND sink=? AND state=?",
+            (
+                state,
+                0 if state == SUPPRESSED else 1,
+                error,
+                next_attempt_at,
+                state,
+                now,
+                alert.alert_id,
+                alert.sink,
+                PENDING,
+            ),
+        )
+
+
+def counts_by_state(ledger: Ledger) -> dict[str, int]:
+    rows = ledger.execute("SELECT state, COUNT(*) AS n FROM alerts GROUP BY state")
+    return {row["state"]: row["n"] for row in rows}
+
+
+def _alert(row: sqlite3.Row) -> Alert:
+    return Alert(
+        alert_id=row["alert_id"],
+        sink=row["sink"],
+        clip_id=row["clip_id"],
+        camera=row["camera"],
+        person=row["person"],
+        confidence=row["confidence"],
+        event_at=row["event_at"],
+        payload_json=row["payload"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,94 @@
+"""`edged status` and `edged retry`: read (or requeue in) the ledger, safe while the daemon runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from edged.alerts import outbox
+from edged.clip import PENDING_UPLOAD_STATES, ClipState
+from edged.ledger import Ledger
+
+
+@dataclass(frozen=True, slots=True)
+class CameraLine:
+    camera: str
+    by_state: dict[str, int]
+    last_found_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    by_state: dict[str, int]
+    cameras: list[CameraLine]
+    oldest_pending_at: float | None
+    last_errors: list[tuple[int, str, str]]  # clip id, camera, error
+    alerts: dict[str, int] = field(default_factory=dict)
+    tokens_total: int = 0
+
+
+def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
+    rows = ledger.execute("SELECT state, COUNT(*) AS n FROM clips GROUP BY state")
+    by_state = {row["state"]: row["n"] for row in rows}
+    cameras: dict[str, dict[str, int]] = {}
+    for row in ledger.execute("SELECT camera, state, COUNT(*) AS n FROM clips GROUP BY 1, 2"):
+        cameras.setdefault(row["camera"], {})[row["state"]] = row["n"]
+    last_found = {
+        row["camera"]: row["t"]
+        for row in ledger.execute("SELECT camera, MAX(found_at) AS t FROM clips GROUP BY camera")
+    }
+    waiting = [*PENDING_UPLOAD_STATES, ClipState.UPLOADING, ClipState.SUBMITTED]
+    marks = ",".join("?" for _ in waiting)
+    oldest = ledger.execute(
+        f"SELECT MIN(found_at) AS t FROM clips WHERE state IN ({marks})", waiting
+    )
+    errors = ledger.execute(
+        "SELECT id, camera, last_error FROM clips WHERE last_error IS NOT NULL"
+        " AND state IN (?, ?, ?) ORDER BY updated_at DESC LIMIT ?",
+        (ClipState.FAILED, ClipState.RETRY_WAIT, ClipState.EXPIRED, error_count),
+    )
+    tokens = ledger.execute("SELECT COALESCE(SUM(tokens_total), 0) AS n FROM results")
+    return StatusReport(
+        by_state=by_state,
+        cameras=[
+            CameraLine(name, states, last_found.get(name))
+            for name, states in sorted(cameras.items())
+        ],
+        oldest_pending_at=oldest[0]["t"] if oldest else None,
+        last_errors=[(row["id"], row["camera"], row["last_error"]) for row in errors],
+        alerts=outbox.counts_by_state(ledger),
+        tokens_total=int(tokens[0]["n"]) if tokens else 0,
+    )
+
+
+def _age(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "-"
+    seconds = max(0, int(now - epoch))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def format_report(report: StatusReport, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    order = [state.value for state in ClipState]
+    lines = [
+        "clips: "
+        + (", ".join(f"{s} {report.by_state[s]}" for s in order if s in report.by_state) or "none")
+    ]
+    lines.append(f"oldest pending clip: {_age(report.oldest_pending_at, now)}")
+    for camera in report.cameras:
+        states = ", ".join(f"{s} {camera.by_state[s]}" for s in order if s in camera.by_state)
+        lines.append(
+            f"  camera {camera.camera}: {states}; last clip {_age(camera.last_found_at, now)}"
+        )
+    alerts = ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())) or "none"
+    lines.append(f"alerts: {alerts}")
+    lines.append(f"tokens used: {report.tokens_total}")
+    if report.last_errors:
+        lines.append("last errors:")
+        lines += [f"  clip {i} ({camera}): {error}" for i, camera, error in report.last_errors]
+    return "\n".join(lines)
