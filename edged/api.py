@@ -12,6 +12,7 @@ import email.utils
 import enum
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,16 +142,20 @@ class ApiClient:
         progress: ProgressFn | None = None,
     ) -> Envelope:
         """POST the clip as multipart (`req` JSON part + `files` part), streamed from disk."""
-        size = (await asyncio.to_thread(path.stat)).st_size
-        with aiohttp.MultipartWriter("form-data") as body:
-            req_part = body.append_json(request.to_json())
-            req_part.set_content_disposition("form-data", name="req")
-            payload = FilePayload(
-                path, size, progress=progress, stall_timeout_s=self._request_timeout_s
-            )
-            file_part = body.append_payload(payload)
-            file_part.set_content_disposition("form-data", name="files", filename=path.name)
-            return await self._post(UPLOAD_FILE_SYNC if sync else UPLOAD_FILE, data=body)
+        handle = await asyncio.to_thread(path.open, "rb")
+        try:
+            size = (await asyncio.to_thread(os.fstat, handle.fileno())).st_size
+            with aiohttp.MultipartWriter("form-data") as body:
+                req_part = body.append_json(request.to_json())
+                req_part.set_content_disposition("form-data", name="req")
+                payload = FilePayload(
+                    handle, path, size, progress=progress, stall_timeout_s=self._request_timeout_s
+                )
+                file_part = body.append_payload(payload)
+                file_part.set_content_disposition("form-data", name="files", filename=path.name)
+                return await self._post(UPLOAD_FILE_SYNC if sync else UPLOAD_FILE, data=body)
+        finally:
+            handle.close()
 
     async def upload_url(
         self, video_url: str, request: AnalysisRequest, *, sync: bool = False

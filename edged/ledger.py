@@ -140,11 +140,15 @@ class Ledger:
 
     # -- upload transitions --------------------------------------------------------
 
-    def resume(self) -> int:
-        """On start: clips that were mid-upload when the process died go back to queued."""
+    def resume(self, clip_id: int | None = None) -> int:
+        """On start: clips that were mid-upload when the process died go back to queued.
+        Their attempt still counts: a clip that crashes edged must not be retried forever."""
+        query, params = "SELECT id FROM clips WHERE state=?", [ClipState.UPLOADING]
+        if clip_id is not None:
+            query += " AND id=?"
+            params.append(clip_id)
         with self.transaction() as conn:
-            rows = conn.execute("SELECT id FROM clips WHERE state=?", (ClipState.UPLOADING,))
-            ids = [row["id"] for row in rows.fetchall()]
+            ids = [row["id"] for row in conn.execute(query, params).fetchall()]
             for clip_id in ids:
                 conn.execute(
                     "UPDATE clips SET state=?, updated_at=? WHERE id=?",

@@ -26,6 +26,7 @@ class FilePayload(Payload):
 
     def __init__(
         self,
+        handle: IO[bytes],
         path: Path,
         size: int,
         *,
@@ -33,29 +34,29 @@ class FilePayload(Payload):
         stall_timeout_s: float = 600.0,
     ) -> None:
         super().__init__(path, content_type="video/mp4", filename=path.name)
+        self._handle = handle
         self._path = path
         self._size = size
         self._progress = progress
         self._stall_timeout_s = stall_timeout_s
 
     async def write(self, writer: AbstractStreamWriter) -> None:
-        handle: IO[bytes] = await asyncio.to_thread(self._path.open, "rb")
-        try:
-            sent = 0
-            while sent < self._size:
-                chunk = await asyncio.to_thread(handle.read, min(CHUNK_BYTES, self._size - sent))
-                if not chunk:
-                    raise OSError(f"{self._path} shrank while uploading ({sent} of {self._size})")
-                try:
-                    async with asyncio.timeout(self._stall_timeout_s):
-                        await writer.write(chunk)
-                except TimeoutError as exc:
-                    raise UploadStalled(f"upload stalled for {self._stall_timeout_s:.0f}s") from exc
-                sent += len(chunk)
-                if self._progress is not None:
-                    self._progress(sent, self._size)
-        finally:
-            await asyncio.to_thread(handle.close)
+        # The caller owns the handle (opened before the request, closed after it), so an
+        # abandoned write (the server answered early) leaks nothing. A retry starts over.
+        await asyncio.to_thread(self._handle.seek, 0)
+        sent = 0
+        while sent < self._size:
+            chunk = await asyncio.to_thread(self._handle.read, min(CHUNK_BYTES, self._size - sent))
+            if not chunk:
+                raise OSError(f"{self._path} shrank while uploading ({sent} of {self._size})")
+            try:
+                async with asyncio.timeout(self._stall_timeout_s):
+                    await writer.write(chunk)
+            except TimeoutError as exc:
+                raise UploadStalled(f"upload stalled for {self._stall_timeout_s:.0f}s") from exc
+            sent += len(chunk)
+            if self._progress is not None:
+                self._progress(sent, self._size)
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         raise TypeError("a video payload has no text form")

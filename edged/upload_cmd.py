@@ -73,7 +73,7 @@ async def _drive(
             assert clip is not None
             if clip.state is ClipState.UPLOADING:
                 # Left mid-upload by a run that was killed: send it again.
-                await db.run(ledger.release, clip.id, "interrupted run")
+                await db.run(ledger.resume, clip.id)
                 continue
             if clip.state is ClipState.DONE:
                 return await _print_result(db, clip, persons.names)

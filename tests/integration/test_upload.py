@@ -1,0 +1,213 @@
+"""The upload path against the emulator over HTTP: envelopes, retries, auth, limits, req part,
+and `edged upload` surviving kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from edged.api import AnalysisRequest, ApiClient, ApiError, Failure, Person
+from edged.clip import ClipState, NewClip
+from edged.emulator import ENVELOPES, Emulator
+from edged.ledger import Ledger
+from edged.ledger_async import AsyncLedger
+from edged.uploader import Outcome, Uploader, UploadSettings
+from tests.conftest import eventually, run_edged, start_edged, write_config
+
+REQUEST = AnalysisRequest(
+    user_prompt="Describe.", system_prompt="Analyst.", callback="http://127.0.0.1:9/cb",
+    persons=(Person("Alice", "https://example.com/a.jpg"),),
+)
+
+
+@pytest.mark.parametrize("envelope", sorted(ENVELOPES))
+async def test_each_envelope_variant_is_parsed(emulator: Emulator, clip_factory, envelope: str):
+    emulator.options.envelope = envelope
+    clip = await clip_factory("alice.mp4", title="Alice")
+    async with ApiClient(emulator.url, "k") as api:
+        ack = await api.upload_file(clip, REQUEST)
+        result = await api.upload_file(clip, REQUEST, sync=True)
+        url_ack = await api.upload_url("https://example.com/v.mp4", REQUEST)
+    assert ack.ok and ack.task_id, ack
+    assert url_ack.ok and url_ack.task_id
+    assert result.ok and result.text and '"Alice"' in result.text
+    assert result.tokens.get("total") is not None
+
+
+async def test_auth_and_permanent_errors_are_classified(emulator: Emulator, clip_factory):
+    emulator.options.api_key = "right-key"
+    clip = await clip_factory()
+    async with ApiClient(emulator.url, "wrong-key") as api:
+        with pytest.raises(ApiError) as refused:
+            await api.upload_file(clip, REQUEST)
+    assert refused.value.failure is Failure.AUTH and refused.value.status == 401
+    assert "api.api_key" in str(refused.value)
+    async with ApiClient(emulator.url, "right-key") as api:
+        with pytest.raises(ApiError) as bad:
+            await api.upload_file(clip, AnalysisRequest(user_prompt="x", system_prompt="y"))
+    assert bad.value.failure is Failure.PERMANENT and bad.value.status == 400
+
+
+async def test_error_envelope_inside_http_200_is_an_error(emulator: Emulator, clip_factory):
+    emulator.options.error_envelope_rate = 1.0
+    async with ApiClient(emulator.url, "k") as api:
+        with pytest.raises(ApiError) as failed:
+            await api.upload_file(await clip_factory(), REQUEST)
+    assert failed.value.status == 200 and failed.value.transient
+
+
+def _uploader(tmp_path: Path, api: ApiClient, clock, **settings) -> tuple[AsyncLedger, Uploader]:
+    db = AsyncLedger(Ledger(tmp_path / "state", clock=clock))
+    defaults = dict(mode="async", public_url="http://127.0.0.1:9", max_attempts=5,
+                    max_file_bytes=10**9, max_duration_s=7200, backoff_base_s=0.5)
+    uploader = Uploader(db, api, REQUEST, UploadSettings(**{**defaults, **settings}),
+                        rng=random.Random(3), clock=clock)
+    return db, uploader
+
+
+async def test_429_and_503_are_retried_honouring_retry_after(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    emulator.options.fail_next = [503, 429]
+    emulator.options.retry_after_s = 7
+    now = [1000.0]
+    async with ApiClient(emulator.url, "k") as api:
+        db, uploader = _uploader(tmp_path, api, lambda: now[0])
+        clip, _ = await db.run(db.ledger.add_clip, NewClip("cam", await clip_factory(), 1))
+        outcomes = []
+        for _ in range(3):
+            taken = await db.run(db.ledger.take_for_upload)
+            assert taken is not None, "the clip must be due again once its retry time passed"
+            outcomes.append(await uploader.upload(taken))
+            stored = await db.run(db.ledger.get, clip.id)
+            if outcomes[-1] is Outcome.RETRY:
+                assert stored.next_attempt_at - now[0] >= 7, "Retry-After is a floor"
+                assert await db.run(db.ledger.take_for_upload) is None, "not due before that"
+                now[0] = stored.next_attempt_at
+        await db.aclose()
+    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.SUBMITTED]
+    assert [r.status for r in emulator.received] == [503, 429, 200]
+    assert stored.state is ClipState.SUBMITTED and stored.attempts == 3
+
+
+async def test_oversize_and_overlong_clips_are_refused_before_any_byte_is_sent(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    async with ApiClient(emulator.url, "k") as api:
+        db, small = _uploader(tmp_path, api, time.time, max_file_bytes=1000)
+        first, _ = await db.run(db.ledger.add_clip, NewClip("cam", await clip_factory("a.mp4"), 1))
+        assert await small.upload(await db.run(db.ledger.take_for_upload)) is Outcome.FAILED
+        _, short = _uploader(tmp_path, api, time.time, max_duration_s=0.5)
+        second, _ = await db.run(
+            db.ledger.add_clip, NewClip("cam", await clip_factory("b.mp4", seconds=2), 1))
+        assert await short.upload(await db.run(db.ledger.take_for_upload)) is Outcome.FAILED
+        failed = [await db.run(db.ledger.get, c.id) for c in (first, second)]
+        await db.aclose()
+    assert "api.max_file_bytes" in failed[0].last_error
+    assert "api.max_duration" in failed[1].last_error
+    assert emulator.received == []
+
+
+async def test_req_part_carries_exactly_the_configured_prompts_flags_and_persons(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    image = tmp_path / "bob.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    config = write_config(
+        tmp_path, emulator.url,
+        api_extra="  user_prompt: Watch the gate.\n  system_prompt: You guard a farm.\n"
+                  "  thinking: true\n  qa: true\n  reasoning_effort: '3'\n",
+        extra=f"persons:\n  - name: Alice\n    url: https://example.com/alice.jpg\n"
+              f"  - name: Bob\n    image: {image}\n",
+    )
+    code, out, err = await run_edged("upload", "-c", str(config), "--sync",
+                                     str(await clip_factory("bob.mp4")))
+    assert code == 0, err
+    req = emulator.received[-1].req
+    assert req["system_prompt"] == "You guard a farm."
+    assert req["user_prompt"].startswith("Watch the gate.")
+    assert "```json" in req["user_prompt"] and '"Alice"' in req["user_prompt"]
+    assert (req["thinking"], req["qa"], req["reasoning_effort"]) == (True, True, "3")
+    assert "callback" not in req  # sync mode
+    alice, bob = req["persons"]
+    assert alice == {"name": "Alice", "url": "https://example.com/alice.jpg"}
+    assert bob["name"] == "Bob" and bob["url"].startswith("http://127.0.0.1:")
+    assert "/persons/" in bob["url"] and bob["url"].endswith(".png")
+    assert "Bob: present" in out and "Alice: absent" in out
+
+
+async def test_401_stops_upload_with_a_clear_message_and_keeps_the_queue(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    emulator.options.api_key = "the-real-key"
+    config = write_config(tmp_path, emulator.url, api_key="a-wrong-key")
+    code, _, err = await run_edged("upload", "-c", str(config), "--wait",
+                                   str(await clip_factory()))
+    assert code == 1
+    assert "refused the key" in err and "a-wrong-key" not in err
+    ledger = Ledger(tmp_path / "state")
+    [clip] = ledger.in_state(ClipState.QUEUED)
+    assert clip.attempts == 0
+    ledger.close()
+
+
+async def test_kill_9_during_upload_then_rerun_ends_done(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    emulator.options.latency_s = 30  # the first upload hangs until it is killed
+    config = write_config(tmp_path, emulator.url,
+                          extra="persons:\n  - name: Alice\n    url: https://example.com/a.jpg\n")
+    clip = await clip_factory("alice.mp4", title="Alice")
+    process = await start_edged("upload", "-c", str(config), "--wait", str(clip))
+    ledger_path = tmp_path / "state" / "ledger.sqlite3"
+
+    def uploading() -> bool:
+        if not ledger_path.exists():
+            return False
+        ledger = Ledger(tmp_path / "state")
+        try:
+            return bool(ledger.in_state(ClipState.UPLOADING))
+        finally:
+            ledger.close()
+
+    await eventually(uploading, what="the clip to be mid-upload")
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    emulator.options.latency_s = 0
+    code, out, err = await run_edged("upload", "-c", str(config), "--wait", str(clip))
+    assert code == 0, err
+    assert "found in the ledger" in out and ": done" in out
+    ledger = Ledger(tmp_path / "state")
+    [done] = ledger.in_state(ClipState.DONE)
+    result = ledger.result(done.id)
+    ledger.close()
+    assert done.attempts == 2 and result is not None and "Alice" in result.text
+    assert [r.file_name for r in emulator.received] == ["alice.mp4", "alice.mp4"]
+    assert "Alice: present" in out
+    assert emulator.received[-1].req["callback"].endswith(
+        f"/callbacks/{done.id}/{done.callback_token}")
+
+
+async def test_uploads_pause_on_auth_failure(emulator: Emulator, clip_factory, tmp_path: Path):
+    emulator.options.api_key = "right"
+    async with ApiClient(emulator.url, "wrong") as api:
+        db, uploader = _uploader(tmp_path, api, time.time, auth_retry_s=3600)
+        for name in ("a.mp4", "b.mp4", "c.mp4"):
+            await db.run(db.ledger.add_clip, NewClip("cam", await clip_factory(name), 1))
+        runner = asyncio.create_task(uploader.run())
+        try:
+            await eventually(lambda: uploader.auth_paused, what="uploads to pause")
+            await eventually(lambda: len(emulator.received) >= 1, what="one refused upload")
+            queued = await db.run(db.ledger.in_state, ClipState.QUEUED)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await db.aclose()
+    # Two workers may each have been refused once; no retry storm, nothing lost.
+    assert len(emulator.received) <= 2
+    assert len(queued) == 3 and all(c.attempts == 0 for c in queued)
