@@ -1,0 +1,399 @@
+"""The edged config: YAML in, validated frozen objects out (DESIGN.md, "Configuration").
+
+Order of work: parse YAML keeping line marks, expand ${ENV} in every string, then one pydantic
+pass over everything; each section reads its own *_file secrets and checks its own key
+combinations. Every problem found on the way is reported together, in file order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+
+from edged.config_errors import (
+    SECRET_KEYS,
+    ConfigError,
+    ConfigModel,
+    Loc,
+    Problem,
+    expand_env,
+    explain,
+    load_yaml,
+    read_secret_file,
+    redact_url,
+    render,
+)
+from edged.durations import (
+    Argv,
+    CameraName,
+    ConfigPath,
+    Duration,
+    HostPort,
+    HttpUrl,
+    ImagePath,
+    PollInterval,
+    ReasoningEffort,
+    Regex,
+    RtspUrl,
+    Secret,
+    Since,
+    Size,
+    Text,
+    Timeout,
+    TimeZone,
+    parse_duration,
+    parse_size,
+    split_host_port,
+)
+
+# Re-exported: other modules take these from edged.config.
+__all__ = ["ConfigError", "parse_duration", "parse_size", "split_host_port"]
+__all__ += ["Config", "load_config", "parse_config", "redacted_yaml"]
+
+MAX_PERSONS = 5  # the API's limit on reference persons per request
+
+
+class _Section(ConfigModel):
+    #: Keys that may instead be given as `<key>_file`, a file holding the secret.
+    secret_files: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        problems: list[Problem] = []
+        for key in cls.secret_files:
+            problems += read_secret_file(data, key, Path(context.get("base_dir") or Path.cwd()))
+        return problems
+
+
+class ApiConfig(_Section):
+    """The memories.ai security API: where, with which key and prompts, within which limits."""
+
+    secret_files = ("api_key",)
+
+    base_url: HttpUrl = "https://security.memories.ai"
+    api_key: Secret
+    mode: Literal["async", "sync"] = "async"
+    user_prompt: Text = "Describe what happens. Say which of the reference persons appear."
+    system_prompt: Text = "You are a security camera analyst."
+    thinking: bool = False
+    qa: bool = False
+    reasoning_effort: ReasoningEffort = None
+    max_concurrent_uploads: Annotated[int, Field(ge=1, le=64)] = 2
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    request_timeout: Timeout = 600.0
+    max_file_bytes: Size = 8 * 10**9
+    max_duration: Timeout = 7200.0
+
+
+class CallbackConfig(_Section):
+    """The public listener that receives results; durations in seconds."""
+
+    listen: HostPort = "0.0.0.0:8080"
+    public_url: HttpUrl | None = None
+    result_timeout: Timeout = 1800.0
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.listen)[1]
+
+    @property
+    def effective_public_url(self) -> str:
+        """public_url, or a loopback URL that only works when the API runs on this host."""
+        return self.public_url or f"http://127.0.0.1:{self.port}"
+
+
+class PersonConfig(_Section):
+    """A reference person: a public image url, or a local image that edged serves."""
+
+    name: Text
+    url: HttpUrl | None = None
+    image: ImagePath | None = None
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        given = [key for key in ("url", "image") if data.get(key) is not None]
+        if not given:
+            return [((), "give either url or image")]
+        if len(given) == 2:
+            return [((), "give either url or image, not both")]
+        return []
+
+
+# Keys that mean something for one kind of camera only.
+_FOLDER_KEYS: tuple[str, ...] = ("pattern", "ignore", "preset", "path_regex", "timezone")
+_FOLDER_KEYS += ("poll", "settle", "since", "cameras")
+_RTSP_KEYS = ("clip_seconds", "rtsp_transport", "stall_timeout", "audio")
+
+
+class CameraConfig(_Section):
+    """An RTSP camera (rtsp) or an NVR recording folder (folder), and the options of its kind."""
+
+    name: CameraName
+    rtsp: RtspUrl | None = None
+    folder: ConfigPath | None = None
+    # Folder cameras.
+    pattern: Text = "*"
+    ignore: tuple[str, ...] = ("*.part", "*.tmp", "incomplete.*", ".*")
+    preset: Literal["frigate", "zoneminder", "blueiris", "synology", "custom"] | None = None
+    path_regex: Regex | None = None
+    timezone: TimeZone | None = None
+    poll: PollInterval = None
+    settle: Duration = 5.0
+    since: Since = "start"
+    cameras: tuple[str, ...] | None = None
+    # RTSP cameras.
+    clip_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    stall_timeout: Timeout = 10.0
+    audio: Literal["copy", "drop"] = "copy"
+
+    @property
+    def since_s(self) -> float | None:
+        """How far back the first scan looks, in seconds; None for "start" (only new files)."""
+        return None if self.since == "start" else parse_duration(self.since)
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        name = data.get("name")
+        who = f"camera {name!r}" if isinstance(name, str) else "this camera"
+        rtsp, folder = data.get("rtsp") is not None, data.get("folder") is not None
+        if rtsp and folder:
+            return [((), f"{who} has both rtsp and folder; give only one")]
+        if not rtsp and not folder:
+            return [((), f"{who} needs either rtsp (a stream URL) or folder (an NVR folder)")]
+        kind, other, wrong = (
+            ("rtsp", "folder", _FOLDER_KEYS) if rtsp else ("folder", "rtsp", _RTSP_KEYS)
+        )
+        given = {key for key, value in data.items() if value is not None}
+        problems: list[Problem] = [
+            ((key,), f"only for {other} cameras, and {who} uses {kind}")
+            for key in wrong
+            if key in given
+        ]
+        if folder:
+            preset = data.get("preset")
+            if preset == "custom" and "path_regex" not in given:
+                problems.append((("path_regex",), "missing: preset custom needs a path_regex"))
+            if preset != "custom" and "path_regex" in given:
+                problems.append((("path_regex",), "only used with preset: custom"))
+            if preset is None and "cameras" in given:
+                message = "only used with a preset (one folder, many cameras)"
+                problems.append((("cameras",), message))
+        return problems
+
+
+class StorageConfig(_Section):
+    """edged's own state; sizes in bytes, durations in seconds."""
+
+    dir: ConfigPath = Path("/var/lib/edged")
+    max_bytes: Size | None = None
+    min_free: Size = 10**9
+    keep_uploaded: Duration = 0.0
+
+
+class WebhookSink(_Section):
+    """POSTs each alert as JSON, signed with HMAC-SHA256 when secret is set."""
+
+    secret_files = ("secret",)
+
+    type: Literal["webhook"] = "webhook"
+    url: HttpUrl
+    secret: Secret | None = None
+    timeout: Timeout = 10.0
+
+
+class MqttSink(_Section):
+    """Publishes each alert to an MQTT broker under topic_prefix."""
+
+    secret_files = ("password",)
+
+    type: Literal["mqtt"] = "mqtt"
+    host: Text
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    topic_prefix: Text = "edged"
+    username: str | None = None
+    password: Secret | None = None
+    tls: bool = False
+    discovery: bool = False
+
+
+class CommandSink(_Section):
+    """Runs a program per alert; "{person}"-style fields in argv are filled in."""
+
+    type: Literal["command"] = "command"
+    argv: Argv
+    timeout: Timeout = 30.0
+
+
+class LogSink(_Section):
+    """Writes each alert to the log."""
+
+    type: Literal["log"] = "log"
+
+
+Sink = Annotated[WebhookSink | MqttSink | CommandSink | LogSink, Field(discriminator="type")]
+
+
+class AlertsConfig(_Section):
+    """When a match becomes an alert, and where alerts go."""
+
+    cooldown: Duration = 300.0
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
+    retry_max_age: Duration = 86400.0
+    sinks: tuple[Sink, ...] = ()
+
+
+class MetricsConfig(_Section):
+    """The private listener for /metrics and /healthz; listen None turns it off."""
+
+    listen: HostPort | None = "127.0.0.1:9464"
+
+    @property
+    def host(self) -> str | None:
+        return split_host_port(self.listen)[0] if self.listen else None
+
+    @property
+    def port(self) -> int | None:
+        return split_host_port(self.listen)[1] if self.listen else None
+
+
+class Config(_Section):
+    """The whole config; only api (with its key) is required."""
+
+    api: ApiConfig
+    callback: CallbackConfig = Field(default_factory=CallbackConfig)
+    persons: tuple[PersonConfig, ...] = ()
+    cameras: tuple[CameraConfig, ...] = ()
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    instance: Text = Field(default_factory=socket.gethostname)
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        problems: list[Problem] = []
+        persons, cameras = data.get("persons"), data.get("cameras")
+        if isinstance(persons, list):
+            if len(persons) > MAX_PERSONS:
+                message = f"at most {MAX_PERSONS} persons (API limit), got {len(persons)}"
+                problems.append((("persons",), message))
+            # The matcher finds persons by name in free text, so case does not tell them apart.
+            problems += _duplicate_names("persons", persons, str.casefold)
+        if isinstance(cameras, list):
+            problems += _duplicate_names("cameras", cameras, str)
+        return problems
+
+
+def _duplicate_names(section: str, items: list[Any], fold: Any) -> list[Problem]:
+    first: dict[str, int] = {}
+    problems: list[Problem] = []
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str):
+            seen = first.setdefault(fold(name), index)
+            if seen != index:
+                message = f"duplicate name {name!r} (also {section}[{seen}])"
+                problems.append(((section, index, "name"), message))
+    return problems
+
+
+_SECTIONS: dict[Loc, type[_Section]] = {
+    (): Config,
+    ("api",): ApiConfig,
+    ("callback",): CallbackConfig,
+    ("persons",): PersonConfig,
+    ("cameras",): CameraConfig,
+    ("storage",): StorageConfig,
+    ("alerts",): AlertsConfig,
+    ("metrics",): MetricsConfig,
+    ("alerts", "sinks", "webhook"): WebhookSink,
+    ("alerts", "sinks", "mqtt"): MqttSink,
+    ("alerts", "sinks", "command"): CommandSink,
+    ("alerts", "sinks", "log"): LogSink,
+}
+_MISSING_HINTS: dict[Loc, str] = {
+    ("api", "api_key"): "missing: set api_key (e.g. ${EDGED_API_KEY}) or api_key_file",
+    ("alerts", "sinks", "type"): "missing: set type to webhook, mqtt, command or log",
+}
+
+
+def _known_keys(loc: Loc) -> list[str]:
+    section = _SECTIONS.get(tuple(part for part in loc if isinstance(part, str)))
+    if section is None:
+        return []
+    return [*section.model_fields, *(f"{key}_file" for key in section.secret_files)]
+
+
+def parse_config(
+    text: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    source: str = "<config>",
+) -> Config:
+    """Validate config text; relative paths in it are taken from base_dir (default: cwd)."""
+    data, lines, problems = load_yaml(text, source)
+    if data is None:
+        data = {}  # an empty file: the missing api key is then the one thing to say
+    if not isinstance(data, dict):
+        shown = "a list" if isinstance(data, list) else repr(data)
+        raise ConfigError([f"{source} (line 1): expected a mapping of settings, got {shown}"])
+    data = expand_env(data, os.environ if env is None else env, (), problems)
+    # An empty section (`cameras:` with all entries commented out) means its defaults.
+    data = {key: value for key, value in data.items() if value is not None}
+    data.setdefault("api", {})
+    early = [loc for loc, _ in problems]
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data, context={"base_dir": base_dir or Path.cwd()})
+    except ValidationError as exc:
+        found = explain(exc, data, known_keys=_known_keys, missing_hints=_MISSING_HINTS)
+        # A value already reported (e.g. an unset variable) is not reported again as invalid.
+        problems += [p for p in found if not any(p[0][: len(loc)] == loc for loc in early)]
+    if problems or config is None:
+        raise ConfigError(render(problems, lines, source))
+    return config
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; ConfigError lists every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: config file not found"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not a UTF-8 text file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    return parse_config(text, env=env, base_dir=path.absolute().parent, source=str(path))
+
+
+def redacted_yaml(config: Config) -> str:
+    """The effective config as YAML, loadable again, with every secret shown as "***"."""
+    data = config.model_dump(mode="json")
+    for camera in data["cameras"]:
+        # A camera shows only the keys of its kind, so that the output loads again.
+        unused = (*_FOLDER_KEYS, "folder") if camera["rtsp"] else (*_RTSP_KEYS, "rtsp")
+        for key in unused:
+            del camera[key]
+    return yaml.safe_dump(_redact(data), sort_keys=False)
+
+
+def _redact(node: Any, key: object = None) -> Any:
+    if isinstance(node, dict):
+        return {k: _redact(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_redact(item) for item in node]
+    if key in SECRET_KEYS and node is not None:
+        return "***"
+    return redact_url(node) if isinstance(node, str) else node
