@@ -80,21 +80,40 @@ def main() -> int:
     )
     try:
         wait_for_port(api_port)
-        edged_s, edged_rss = run_measured([*EDGED, "upload", "-c", str(config), "--wait",
-                                           str(clip)])
+        edged_s, edged_rss = run_measured(
+            [*EDGED, "upload", "-c", str(config), "--wait", str(clip)]
+        )
         curl = shutil.which("curl")
         figures = {"size_bytes": size, "edged_s": edged_s, "edged_peak_rss_mb": edged_rss / 1e6}
         if curl:
-            req = json.dumps({"user_prompt": "x", "system_prompt": "y",
-                              "callback": f"http://127.0.0.1:{callback_port}/none"})
-            curl_s, curl_rss = run_measured([
-                curl, "-sS", "-o", "/dev/null", "-H", "Authorization: bench-key",
-                "-F", f"req={req};type=application/json", "-F", f"files=@{clip}",
-                f"http://127.0.0.1:{api_port}/v1/understand/uploadFile",
-            ])
-            figures |= {"curl_s": curl_s, "curl_peak_rss_mb": curl_rss / 1e6,
-                        "time_ratio_edged_over_curl": edged_s / curl_s,
-                        "rss_ratio_edged_over_curl": edged_rss / curl_rss}
+            req = json.dumps(
+                {
+                    "user_prompt": "x",
+                    "system_prompt": "y",
+                    "callback": f"http://127.0.0.1:{callback_port}/none",
+                }
+            )
+            curl_s, curl_rss = run_measured(
+                [
+                    curl,
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-H",
+                    "Authorization: bench-key",
+                    "-F",
+                    f"req={req};type=application/json",
+                    "-F",
+                    f"files=@{clip}",
+                    f"http://127.0.0.1:{api_port}/v1/understand/uploadFile",
+                ]
+            )
+            figures |= {
+                "curl_s": curl_s,
+                "curl_peak_rss_mb": curl_rss / 1e6,
+                "time_ratio_edged_over_curl": edged_s / curl_s,
+                "rss_ratio_edged_over_curl": edged_rss / curl_rss,
+            }
     finally:
         emulator.terminate()
         emulator.wait(10)

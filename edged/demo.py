@@ -55,6 +55,12 @@ def _write_png(path: Path, shade: int) -> None:
     path.write_bytes(b"".join(bytes(p) for p in codec.encode(frame)))
 
 
+def _prepare(work: Path) -> None:
+    _write_png(work / "alice.png", 40)
+    _write_png(work / "bob.png", 200)
+    (work / "nvr").mkdir()
+
+
 def _config_text(work: Path, api_url: str, callback_port: int, webhook_url: str) -> str:
     return f"""
 api:
@@ -113,11 +119,11 @@ class WebhookPrinter:
 
 
 async def _write_clips(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     for name, title in DEMO_CLIPS:
         temporary = folder / f"{name}.part"
         await asyncio.to_thread(make_clip, temporary, seconds=2, title=title)
-        temporary.rename(folder / name)  # how many NVRs finish a recording
+        # How many NVRs finish a recording: a temporary name, then a rename.
+        await asyncio.to_thread(temporary.rename, folder / name)
         print(f"  NVR wrote {name}", flush=True)
 
 
@@ -163,8 +169,7 @@ async def run_demo() -> int:
     await web.TCPSite(runner, "127.0.0.1", webhook_port).start()
     with tempfile.TemporaryDirectory(prefix="edged-demo-") as tmp:
         work = Path(tmp)
-        _write_png(work / "alice.png", 40)
-        _write_png(work / "bob.png", 200)
+        await asyncio.to_thread(_prepare, work)
         options = EmulatorOptions(callback_delay_s=0.3)
         async with run_emulator(options) as emulator:
             callback_port = _free_port()

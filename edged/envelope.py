@@ -28,8 +28,8 @@ def parse_envelope(body: Any) -> Envelope:
     if body.get("failed") is True or body.get("success") is False:
         ok = False
     msg = str(body.get("msg") or body.get("message") or "")
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
-    inner = data.get("data") if isinstance(data.get("data"), dict) else {}
+    data = _mapping(body.get("data"))
+    inner = _mapping(data.get("data"))
     task_id = _first_str(
         data.get("task_id"), body.get("task_id"), data.get("taskId"), body.get("taskId")
     )
@@ -37,6 +37,10 @@ def parse_envelope(body: Any) -> Envelope:
     tokens_raw = data.get("token") if isinstance(data.get("token"), dict) else body.get("token")
     tokens = _tokens(tokens_raw) if isinstance(tokens_raw, dict) else {}
     return Envelope(ok, code_text, msg, task_id, text, tokens)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _first_str(*values: Any) -> str | None:

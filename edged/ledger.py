@@ -143,7 +143,8 @@ class Ledger:
     def resume(self, clip_id: int | None = None) -> int:
         """On start: clips that were mid-upload when the process died go back to queued.
         Their attempt still counts: a clip that crashes edged must not be retried forever."""
-        query, params = "SELECT id FROM clips WHERE state=?", [ClipState.UPLOADING]
+        query = "SELECT id FROM clips WHERE state=?"
+        params: list[Any] = [ClipState.UPLOADING]
         if clip_id is not None:
             query += " AND id=?"
             params.append(clip_id)

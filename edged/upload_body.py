@@ -37,6 +37,7 @@ class FilePayload(Payload):
         self._handle = handle
         self._path = path
         self._size = size
+        self._length = size  # the declared size, typed as int for the loop below
         self._progress = progress
         self._stall_timeout_s = stall_timeout_s
 
@@ -45,10 +46,12 @@ class FilePayload(Payload):
         # abandoned write (the server answered early) leaks nothing. A retry starts over.
         await asyncio.to_thread(self._handle.seek, 0)
         sent = 0
-        while sent < self._size:
-            chunk = await asyncio.to_thread(self._handle.read, min(CHUNK_BYTES, self._size - sent))
+        while sent < self._length:
+            chunk = await asyncio.to_thread(
+                self._handle.read, min(CHUNK_BYTES, self._length - sent)
+            )
             if not chunk:
-                raise OSError(f"{self._path} shrank while uploading ({sent} of {self._size})")
+                raise OSError(f"{self._path} shrank while uploading ({sent} of {self._length})")
             try:
                 async with asyncio.timeout(self._stall_timeout_s):
                     await writer.write(chunk)
@@ -56,7 +59,7 @@ class FilePayload(Payload):
                 raise UploadStalled(f"upload stalled for {self._stall_timeout_s:.0f}s") from exc
             sent += len(chunk)
             if self._progress is not None:
-                self._progress(sent, self._size)
+                self._progress(sent, self._length)
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         raise TypeError("a video payload has no text form")

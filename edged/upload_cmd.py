@@ -21,50 +21,49 @@ from edged.config import Config
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.matcher import parse_matches, summarize
+from edged.persons import PersonDirectory
+from edged.sources.folder import file_identity
 from edged.uploader import Outcome, Uploader
 from edged.wiring import analysis_template, api_client, person_directory, upload_settings
 
 log = logging.getLogger(__name__)
 
 
-def file_identity(path: Path) -> str:
-    """Device, inode, size and mtime: the same recording, even after a rename."""
+def _identify(path: Path) -> tuple[Path, int, str]:
+    """Blocking: the absolute path, size and identity of the file to upload."""
     st = path.stat()
-    return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    return path.resolve(), st.st_size, file_identity(st)
 
 
 async def upload_command(config: Config, path: Path, *, camera: str, sync: bool, wait: bool) -> int:
     if sync and config.api.mode != "sync":
         config = config.model_copy(update={"api": config.api.model_copy(update={"mode": "sync"})})
     try:
-        source_key = await asyncio.to_thread(file_identity, path)
+        resolved, size, source_key = await asyncio.to_thread(_identify, path)
     except OSError as exc:
         print(f"edged upload: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    size = int(source_key.rsplit(":", 2)[1])
     ledger = await asyncio.to_thread(Ledger, config.storage.dir)
     db = AsyncLedger(ledger)
     try:
         clip, created = await db.run(
-            ledger.add_clip, NewClip(camera, path.resolve(), size, source_key=source_key)
+            ledger.add_clip, NewClip(camera, resolved, size, source_key=source_key)
         )
         print(f"clip {clip.id}: {'queued' if created else f'found in the ledger ({clip.state})'}")
         persons = await db.run(person_directory, config, ledger)
-        callbacks = CallbackApp(db, persons, max_attempts=config.api.max_attempts)
         if config.api.mode == "sync" or not wait:
-            return await _drive(config, db, clip.id, None, wait=wait)
-        server = CallbackServer(callbacks.app(), config.callback.host, config.callback.port)
-        async with server:
-            return await _drive(config, db, clip.id, server, wait=wait)
+            return await _drive(config, db, clip.id, persons, wait=wait)
+        callbacks = CallbackApp(db, persons, max_attempts=config.api.max_attempts)
+        async with CallbackServer(callbacks.app(), config.callback.host, config.callback.port):
+            return await _drive(config, db, clip.id, persons, wait=wait)
     finally:
         await db.aclose()
 
 
 async def _drive(
-    config: Config, db: AsyncLedger, clip_id: int, server: CallbackServer | None, *, wait: bool
+    config: Config, db: AsyncLedger, clip_id: int, persons: PersonDirectory, *, wait: bool
 ) -> int:
     ledger = db.ledger
-    persons = await db.run(person_directory, config, ledger)
     settings = upload_settings(config)
     async with api_client(config) as api:
         uploader = Uploader(db, api, analysis_template(config, persons), settings)

@@ -46,15 +46,21 @@ async def eventually(
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[Emulator]:
-    async with run_emulator(EmulatorOptions(callback_delay_s=0.05, callback_retry_delay_s=0.2),
-                            seed=1) as emu:
+    async with run_emulator(
+        EmulatorOptions(callback_delay_s=0.05, callback_retry_delay_s=0.2), seed=1
+    ) as emu:
         yield emu
 
 
 @pytest.fixture
 def clip_factory(tmp_path: Path) -> Callable[..., Awaitable[Path]]:
-    async def make(name: str = "clip.mp4", *, title: str | None = None,
-                   seconds: float = 1.0, folder: Path | None = None) -> Path:
+    async def make(
+        name: str = "clip.mp4",
+        *,
+        title: str | None = None,
+        seconds: float = 1.0,
+        folder: Path | None = None,
+    ) -> Path:
         path = (folder or tmp_path / "clips") / name
         return await asyncio.to_thread(make_clip, path, seconds=seconds, title=title)
 
@@ -82,7 +88,8 @@ def write_config(
 
 async def start_edged(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *EDGED, *args,
+        *EDGED,
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},

@@ -17,8 +17,12 @@ from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.persons import build_directory
 
-RESULT = {"code": 0, "message": "success", "task_id": "task-1",
-          "data": {"data": {"text": "Alice walks in."}, "token": {"total": 9}}}
+RESULT = {
+    "code": 0,
+    "message": "success",
+    "task_id": "task-1",
+    "data": {"data": {"text": "Alice walks in."}, "token": {"total": 9}},
+}
 
 
 @pytest.fixture
@@ -101,8 +105,10 @@ async def test_repeated_and_late_callbacks_are_no_ops(listener):
 async def test_failed_analysis_callback_schedules_a_resubmission(listener):
     url, db, clip = listener
     async with aiohttp.ClientSession() as http:
-        response = await http.post(f"{url}/callbacks/{clip.id}/{clip.callback_token}",
-                                   json={"code": "5001", "msg": "model overloaded"})
+        response = await http.post(
+            f"{url}/callbacks/{clip.id}/{clip.callback_token}",
+            json={"code": "5001", "msg": "model overloaded"},
+        )
     assert response.status == 200
     stored = await db.run(db.ledger.get, clip.id)
     assert stored.state is ClipState.RETRY_WAIT and "model overloaded" in stored.last_error

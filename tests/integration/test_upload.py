@@ -20,7 +20,9 @@ from edged.uploader import Outcome, Uploader, UploadSettings
 from tests.conftest import eventually, run_edged, start_edged, write_config
 
 REQUEST = AnalysisRequest(
-    user_prompt="Describe.", system_prompt="Analyst.", callback="http://127.0.0.1:9/cb",
+    user_prompt="Describe.",
+    system_prompt="Analyst.",
+    callback="http://127.0.0.1:9/cb",
     persons=(Person("Alice", "https://example.com/a.jpg"),),
 )
 
@@ -63,10 +65,22 @@ async def test_error_envelope_inside_http_200_is_an_error(emulator: Emulator, cl
 
 def _uploader(tmp_path: Path, api: ApiClient, clock, **settings) -> tuple[AsyncLedger, Uploader]:
     db = AsyncLedger(Ledger(tmp_path / "state", clock=clock))
-    defaults = dict(mode="async", public_url="http://127.0.0.1:9", max_attempts=5,
-                    max_file_bytes=10**9, max_duration_s=7200, backoff_base_s=0.5)
-    uploader = Uploader(db, api, REQUEST, UploadSettings(**{**defaults, **settings}),
-                        rng=random.Random(3), clock=clock)
+    defaults = dict(
+        mode="async",
+        public_url="http://127.0.0.1:9",
+        max_attempts=5,
+        max_file_bytes=10**9,
+        max_duration_s=7200,
+        backoff_base_s=0.5,
+    )
+    uploader = Uploader(
+        db,
+        api,
+        REQUEST,
+        UploadSettings(**{**defaults, **settings}),
+        rng=random.Random(3),
+        clock=clock,
+    )
     return db, uploader
 
 
@@ -104,7 +118,8 @@ async def test_oversize_and_overlong_clips_are_refused_before_any_byte_is_sent(
         assert await small.upload(await db.run(db.ledger.take_for_upload)) is Outcome.FAILED
         _, short = _uploader(tmp_path, api, time.time, max_duration_s=0.5)
         second, _ = await db.run(
-            db.ledger.add_clip, NewClip("cam", await clip_factory("b.mp4", seconds=2), 1))
+            db.ledger.add_clip, NewClip("cam", await clip_factory("b.mp4", seconds=2), 1)
+        )
         assert await short.upload(await db.run(db.ledger.take_for_upload)) is Outcome.FAILED
         failed = [await db.run(db.ledger.get, c.id) for c in (first, second)]
         await db.aclose()
@@ -119,14 +134,16 @@ async def test_req_part_carries_exactly_the_configured_prompts_flags_and_persons
     image = tmp_path / "bob.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     config = write_config(
-        tmp_path, emulator.url,
+        tmp_path,
+        emulator.url,
         api_extra="  user_prompt: Watch the gate.\n  system_prompt: You guard a farm.\n"
-                  "  thinking: true\n  qa: true\n  reasoning_effort: '3'\n",
+        "  thinking: true\n  qa: true\n  reasoning_effort: '3'\n",
         extra=f"persons:\n  - name: Alice\n    url: https://example.com/alice.jpg\n"
-              f"  - name: Bob\n    image: {image}\n",
+        f"  - name: Bob\n    image: {image}\n",
     )
-    code, out, err = await run_edged("upload", "-c", str(config), "--sync",
-                                     str(await clip_factory("bob.mp4")))
+    code, out, err = await run_edged(
+        "upload", "-c", str(config), "--sync", str(await clip_factory("bob.mp4"))
+    )
     assert code == 0, err
     req = emulator.received[-1].req
     assert req["system_prompt"] == "You guard a farm."
@@ -146,8 +163,7 @@ async def test_401_stops_upload_with_a_clear_message_and_keeps_the_queue(
 ):
     emulator.options.api_key = "the-real-key"
     config = write_config(tmp_path, emulator.url, api_key="a-wrong-key")
-    code, _, err = await run_edged("upload", "-c", str(config), "--wait",
-                                   str(await clip_factory()))
+    code, _, err = await run_edged("upload", "-c", str(config), "--wait", str(await clip_factory()))
     assert code == 1
     assert "refused the key" in err and "a-wrong-key" not in err
     ledger = Ledger(tmp_path / "state")
@@ -160,8 +176,11 @@ async def test_kill_9_during_upload_then_rerun_ends_done(
     emulator: Emulator, clip_factory, tmp_path: Path
 ):
     emulator.options.latency_s = 30  # the first upload hangs until it is killed
-    config = write_config(tmp_path, emulator.url,
-                          extra="persons:\n  - name: Alice\n    url: https://example.com/a.jpg\n")
+    config = write_config(
+        tmp_path,
+        emulator.url,
+        extra="persons:\n  - name: Alice\n    url: https://example.com/a.jpg\n",
+    )
     clip = await clip_factory("alice.mp4", title="Alice")
     process = await start_edged("upload", "-c", str(config), "--wait", str(clip))
     ledger_path = tmp_path / "state" / "ledger.sqlite3"
@@ -190,8 +209,11 @@ async def test_kill_9_during_upload_then_rerun_ends_done(
     # The killed request never completed, so the service analysed the clip once.
     assert [r.file_name for r in emulator.received] == ["alice.mp4"]
     assert "Alice: present" in out
-    assert emulator.received[-1].req["callback"].endswith(
-        f"/callbacks/{done.id}/{done.callback_token}")
+    assert (
+        emulator.received[-1]
+        .req["callback"]
+        .endswith(f"/callbacks/{done.id}/{done.callback_token}")
+    )
 
 
 async def test_uploads_pause_on_auth_failure(emulator: Emulator, clip_factory, tmp_path: Path):
