@@ -1,0 +1,179 @@
+"""The emulator's knobs and the records it keeps of what it received and sent.
+
+The options stay a plain mutable dataclass so that tests can flip a field between
+two requests, in process or over `POST /_emulator/options`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edged.errors import EdgedError
+
+# Success envelope variants seen in the API documentation (see API.md).
+ENVELOPES = ("code0", "code0000", "code200", "string0", "toplevel_task_id", "taskId")
+
+
+class OptionError(EdgedError, ValueError):
+    """An emulator option is unknown or has a value of the wrong type or range."""
+
+
+@dataclass
+class EmulatorOptions:
+    """How the emulator behaves; every field can change while it runs."""
+
+    api_key: str | None = None
+    callback_delay_s: float = 0.5
+    latency_s: float = 0.0
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (503,)
+    fail_next: list[int] = field(default_factory=list)
+    retry_after_s: float | None = 1.0
+    envelope: str = "code0"
+    error_envelope_rate: float = 0.0
+    duplicate_callbacks: int = 0
+    late_callback_s: float = 0.0
+    drop_callbacks: bool = False
+    callback_retries: int = 3
+    callback_retry_delay_s: float = 1.0
+    max_file_bytes: int = 8 * 10**9
+    max_duration_s: float = 7200.0
+    drop_connection_rate: float = 0.0
+    text: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise OptionError on values the emulator cannot act on."""
+        if self.envelope not in ENVELOPES:
+            raise OptionError(f"envelope: expected one of {', '.join(ENVELOPES)}")
+        for name in ("error_rate", "error_envelope_rate", "drop_connection_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise OptionError(f"{name}: expected a fraction between 0 and 1")
+        for name in (
+            "callback_delay_s",
+            "latency_s",
+            "late_callback_s",
+            "callback_retry_delay_s",
+            "duplicate_callbacks",
+            "callback_retries",
+            "max_file_bytes",
+            "max_duration_s",
+        ):
+            if getattr(self, name) < 0:
+                raise OptionError(f"{name}: must not be negative")
+        if self.retry_after_s is not None and self.retry_after_s < 0:
+            raise OptionError("retry_after_s: must not be negative")
+        for name in ("error_statuses", "fail_next"):
+            if any(not 400 <= status <= 599 for status in getattr(self, name)):
+                raise OptionError(f"{name}: expected HTTP error statuses (400..599)")
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as a JSON object, as `GET /_emulator/options` shows them."""
+        data = dataclasses.asdict(self)
+        data["error_statuses"] = list(self.error_statuses)
+        return data
+
+    def update(self, changes: Mapping[str, object]) -> None:
+        """Apply JSON-typed changes all at once, or none of them on any error."""
+        converted: dict[str, Any] = {}
+        for name, value in changes.items():
+            kind = _FIELD_TYPES.get(name)
+            if kind is None:
+                raise OptionError(f"{name}: unknown option")
+            converted[name] = _CONVERTERS[kind](name, value)
+        candidate = dataclasses.replace(self, **converted)  # runs validate()
+        for name in converted:
+            setattr(self, name, getattr(candidate, name))
+
+
+def _float(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OptionError(f"{name}: expected a number")
+    return float(value)
+
+
+def _int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"{name}: expected an integer")
+    return value
+
+
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise OptionError(f"{name}: expected true or false")
+    return value
+
+
+def _optional_str(name: str, value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise OptionError(f"{name}: expected a string or null")
+    return value
+
+
+def _optional_float(name: str, value: object) -> float | None:
+    return None if value is None else _float(name, value)
+
+
+def _str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise OptionError(f"{name}: expected a string")
+    return value
+
+
+def _int_list(name: str, value: object) -> list[int]:
+    if not isinstance(value, list):
+        raise OptionError(f"{name}: expected a list of HTTP statuses")
+    return [_int(name, item) for item in value]
+
+
+def _int_tuple(name: str, value: object) -> tuple[int, ...]:
+    return tuple(_int_list(name, value))
+
+
+# Keyed by the annotation text, which `from __future__ import annotations` keeps as a string.
+_CONVERTERS: dict[str, Callable[[str, object], object]] = {
+    "float": _float,
+    "int": _int,
+    "bool": _bool,
+    "str": _str,
+    "str | None": _optional_str,
+    "float | None": _optional_float,
+    "tuple[int, ...]": _int_tuple,
+    "list[int]": _int_list,
+}
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(EmulatorOptions)}
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """One API request as the emulator saw it, and what it answered."""
+
+    endpoint: str
+    authorization: str | None
+    req: dict[str, Any]
+    file_name: str | None
+    file_size: int | None
+    file_sha256: str | None
+    status: int  # 0 when the connection was dropped without an answer
+    task_id: str | None
+    received_at: float
+    error: str | None = None  # the `msg` of an error envelope, if one was answered
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """One POST of a result to a callback URL (each retry and duplicate is its own record)."""
+
+    url: str
+    task_id: str
+    body: dict[str, Any]
+    copy: int  # 0 for the first delivery, 1.. for duplicates
+    attempt: int  # 1 for the first try of this copy
+    status: int | None
+    error: str | None
+    sent_at: float
