@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path | None) -> Config:
-    from edged.upload_cmd import default_config_path
+def default_config_path() -> Path:
+    return Path(os.environ.get("EDGED_CONFIG", "/etc/edged/config.yaml"))
 
+
+def _load(path: Path | None) -> Config:
     return load_config(path or default_config_path())
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -156,7 +155,3 @@ async def _print_result(db: AsyncLedger, clip: Clip, names: tuple[str, ...]) -> 
     if result and result.tokens_total is not None:
         print(f"tokens: {result.tokens_total}")
     return 0
-
-
-def default_config_path() -> Path:
-    return Path(os.environ.get("EDGED_CONFIG", "/etc/edged/config.yaml"))
