@@ -38,6 +38,9 @@ class NewClip:
     # Identity of the source file (device, inode, size, mtime_ns): a rename or a
     # restart must not enqueue the same recording twice.
     source_key: str | None = None
+    # Hash of the file's head and tail: tells a touched file (same content) from a new
+    # file that reuses a deleted one's inode, and lets the uploader see a replaced file.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +60,4 @@ class Clip:
     last_error: str | None
     next_attempt_at: float | None
     found_at: float
+    fingerprint: str | None = None

@@ -82,8 +82,8 @@ class Ledger:
                 if row is not None:
                     return _clip(row), False
             cursor = conn.execute(
-                "INSERT INTO clips (camera, path, size, start_at, duration_s, source_key, state,"
-                " found_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO clips (camera, path, size, start_at, duration_s, source_key,"
+                " fingerprint, state, found_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.camera,
                     str(new.path),
@@ -91,6 +91,7 @@ class Ledger:
                     new.start.isoformat() if new.start else None,
                     new.duration_s,
                     new.source_key,
+                    new.fingerprint,
                     ClipState.QUEUED,
                     now,
                     now,
@@ -108,6 +109,15 @@ class Ledger:
     def find_by_source_key(self, source_key: str) -> Clip | None:
         row = self._conn.execute("SELECT * FROM clips WHERE source_key=?", (source_key,)).fetchone()
         return _clip(row) if row else None
+
+    def fingerprints_with_prefix(self, prefix: str) -> dict[str, str | None]:
+        """source_key → fingerprint of every clip whose key starts with `prefix` (uses the
+        unique index on source_key: a range, not a scan)."""
+        rows = self._conn.execute(
+            "SELECT source_key, fingerprint FROM clips WHERE source_key >= ? AND source_key < ?",
+            (prefix, prefix + "\U0010ffff"),
+        ).fetchall()
+        return {row["source_key"]: row["fingerprint"] for row in rows}
 
     def in_state(self, *states: ClipState) -> list[Clip]:
         marks = ",".join("?" for _ in states)
@@ -398,4 +408,5 @@ def _clip(row: sqlite3.Row) -> Clip:
         last_error=row["last_error"],
         next_attempt_at=row["next_attempt_at"],
         found_at=row["found_at"],
+        fingerprint=row["fingerprint"],
     )

@@ -24,6 +24,7 @@ CREATE TABLE clips (
     start_at           TEXT,
     duration_s         REAL,
     source_key         TEXT UNIQUE,
+    fingerprint        TEXT,
     state              TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
     next_attempt_at    REAL,

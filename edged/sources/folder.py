@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import hashlib
 import logging
 import os
 import time
@@ -34,9 +35,27 @@ _PROBE_LIMIT_BYTES = 1 << 62
 _PROBE_LIMIT_S = float("inf")
 
 
+FINGERPRINT_BYTES = 64 * 1024
+
+
+def identity_prefix(st: os.stat_result) -> str:
+    return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:"
+
+
 def file_identity(st: os.stat_result) -> str:
     """Device, inode, size and mtime: the same recording, even after a rename."""
-    return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    return f"{identity_prefix(st)}{st.st_mtime_ns}"
+
+
+def file_fingerprint(path: str | Path, size: int) -> str:
+    """Blocking: a hash of the first and last 64 KiB and the size. Cheap even for big files."""
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        if size > 2 * FINGERPRINT_BYTES:
+            handle.seek(size - FINGERPRINT_BYTES)
+        digest.update(handle.read(FINGERPRINT_BYTES))
+    return digest.hexdigest()[:32]
 
 
 @dataclass
@@ -186,7 +205,14 @@ class FolderSource:
         try:
             st = await asyncio.to_thread(os.stat, path)
             key = file_identity(st)
-            if await self._db.run(self._db.ledger.find_by_source_key, key) is not None:
+            known = await self._db.run(
+                self._db.ledger.fingerprints_with_prefix, identity_prefix(st)
+            )
+            fingerprint = None
+            if key not in known:
+                fingerprint = await asyncio.to_thread(file_fingerprint, path, st.st_size)
+            if key in known or fingerprint in known.values():
+                # Already in the ledger: a restart, a rename, or a touch of the same content.
                 self._candidates.pop(path, None)
                 return
             info = await asyncio.to_thread(
@@ -209,7 +235,7 @@ class FolderSource:
         start = datetime.fromtimestamp(st.st_mtime - info.duration_s, UTC)
         clip, created = await self._db.run(
             self._db.ledger.add_clip,
-            NewClip(self.name, Path(path), st.st_size, start, info.duration_s, key),
+            NewClip(self.name, Path(path), st.st_size, start, info.duration_s, key, fingerprint),
         )
         self._candidates.pop(path, None)
         if created:
