@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 
 from edged.errors import EdgedError
+from edged.mp4boxes import looks_like_mp4, mp4_incomplete_reason
 
 
 class ClipRejected(EdgedError):
@@ -35,6 +36,11 @@ def probe_video(path: Path, *, max_bytes: int, max_duration_s: float) -> VideoIn
         )
     if size == 0:
         raise ClipRejected(f"{path.name}: empty file")
+    with path.open("rb") as handle:
+        if looks_like_mp4(handle.read(8)):
+            reason = mp4_incomplete_reason(handle, size)
+            if reason is not None:
+                raise ClipRejected(f"{path.name}: incomplete MP4: {reason}")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.video:

@@ -106,6 +106,8 @@ class FolderSource:
         self._clock = clock
         self._tick_s = min(tick_s, camera.settle / 2) if camera.settle > 0 else tick_s
         self._candidates: dict[str, _Candidate] = {}
+        #: Set once the watcher runs and the catch-up scan is done.
+        self.ready = asyncio.Event()
 
     def _wanted(self, path: str) -> bool:
         name = os.path.basename(path)
@@ -121,6 +123,7 @@ class FolderSource:
         await asyncio.to_thread(observer.start)
         try:
             await self._catch_up()
+            self.ready.set()
             while True:
                 try:
                     kind, path = await asyncio.wait_for(queue.get(), self._tick_s)
@@ -218,6 +221,9 @@ class FolderSource:
             info = await asyncio.to_thread(
                 probe_video, Path(path), max_bytes=_PROBE_LIMIT_BYTES, max_duration_s=_PROBE_LIMIT_S
             )
+            after = await asyncio.to_thread(os.stat, path)
+            if file_identity(after) != key:
+                return  # written to while it was probed: not finished, look again later
         except FileNotFoundError:
             self._candidates.pop(path, None)
             return

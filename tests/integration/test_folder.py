@@ -1,0 +1,221 @@
+"""The folder source on real files written the way NVRs write them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from edged.clip import Clip, ClipState
+from edged.config import parse_config
+from edged.ledger import Ledger
+from edged.ledger_async import AsyncLedger
+from edged.samples import make_clip
+from edged.sources.folder import FolderSource
+from tests.conftest import eventually
+
+
+class Sources:
+    """Starts FolderSources on tmp_path/nvr with given camera options; stops them all after."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self._tmp_path = tmp_path
+        self._running: dict[int, tuple[asyncio.Task[None], AsyncLedger]] = {}
+
+    async def __call__(self, options: str = "", *, settle: str = "0.5s") -> AsyncLedger:
+        config = parse_config(
+            f"api: {{api_key: k}}\ncameras:\n  - name: cam\n"
+            f"    folder: {self._tmp_path / 'nvr'}\n    settle: {settle}\n{options}"
+        )
+        db = AsyncLedger(await asyncio.to_thread(Ledger, self._tmp_path / "state"))
+        source = FolderSource(db, config.cameras[0], tick_s=0.05)
+        self._running[id(db)] = (asyncio.create_task(source.run()), db)
+        await asyncio.wait_for(source.ready.wait(), 20)
+        return db
+
+    async def stop(self, db: AsyncLedger) -> None:
+        task, _ = self._running.pop(id(db))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await db.aclose()
+
+    async def stop_all(self) -> None:
+        for _, db in list(self._running.values()):
+            await self.stop(db)
+
+
+@pytest.fixture
+async def run_source(tmp_path: Path) -> AsyncIterator[Sources]:
+    (tmp_path / "nvr").mkdir()
+    sources = Sources(tmp_path)
+    yield sources
+    await sources.stop_all()
+
+
+async def clips(db: AsyncLedger) -> list[Clip]:
+    return await db.run(db.ledger.in_state, *ClipState)
+
+
+async def recording(tmp_path: Path, name: str = "rec.mp4", seconds: float = 2) -> bytes:
+    source = tmp_path / "scratch" / name
+    await asyncio.to_thread(make_clip, source, seconds=seconds)
+    return await asyncio.to_thread(source.read_bytes)
+
+
+async def write_in_chunks(path: Path, data: bytes, *, reopen: bool, chunk: int = 2048) -> None:
+    """An NVR writing a recording in place, slowly; `reopen` closes the file between chunks."""
+    handle = None if reopen else open(path, "wb")  # noqa: SIM115 (closed in finally)
+    try:
+        for offset in range(0, len(data), chunk):
+            if reopen:
+                with open(path, "ab") as piece:
+                    piece.write(data[offset : offset + chunk])
+            else:
+                assert handle is not None
+                handle.write(data[offset : offset + chunk])
+                handle.flush()
+            await asyncio.sleep(0.002)  # pacing of the writer, not synchronisation
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+async def settled_count(db: AsyncLedger, expected: int) -> list[Clip]:
+    await eventually(lambda: _count(db, expected), what=f"{expected} clips in the ledger")
+    return await clips(db)
+
+
+async def _count(db: AsyncLedger, expected: int) -> bool:
+    return len(await clips(db)) >= expected
+
+
+@pytest.mark.parametrize("reopen", [False, True], ids=["one-handle", "append-and-close"])
+async def test_file_written_in_place_is_queued_once_complete(
+    run_source: Sources, tmp_path: Path, reopen: bool
+):
+    db = await run_source("    since: 1h\n")
+    data = await recording(tmp_path)
+    target = tmp_path / "nvr" / "rec.mp4"
+    await write_in_chunks(target, data, reopen=reopen)
+    [clip] = await settled_count(db, 1)
+    assert clip.size == len(data) and clip.camera == "cam"
+    assert clip.duration_s == pytest.approx(2.0, abs=0.2)
+
+
+async def test_closed_file_is_queued_without_waiting_for_settle(run_source: Sources, tmp_path):
+    db = await run_source("    since: 1h\n", settle="1h")
+    data = await recording(tmp_path)
+    await asyncio.to_thread((tmp_path / "nvr" / "closed.mp4").write_bytes, data)
+    [clip] = await settled_count(db, 1)
+    assert clip.path.name == "closed.mp4"
+
+
+async def test_temp_name_then_rename_is_queued_once(run_source: Sources, tmp_path: Path):
+    db = await run_source("    since: 1h\n")
+    data = await recording(tmp_path)
+    part = tmp_path / "nvr" / "day" / "rec.mp4.part"
+    part.parent.mkdir()
+    await write_in_chunks(part, data, reopen=False)
+    part.rename(part.with_name("rec.mp4"))
+    [clip] = await settled_count(db, 1)
+    assert clip.path == tmp_path / "nvr" / "day" / "rec.mp4"
+
+
+async def test_hard_link_from_incomplete_name(run_source: Sources, tmp_path: Path):
+    db = await run_source("    since: 1h\n")
+    data = await recording(tmp_path)
+    incomplete = tmp_path / "nvr" / "incomplete.mp4"
+    await write_in_chunks(incomplete, data, reopen=False)
+    final = tmp_path / "nvr" / "1234-video.mp4"
+    os.link(incomplete, final)
+    incomplete.unlink()
+    [clip] = await settled_count(db, 1)
+    assert clip.path == final
+
+
+async def test_polling_mode_for_network_shares(run_source: Sources, tmp_path: Path):
+    db = await run_source("    since: 1h\n    poll: 0.2s\n")
+    data = await recording(tmp_path)
+    await write_in_chunks(tmp_path / "nvr" / "share.mp4", data, reopen=True)
+    [clip] = await settled_count(db, 1)
+    assert clip.size == len(data)
+
+
+async def test_invalid_file_is_reported_once_and_skipped(
+    run_source: Sources, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.ERROR, logger="edged.sources.folder")
+    db = await run_source("    since: 1h\n")
+    await asyncio.to_thread((tmp_path / "nvr" / "broken.mp4").write_bytes, b"\0" * 5000)
+    data = await recording(tmp_path)
+    await asyncio.to_thread((tmp_path / "nvr" / "good.mp4").write_bytes, data)
+    await settled_count(db, 1)
+
+    def reported() -> bool:
+        return any("broken.mp4" in r.getMessage() for r in caplog.records)
+
+    await eventually(reported, what="the broken file to be reported")
+    # Let several settle periods pass: the report must not repeat.
+    end = time.monotonic() + 1.5
+    await eventually(lambda: time.monotonic() > end, what="a few settle periods")
+    assert sum("broken.mp4" in r.getMessage() for r in caplog.records) == 1
+    assert [c.path.name for c in await clips(db)] == ["good.mp4"]
+
+
+async def test_ignored_names_are_never_queued(run_source: Sources, tmp_path: Path):
+    db = await run_source("    since: 1h\n")
+    data = await recording(tmp_path)
+    for name in (".hidden.mp4", "x.tmp", "incomplete.123.mp4", "rec.mp4.part"):
+        await asyncio.to_thread((tmp_path / "nvr" / name).write_bytes, data)
+    await asyncio.to_thread((tmp_path / "nvr" / "real.mp4").write_bytes, data)
+    await settled_count(db, 1)
+    end = time.monotonic() + 1.0
+    await eventually(lambda: time.monotonic() > end, what="two settle periods")
+    assert [c.path.name for c in await clips(db)] == ["real.mp4"]
+
+
+async def test_catch_up_oldest_first_bounded_by_since(run_source: Sources, tmp_path: Path):
+    data = await recording(tmp_path)
+    now = time.time()
+    for name, age_s in (("new.mp4", 60), ("old.mp4", 600), ("ancient.mp4", 7200)):
+        path = tmp_path / "nvr" / name
+        path.write_bytes(data)
+        os.utime(path, (now - age_s, now - age_s))
+    db = await run_source("    since: 1h\n")
+    found = await settled_count(db, 2)
+    assert [c.path.name for c in found] == ["old.mp4", "new.mp4"]
+
+
+async def test_restart_rename_and_touch_do_not_enqueue_twice(run_source: Sources, tmp_path: Path):
+    data = await recording(tmp_path)
+    path = tmp_path / "nvr" / "rec.mp4"
+    path.write_bytes(data)
+    db = await run_source("    since: 1h\n")
+    [first] = await settled_count(db, 1)
+    await run_source.stop(db)
+    path.rename(path.with_name("renamed.mp4"))
+    os.utime(path.with_name("renamed.mp4"))  # a touch: new mtime, same content
+    data_b = await recording(tmp_path, "other.mp4", seconds=3)
+    (tmp_path / "nvr" / "other.mp4").write_bytes(data_b)
+    again = await run_source("    since: 1h\n")
+    found = await settled_count(again, 2)
+    assert [c.path.name for c in found] == ["rec.mp4", "other.mp4"]
+    assert found[0].id == first.id
+
+
+async def test_since_start_skips_the_archive_on_first_run(run_source: Sources, tmp_path: Path):
+    data = await recording(tmp_path)
+    archived = tmp_path / "nvr" / "archive.mp4"
+    archived.write_bytes(data)
+    os.utime(archived, (time.time() - 60, time.time() - 60))
+    db = await run_source()
+    await asyncio.to_thread((tmp_path / "nvr" / "fresh.mp4").write_bytes, data + b"")
+    found = await settled_count(db, 1)
+    assert [c.path.name for c in found] == ["fresh.mp4"]

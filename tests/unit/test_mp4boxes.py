@@ -1,0 +1,38 @@
+"""The MP4 completeness check on a real clip cut at every interesting length."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from edged.mp4boxes import looks_like_mp4, mp4_incomplete_reason
+from edged.samples import make_clip
+
+
+@pytest.fixture(scope="module")
+def clip_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path: Path = make_clip(tmp_path_factory.mktemp("mp4") / "c.mp4", seconds=1)
+    return path.read_bytes()
+
+
+def test_complete_file_passes(clip_bytes: bytes) -> None:
+    assert looks_like_mp4(clip_bytes[:8])
+    assert mp4_incomplete_reason(io.BytesIO(clip_bytes), len(clip_bytes)) is None
+
+
+def test_every_truncation_is_caught(clip_bytes: bytes) -> None:
+    for cut in range(8, len(clip_bytes), 97):
+        data = clip_bytes[:cut]
+        assert mp4_incomplete_reason(io.BytesIO(data), len(data)) is not None, cut
+
+
+def test_mdat_without_size_is_still_being_written() -> None:
+    data = b"\0\0\0\x10ftypisom\0\0\0\0" + b"\0\0\0\0mdat" + b"x" * 100
+    reason = mp4_incomplete_reason(io.BytesIO(data), len(data))
+    assert reason is not None and "still being written" in reason
+
+
+def test_not_mp4_is_recognised() -> None:
+    assert not looks_like_mp4(b"\x1aE\xdf\xa3 matroska")
