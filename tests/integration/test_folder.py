@@ -69,22 +69,24 @@ async def recording(tmp_path: Path, name: str = "rec.mp4", seconds: float = 2) -
     return await asyncio.to_thread(source.read_bytes)
 
 
-async def write_in_chunks(path: Path, data: bytes, *, reopen: bool, chunk: int = 2048) -> None:
-    """An NVR writing a recording in place, slowly; `reopen` closes the file between chunks."""
-    handle = None if reopen else open(path, "wb")  # noqa: SIM115 (closed in finally)
-    try:
+def _write_in_chunks(path: Path, data: bytes, reopen: bool, chunk: int) -> None:
+    if reopen:
         for offset in range(0, len(data), chunk):
-            if reopen:
-                with open(path, "ab") as piece:
-                    piece.write(data[offset : offset + chunk])
-            else:
-                assert handle is not None
-                handle.write(data[offset : offset + chunk])
-                handle.flush()
-            await asyncio.sleep(0.002)  # pacing of the writer, not synchronisation
-    finally:
-        if handle is not None:
-            handle.close()
+            with open(path, "ab") as piece:
+                piece.write(data[offset : offset + chunk])
+            time.sleep(0.002)  # pacing of the writer, not synchronisation
+        return
+    with open(path, "wb") as handle:
+        for offset in range(0, len(data), chunk):
+            handle.write(data[offset : offset + chunk])
+            handle.flush()
+            time.sleep(0.002)
+
+
+async def write_in_chunks(path: Path, data: bytes, *, reopen: bool, chunk: int = 2048) -> None:
+    """An NVR writing a recording in place, slowly, on its own thread; `reopen` closes the
+    file between chunks."""
+    await asyncio.to_thread(_write_in_chunks, path, data, reopen, chunk)
 
 
 async def settled_count(db: AsyncLedger, expected: int) -> list[Clip]:
