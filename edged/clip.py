@@ -61,3 +61,4 @@ class Clip:
     next_attempt_at: float | None
     found_at: float
     fingerprint: str | None = None
+    failures: int = 0  # transient failures in a row, for the backoff

@@ -207,13 +207,33 @@ class Ledger:
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE clips SET task_id=COALESCE(task_id, ?), upload_finished_at=?, updated_at=?,"
+                " failures=0,"
                 " state=CASE WHEN state=? THEN ? ELSE state END WHERE id=?",
                 (task_id, now, now, ClipState.UPLOADING, ClipState.SUBMITTED, clip_id),
             )
             self._event(conn, clip_id, "submitted", task_id)
 
-    def mark_retry(self, clip_id: int, error: str, next_attempt_at: float) -> None:
-        self._move(clip_id, ClipState.RETRY_WAIT, error, next_attempt_at=next_attempt_at)
+    def mark_retry(
+        self, clip_id: int, error: str, next_attempt_at: float, *, counted: bool = True
+    ) -> None:
+        """A transient failure. `counted=False` (the service was down or unreachable: not
+        the clip's fault) gives the attempt back, so an outage never uses up max_attempts."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=?, next_attempt_at=?, updated_at=?,"
+                " failures=failures+1, attempts=attempts-? WHERE id=? AND state=?",
+                (
+                    ClipState.RETRY_WAIT,
+                    error,
+                    next_attempt_at,
+                    self._clock(),
+                    0 if counted else 1,
+                    clip_id,
+                    ClipState.UPLOADING,
+                ),
+            )
+            if cursor.rowcount:
+                self._event(conn, clip_id, ClipState.RETRY_WAIT.value, error)
 
     def mark_failed(self, clip_id: int, reason: str) -> None:
         self._move(clip_id, ClipState.FAILED, reason)
@@ -409,4 +429,5 @@ def _clip(row: sqlite3.Row) -> Clip:
         next_attempt_at=row["next_attempt_at"],
         found_at=row["found_at"],
         fingerprint=row["fingerprint"],
+        failures=row["failures"],
     )

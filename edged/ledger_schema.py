@@ -27,6 +27,7 @@ CREATE TABLE clips (
     fingerprint        TEXT,
     state              TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
+    failures           INTEGER NOT NULL DEFAULT 0,
     next_attempt_at    REAL,
     callback_token     TEXT,
     task_id            TEXT,

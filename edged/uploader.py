@@ -143,8 +143,10 @@ class Uploader:
             envelope = await self._api.upload_file(clip.path, request, sync=sync, progress=progress)
         except ApiError as exc:
             return await self._api_failed(clip, exc)
+        except FileNotFoundError:
+            return await self._fail(clip, "source gone: the file was deleted before upload")
         except OSError as exc:
-            return await self._retry(clip, f"reading the clip failed: {exc}", None)
+            return await self._retry(clip, f"reading the clip failed: {exc}", None, counted=True)
 
         if sync:
             await self._db.run(ledger.mark_submitted, clip.id, envelope.task_id)
@@ -169,19 +171,26 @@ class Uploader:
             return Outcome.AUTH_PAUSED
         if exc.failure is Failure.PERMANENT:
             return await self._fail(clip, str(exc))
-        return await self._retry(clip, str(exc), exc.retry_after_s)
+        # The service answering with an error envelope counts against the clip; the service
+        # being down, overloaded or unreachable does not (it is retried for as long as it lasts).
+        answered = exc.status is not None and exc.status < 300
+        return await self._retry(clip, str(exc), exc.retry_after_s, counted=answered)
 
-    async def _retry(self, clip: Clip, reason: str, retry_after_s: float | None) -> Outcome:
-        if clip.attempts >= self._settings.max_attempts:
+    async def _retry(
+        self, clip: Clip, reason: str, retry_after_s: float | None, *, counted: bool
+    ) -> Outcome:
+        if counted and clip.attempts >= self._settings.max_attempts:
             return await self._fail(clip, f"{reason} (gave up after {clip.attempts} attempts)")
         delay = retry_delay(
-            clip.attempts,
+            clip.failures + 1,
             retry_after_s,
             base_s=self._settings.backoff_base_s,
             cap_s=self._settings.backoff_cap_s,
             rng=self._rng,
         )
-        await self._db.run(self._db.ledger.mark_retry, clip.id, reason, self._clock() + delay)
+        await self._db.run(
+            self._db.ledger.mark_retry, clip.id, reason, self._clock() + delay, counted=counted
+        )
         log.warning(
             "upload failed camera=%s clip=%s attempt=%d retry_in=%.1fs: %s",
             clip.camera,
