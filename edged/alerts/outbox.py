@@ -70,21 +70,22 @@ def next_wakeup(ledger: Ledger, sink: str) -> float | None:
 
 
 def in_cooldown(ledger: Ledger, alert: Alert, cooldown_s: float) -> bool:
-    """Was the same person on the same camera already sent to this sink within the cooldown
-    before this sighting? Counted from alerts actually sent, by the time of the sighting, so
-    a backlog drained after an outage is judged as it happened."""
+    """Was the same person on the same camera already sent to this sink for a sighting within
+    the cooldown of this one? Counted from alerts actually sent, by the time of the sighting,
+    so a backlog drained after an outage is judged as it happened; the window looks both ways
+    because a retried alert can be delivered after a later one."""
     if cooldown_s <= 0:
         return False
     rows = ledger.execute(
         "SELECT 1 FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
-        " AND event_at > ? AND event_at <= ? AND alert_id != ? LIMIT 1",
+        " AND event_at > ? AND event_at < ? AND alert_id != ? LIMIT 1",
         (
             alert.sink,
             alert.camera,
             alert.person,
             SENT,
             alert.event_at - cooldown_s,
-            alert.event_at,
+            alert.event_at + cooldown_s,
             alert.alert_id,
         ),
     )
