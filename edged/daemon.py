@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.registry import build_sinks, sink_names
 from edged.analysis import AlertPolicy, Analyzer
 from edged.callbacks import CallbackApp, CallbackServer
+from edged.clip import ClipState
 from edged.config import Config
 from edged.errors import EdgedError
 from edged.ledger import Ledger
@@ -75,6 +77,8 @@ async def run_daemon(
             " record them with the NVR and use folder: instead"
         )
     shutdown = shutdown or _signal_event()
+    loop = asyncio.get_running_loop()
+    started_at = time.time()
     ledger = await asyncio.to_thread(Ledger, config.storage.dir)
     db = AsyncLedger(ledger)
     try:
@@ -135,13 +139,31 @@ async def run_daemon(
                 for task in source_tasks:
                     task.cancel()
                 uploader.stop_taking()
+                deadline = loop.time() + grace_s
                 await asyncio.wait([upload_task], timeout=grace_s)
+                # Results of the uploads just finished are on their way: keep the listener
+                # and the analyzer up for them (within the grace period), or each would be
+                # uploaded and paid for again after the restart.
+                await _drain_results(db, started_at, deadline)
                 for task in [upload_task, *others]:
                     task.cancel()
     finally:
         await db.aclose()
     log.info("stopped")
     return 0
+
+
+async def _drain_results(db: AsyncLedger, since: float, deadline: float) -> None:
+    """Wait until no clip uploaded by this run waits for its result or its alerts."""
+    loop = asyncio.get_running_loop()
+    query = "SELECT COUNT(*) AS n FROM clips WHERE (state=? AND upload_finished_at >= ?) OR state=?"
+    while loop.time() < deadline:
+        rows = await db.run(
+            db.ledger.execute, query, (ClipState.SUBMITTED, since, ClipState.ANALYZED)
+        )
+        if not rows[0]["n"]:
+            return
+        await asyncio.sleep(0.1)
 
 
 def _signal_event() -> asyncio.Event:
