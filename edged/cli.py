@@ -58,6 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("clip_ids", nargs="*", type=int, metavar="CLIP_ID")
     retry.add_argument("--failed", action="store_true", help="every failed or expired clip")
 
+    backfill = commands.add_parser(
+        "backfill", help="queue a camera's recordings of a time range (audits, re-analysis)"
+    )
+    _config_argument(backfill)
+    backfill.add_argument("--camera", required=True, help="camera name (as in status)")
+    backfill.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        help="ISO time (local unless it has an offset), or a duration ago: 6h",
+    )
+    backfill.add_argument("--to", dest="end", default="now", help="same forms; default now")
+    backfill.add_argument(
+        "--again",
+        action="store_true",
+        help="queue files already in the ledger once more (re-analysis)",
+    )
+
     commands.add_parser("demo", help="the whole pipeline on this machine, against the emulator")
 
     emulate = commands.add_parser("emulate", help="run the local stand-in of the security API")
@@ -119,6 +137,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         except DaemonError as exc:
             print(f"edged: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    if args.command == "backfill":
+        from edged.backfill import backfill_command
+
+        return asyncio.run(
+            backfill_command(config, args.camera, args.start, args.end, again=args.again)
+        )
     if args.command in ("status", "retry"):
         return _ledger_command(config, args)
     raise AssertionError(f"unhandled command {args.command}")

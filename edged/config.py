@@ -8,10 +8,12 @@ combinations. Every problem found on the way is reported together, in file order
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, ValidationError
@@ -51,6 +53,7 @@ from edged.durations import (
     parse_size,
     split_host_port,
 )
+from edged.sources.presets import PRESETS, PathTemplate
 
 # Re-exported: other modules take these from edged.config.
 __all__ = ["ConfigError", "parse_duration", "parse_size", "split_host_port"]
@@ -189,7 +192,51 @@ class CameraConfig(_Section):
             if preset is None and "cameras" in given:
                 message = "only used with a preset (one folder, many cameras)"
                 problems.append((("cameras",), message))
+            problem = _template_problem(data)
+            if problem is not None:
+                problems.append((("preset",), problem))
         return problems
+
+    def path_template(self) -> PathTemplate | None:
+        """How camera name and start time are read from a path (None: no preset)."""
+        if self.preset is None:
+            return None
+        return PathTemplate.create(
+            self.preset,
+            timezone=self.timezone,
+            path_regex=self.path_regex,
+            default_camera=self.name,
+        )
+
+
+def _template_problem(data: Mapping[str, Any]) -> str | None:
+    """What the preset itself objects to (e.g. frigate is always UTC, a custom regex without
+    time groups that make sense). Values that are invalid on their own are reported at their
+    own keys, so they are left out here."""
+    preset = data.get("preset")
+    if preset not in PRESETS:
+        return None
+    timezone, path_regex = data.get("timezone"), data.get("path_regex")
+    if preset == "custom" and not isinstance(path_regex, str):
+        return None  # reported at path_regex
+    try:
+        ZoneInfo(timezone) if isinstance(timezone, str) else None
+    except (ValueError, ZoneInfoNotFoundError):
+        timezone = None
+    try:
+        re.compile(path_regex) if isinstance(path_regex, str) else None
+    except re.error:
+        return None
+    try:
+        PathTemplate.create(
+            preset,
+            timezone=timezone if isinstance(timezone, str) else None,
+            path_regex=path_regex if isinstance(path_regex, str) else None,
+            default_camera=data.get("name") if isinstance(data.get("name"), str) else None,
+        )
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 class StorageConfig(_Section):

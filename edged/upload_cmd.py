@@ -21,7 +21,7 @@ from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.matcher import parse_matches, summarize
 from edged.persons import PersonDirectory
-from edged.sources.folder import file_identity
+from edged.sources.recordings import file_identity
 from edged.uploader import Outcome, Uploader
 from edged.wiring import analysis_template, api_client, person_directory, upload_settings
 

@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.samples import make_clip
 from edged.sources.folder import FolderSource
-from tests.conftest import eventually
+from tests.conftest import eventually, run_edged, write_config
 
 
 class Sources:
@@ -221,3 +222,71 @@ async def test_since_start_skips_the_archive_on_first_run(run_source: Sources, t
     await asyncio.to_thread((tmp_path / "nvr" / "fresh.mp4").write_bytes, data + b"")
     found = await settled_count(db, 1)
     assert [c.path.name for c in found] == ["fresh.mp4"]
+
+
+def _frigate_file(root: Path, day: str, hour: str, camera: str, name: str, data: bytes) -> Path:
+    path = root / day / hour / camera / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("only", [None, "front_door"])
+async def test_preset_folder_yields_clips_per_camera_with_path_times(
+    run_source: Sources, tmp_path: Path, only: str | None
+):
+    options = "    since: 1h\n    preset: frigate\n"
+    if only:
+        options += f"    cameras: [{only}]\n"
+    db = await run_source(options)
+    data = await recording(tmp_path)
+    root = tmp_path / "nvr"
+    await asyncio.to_thread(
+        _frigate_file, root, "2024-05-01", "13", "front_door", "05.12.mp4", data
+    )
+    await asyncio.to_thread(
+        _frigate_file, root, "2024-05-01", "13", "back_yard", "07.30.mp4", data + b""
+    )
+    await asyncio.to_thread((root / "stray.mp4").write_bytes, data)  # not in Frigate's layout
+    expected = 1 if only else 2
+    found = await settled_count(db, expected)
+    end = time.monotonic() + 1.0
+    await eventually(lambda: time.monotonic() > end, what="two settle periods")
+    found = await clips(db)
+    by_camera = {c.camera: c for c in found}
+    assert len(found) == expected
+    assert by_camera["front_door"].start == datetime(2024, 5, 1, 13, 5, 12, tzinfo=UTC)
+    if not only:
+        assert by_camera["back_yard"].start == datetime(2024, 5, 1, 13, 7, 30, tzinfo=UTC)
+
+
+async def test_backfill_queues_a_time_range_once_and_again_on_request(tmp_path: Path):
+    data = await recording(tmp_path)
+    root = tmp_path / "nvr"
+    for hour, minute in (("11", "00.00"), ("13", "05.12"), ("13", "40.00"), ("15", "00.00")):
+        await asyncio.to_thread(
+            _frigate_file, root, "2024-05-01", hour, "front_door", f"{minute}.mp4", data
+        )
+    config = write_config(
+        tmp_path,
+        "http://127.0.0.1:9",
+        extra=f"cameras:\n  - name: nvr\n    folder: {root}\n    preset: frigate\n",
+    )
+    span = ["--from", "2024-05-01T12:00+00:00", "--to", "2024-05-01T14:00+00:00"]
+    code, out, err = await run_edged("backfill", "-c", str(config), "--camera", "front_door", *span)
+    assert code == 0, err
+    assert "2 recordings of front_door" in out and "queued 2," in out
+    code, out, _ = await run_edged("backfill", "-c", str(config), "--camera", "front_door", *span)
+    assert "queued 0, already in the ledger 2" in out
+    code, out, _ = await run_edged(
+        "backfill", "-c", str(config), "--camera", "front_door", *span, "--again"
+    )
+    assert "queued 2," in out
+    ledger = Ledger(tmp_path / "state")
+    starts = sorted(c.start for c in ledger.in_state(ClipState.QUEUED))
+    ledger.close()
+    assert len(starts) == 4 and starts[0] == datetime(2024, 5, 1, 13, 5, 12, tzinfo=UTC)
+    code, _, err = await run_edged(
+        "backfill", "-c", str(config), "--camera", "front_door", "--from", "yesterday"
+    )
+    assert code == 2 and "expected an ISO time" in err

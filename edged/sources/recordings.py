@@ -1,0 +1,154 @@
+"""What a recording file in an NVR folder is: which camera, when, is it finished, is it new.
+
+Shared by the live folder watcher and `edged backfill`. Only reads files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import fnmatch
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edged.clip import Clip, NewClip
+from edged.config import CameraConfig
+from edged.ledger_async import AsyncLedger
+from edged.probe import ClipRejected, probe_video
+from edged.sources.presets import PathTemplate, camera_allowed
+
+FINGERPRINT_BYTES = 64 * 1024
+
+#: Generous limits for telling whether a file is complete; the uploader applies the
+#: configured API limits later and fails the clip with a clear reason.
+_PROBE_LIMIT_BYTES = 1 << 62
+_PROBE_LIMIT_S = float("inf")
+
+
+def identity_prefix(st: os.stat_result) -> str:
+    return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:"
+
+
+def file_identity(st: os.stat_result) -> str:
+    """Device, inode, size and mtime: the same recording, even after a rename."""
+    return f"{identity_prefix(st)}{st.st_mtime_ns}"
+
+
+def file_fingerprint(path: str | Path, size: int) -> str:
+    """Blocking: a hash of the first and last 64 KiB and the size. Cheap even for big files."""
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(FINGERPRINT_BYTES))
+        if size > 2 * FINGERPRINT_BYTES:
+            handle.seek(size - FINGERPRINT_BYTES)
+        digest.update(handle.read(FINGERPRINT_BYTES))
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """Which files of a folder camera are recordings, and whose."""
+
+    camera: CameraConfig
+    template: PathTemplate | None
+
+    @classmethod
+    def of(cls, camera: CameraConfig) -> Naming:
+        return cls(camera, camera.path_template())
+
+    @property
+    def folder(self) -> Path:
+        assert self.camera.folder is not None
+        return self.camera.folder
+
+    def wanted(self, path: str) -> bool:
+        name = os.path.basename(path)
+        if not fnmatch.fnmatch(name, self.camera.pattern):
+            return False
+        return not any(fnmatch.fnmatch(name, pattern) for pattern in self.camera.ignore)
+
+    def identify(self, path: str) -> tuple[str, datetime | None] | None:
+        """(camera name, start from the path or None); None when the file is not one of this
+        camera's recordings (wrong name, no preset match, filtered camera)."""
+        if not self.wanted(path):
+            return None
+        if self.template is None:
+            return self.camera.name, None
+        relative = os.path.relpath(path, self.folder).replace(os.sep, "/")
+        info = self.template.match(relative)
+        if info is None or not camera_allowed(info.camera, self.camera.cameras):
+            return None
+        return info.camera, info.start
+
+
+class Verdict(enum.Enum):
+    QUEUED = "queued"  # a new clip in the ledger
+    KNOWN = "known"  # already in the ledger (restart, rename, touch)
+    CHANGING = "changing"  # written to while examined: look again later
+    GONE = "gone"  # deleted meanwhile
+    INCOMPLETE = "incomplete"  # not (yet) a complete video
+    NOT_OURS = "not_ours"  # does not match the camera's naming
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    verdict: Verdict
+    clip: Clip | None = None
+    reason: str | None = None
+
+
+async def examine(
+    db: AsyncLedger, naming: Naming, path: str, *, again_tag: str | None = None
+) -> Examined:
+    """Queue `path` if it is a complete recording not yet in the ledger. `again_tag` queues
+    a known file once more under a new identity (re-analysis by `edged backfill`)."""
+    owner = naming.identify(path)
+    if owner is None:
+        return Examined(Verdict.NOT_OURS)
+    camera, start = owner
+    try:
+        st = await asyncio.to_thread(os.stat, path)
+        key = file_identity(st)
+        known = await db.run(db.ledger.fingerprints_with_prefix, identity_prefix(st))
+        if again_tag is None and key in known:
+            return Examined(Verdict.KNOWN)  # the common case on restart: no read needed
+        fingerprint = await asyncio.to_thread(file_fingerprint, path, st.st_size)
+        if again_tag is None and fingerprint in known.values():
+            return Examined(Verdict.KNOWN)  # renamed or touched, same content
+        info = await asyncio.to_thread(
+            probe_video, Path(path), max_bytes=_PROBE_LIMIT_BYTES, max_duration_s=_PROBE_LIMIT_S
+        )
+        if file_identity(await asyncio.to_thread(os.stat, path)) != key:
+            return Examined(Verdict.CHANGING)
+    except FileNotFoundError:
+        return Examined(Verdict.GONE)
+    except (ClipRejected, OSError) as exc:
+        return Examined(Verdict.INCOMPLETE, reason=str(exc))
+    if start is None:  # the file was finished at its mtime
+        start = datetime.fromtimestamp(st.st_mtime - info.duration_s, UTC)
+    source_key = key if again_tag is None else f"{key}#{again_tag}"
+    new = NewClip(camera, Path(path), st.st_size, start, info.duration_s, source_key, fingerprint)
+    clip, created = await db.run(db.ledger.add_clip, new)
+    return Examined(Verdict.QUEUED if created else Verdict.KNOWN, clip)
+
+
+def scan(naming: Naming, not_before: float | None = None) -> list[tuple[float, str]]:
+    """Blocking: (mtime, path) of the recordings under the folder, oldest first."""
+    found: list[tuple[float, str]] = []
+    for root, dirs, files in os.walk(naming.folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = os.path.join(root, name)
+            if naming.identify(path) is None:
+                continue
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            if not_before is None or mtime >= not_before:
+                found.append((mtime, path))
+    found.sort()
+    return found
