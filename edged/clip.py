@@ -17,10 +17,11 @@ class ClipState(enum.StrEnum):
     RETRY_WAIT = "retry_wait"
     FAILED = "failed"
     EXPIRED = "expired"
+    DROPPED = "dropped"  # deleted unsent by the storage quota (logged and counted)
 
 
 #: States a clip never leaves on its own.
-FINAL_STATES = frozenset({ClipState.DONE, ClipState.FAILED})
+FINAL_STATES = frozenset({ClipState.DONE, ClipState.FAILED, ClipState.DROPPED})
 
 #: States in which a clip still waits for upload work.
 PENDING_UPLOAD_STATES = frozenset({ClipState.QUEUED, ClipState.RETRY_WAIT, ClipState.EXPIRED})

@@ -387,6 +387,33 @@ class Ledger:
                 self._event(conn, clip_id, "retry", "requeued by operator")
         return ids
 
+    # -- camera outages ---------------------------------------------------------------
+
+    def open_outage(self, camera: str, reason: str) -> int:
+        """A camera went away; returns the outage id to close when it is back."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO outages (camera, started_at, reason) VALUES (?, ?, ?)",
+                (camera, self._clock(), reason),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def close_outage(self, outage_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE outages SET ended_at=? WHERE id=? AND ended_at IS NULL",
+                (self._clock(), outage_id),
+            )
+
+    def close_open_outages(self, camera: str, reason: str) -> None:
+        """On start: outages left open by a stopped process end now, with a note."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE outages SET ended_at=?, reason=reason || ? WHERE camera=?"
+                " AND ended_at IS NULL",
+                (self._clock(), f" ({reason})", camera),
+            )
+
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

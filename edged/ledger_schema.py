@@ -77,6 +77,14 @@ CREATE TABLE alerts (
     PRIMARY KEY (alert_id, sink),
     UNIQUE (clip_id, person, sink)
 );
+CREATE TABLE outages (
+    id         INTEGER PRIMARY KEY,
+    camera     TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at   REAL,
+    reason     TEXT NOT NULL
+);
+CREATE INDEX outages_by_camera ON outages (camera, ended_at);
 CREATE INDEX alerts_by_state ON alerts (sink, state, next_attempt_at);
 CREATE INDEX alerts_by_camera_person ON alerts (camera, person, sink, state, event_at);
 """
