@@ -290,3 +290,112 @@ async def test_backfill_queues_a_time_range_once_and_again_on_request(tmp_path: 
         "backfill", "-c", str(config), "--camera", "front_door", "--from", "yesterday"
     )
     assert code == 2 and "expected an ISO time" in err
+
+
+def _write_like_nvr(folder: Path, relative: str, data: bytes, how: str) -> Path:
+    """Blocking: put a recording at `relative` the way an NVR does."""
+    final = folder / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if how == "in-place":
+        _write_in_chunks(final, data, reopen=False, chunk=4096)
+    elif how == "rename":
+        temporary = final.with_name(final.name + ".tmp")
+        _write_in_chunks(temporary, data, reopen=False, chunk=4096)
+        temporary.rename(final)
+    elif how == "hard-link":
+        incomplete = final.with_name("incomplete.mp4")
+        _write_in_chunks(incomplete, data, reopen=True, chunk=4096)
+        os.link(incomplete, final)
+        incomplete.unlink()
+    return final
+
+
+PRESET_CASES = [
+    # preset options, path, writer, expected camera, expected UTC start (None: mtime - length)
+    (
+        "preset: frigate",
+        "2024-05-01/13/front_door/05.12.mp4",
+        "rename",
+        "front_door",
+        datetime(2024, 5, 1, 13, 5, 12, tzinfo=UTC),
+    ),
+    ("preset: zoneminder", "3/2024-05-01/1234/1234-video.mp4", "hard-link", "3", None),
+    (
+        "preset: blueiris\n    timezone: Europe/Berlin",
+        "FrontDoor.20240501_130512.mp4",
+        "in-place",
+        "FrontDoor",
+        datetime(2024, 5, 1, 11, 5, 12, tzinfo=UTC),
+    ),
+    # 02:30 on the spring-forward night never happened in Berlin: read with the offset before
+    (
+        "preset: blueiris\n    timezone: Europe/Berlin",
+        "Gate.20240331_023000.mp4",
+        "in-place",
+        "Gate",
+        datetime(2024, 3, 31, 1, 30, tzinfo=UTC),
+    ),
+    (
+        "preset: synology",
+        "Front Door/20240501PM/Front Door20240501-150512-1714568712.mp4",
+        "rename",
+        "Front_Door",
+        datetime(2024, 5, 1, 13, 5, 12, tzinfo=UTC),
+    ),
+    # 01:30 on the fall-back night happened twice in New York: the first one is taken
+    (
+        "preset: custom\n    timezone: America/New_York\n    path_regex: "
+        r"'(?P<camera>[^/]+)/(?P<Y>\d{4})(?P<m>\d\d)(?P<d>\d\d)/(?P<H>\d\d)(?P<M>\d\d)(?P<S>\d\d)\.mp4'",
+        "porch/20241103/013000.mp4",
+        "in-place",
+        "porch",
+        datetime(2024, 11, 3, 5, 30, tzinfo=UTC),
+    ),
+]
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
+@pytest.mark.parametrize(
+    ("options", "relative", "how", "camera", "start"),
+    PRESET_CASES,
+    ids=["frigate", "zoneminder", "blueiris", "blueiris-dst-gap", "synology", "custom-dst-fold"],
+)
+async def test_each_preset_names_camera_and_utc_start(
+    run_source: Sources,
+    tmp_path: Path,
+    poll: bool,
+    options: str,
+    relative: str,
+    how: str,
+    camera: str,
+    start: datetime | None,
+):
+    extra = f"    since: 1h\n    {options}\n" + ("    poll: 0.2s\n" if poll else "")
+    db = await run_source(extra)
+    data = await recording(tmp_path)
+    path = await asyncio.to_thread(_write_like_nvr, tmp_path / "nvr", relative, data, how)
+    [clip] = await settled_count(db, 1)
+    assert (clip.camera, clip.path, clip.size) == (camera, path, len(data))
+    if start is not None:
+        assert clip.start == start
+    else:
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        assert clip.start is not None
+        assert abs((mtime - clip.start).total_seconds() - 2.0) < 0.2
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
+async def test_writer_pausing_longer_than_settle_is_not_queued_early(
+    run_source: Sources, tmp_path: Path, poll: bool
+):
+    db = await run_source("    since: 1h\n" + ("    poll: 0.2s\n" if poll else ""), settle="0.3s")
+    data = await recording(tmp_path)
+    target = tmp_path / "nvr" / "slow.mp4"
+    half = len(data) // 2
+    await asyncio.to_thread(_write_in_chunks, target, data[:half], False, 1024)
+    end = time.monotonic() + 1.2  # four settle periods with the writer paused
+    await eventually(lambda: time.monotonic() > end, what="the writer's pause")
+    assert await clips(db) == []
+    await asyncio.to_thread(_write_in_chunks, target, data[half:], True, 1024)
+    [clip] = await settled_count(db, 1)
+    assert clip.size == len(data)
