@@ -235,3 +235,19 @@ async def test_uploads_pause_on_auth_failure(emulator: Emulator, clip_factory, t
     # Two workers may each have been refused once; no retry storm, nothing lost.
     assert len(emulator.received) <= 2
     assert len(queued) == 3 and all(c.attempts == 0 for c in queued)
+
+
+async def test_file_deleted_before_upload_fails_as_source_gone(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    async with ApiClient(emulator.url, "k") as api:
+        db, uploader = _uploader(tmp_path, api, time.time)
+        path = await clip_factory("gone.mp4")
+        clip, _ = await db.run(db.ledger.add_clip, NewClip("cam", path, 1))
+        await asyncio.to_thread(path.unlink)
+        outcome = await uploader.upload(await db.run(db.ledger.take_for_upload))
+        stored = await db.run(db.ledger.get, clip.id)
+        await db.aclose()
+    assert outcome is Outcome.FAILED and stored.state is ClipState.FAILED
+    assert stored.last_error.startswith("source gone")
+    assert emulator.received == []
