@@ -1,0 +1,80 @@
+"""`/healthz` and `/metrics` on `metrics.listen`: for the monitoring of the box, never on the
+public callback listener."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from edged.ledger_async import AsyncLedger
+from edged.metrics import Metrics
+
+#: A camera's last clip age is reported, not judged (a quiet camera recording on motion is
+#: normal); health fails on the ledger, the stages and the API key.
+LEDGER_PROBE_TIMEOUT_S = 5.0
+
+
+@dataclass
+class HealthInputs:
+    tasks: Mapping[str, asyncio.Task[Any]]
+    auth_paused: Callable[[], bool]
+    cameras: tuple[str, ...]
+
+
+async def ledger_writable(db: AsyncLedger) -> bool:
+    """A real write transaction: proves the ledger's thread, the file and the disk."""
+    try:
+        await asyncio.wait_for(
+            db.run(db.ledger.set_meta, "health_probe", str(time.time())), LEDGER_PROBE_TIMEOUT_S
+        )
+    except (TimeoutError, OSError, sqlite3.Error):
+        return False
+    return True
+
+
+async def health_report(db: AsyncLedger, inputs: HealthInputs) -> tuple[bool, dict[str, Any]]:
+    stages = {
+        name: "running" if not task.done() else "stopped" for name, task in inputs.tasks.items()
+    }
+    writable = await ledger_writable(db)
+    rows = await db.run(
+        db.ledger.execute, "SELECT camera, MAX(found_at) AS t FROM clips GROUP BY camera"
+    )
+    now = time.time()
+    last = {row["camera"]: now - row["t"] for row in rows}
+    cameras = {
+        name: {"last_clip_age_s": round(last[name], 1) if name in last else None}
+        for name in sorted(set(inputs.cameras) | set(last))
+    }
+    api = {"auth_ok": not inputs.auth_paused()}
+    healthy = writable and all(s == "running" for s in stages.values()) and api["auth_ok"]
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "stages": stages,
+        "ledger_writable": writable,
+        "api": api,
+        "cameras": cameras,
+    }
+    return healthy, body
+
+
+def health_app(db: AsyncLedger, metrics: Metrics, inputs: HealthInputs) -> web.Application:
+    async def healthz(request: web.Request) -> web.Response:
+        healthy, body = await health_report(db, inputs)
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        text = await asyncio.to_thread(metrics.render)
+        return web.Response(body=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
