@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     _config_argument(retry)
     retry.add_argument("clip_ids", nargs="*", type=int, metavar="CLIP_ID")
     retry.add_argument("--failed", action="store_true", help="every failed or expired clip")
+    retry.add_argument(
+        "--skipped", action="store_true", help="every clip skipped by a schedule or budget"
+    )
 
     backfill = commands.add_parser(
         "backfill", help="queue a camera's recordings of a time range (audits, re-analysis)"
@@ -149,6 +152,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _ledger_command(config: Config, args: argparse.Namespace) -> int:
+    from edged.clip import ClipState
     from edged.ledger import LEDGER_FILE, Ledger
     from edged.status import build_report, format_report
 
@@ -160,10 +164,13 @@ def _ledger_command(config: Config, args: argparse.Namespace) -> int:
         if args.command == "status":
             print(format_report(build_report(ledger)))
             return EXIT_OK
-        if not args.clip_ids and not args.failed:
-            print("edged retry: give CLIP_ID… or --failed", file=sys.stderr)
+        if not args.clip_ids and not args.failed and not args.skipped:
+            print("edged retry: give CLIP_ID…, --failed or --skipped", file=sys.stderr)
             return EXIT_USAGE
-        requeued = ledger.retry(args.clip_ids, all_failed=args.failed)
+        every = [ClipState.FAILED, ClipState.EXPIRED] if args.failed else []
+        if args.skipped:
+            every += [ClipState.SKIPPED_BUDGET, ClipState.SKIPPED_SCHEDULE]
+        requeued = ledger.retry(args.clip_ids, every=every)
         print(f"requeued {len(requeued)} clips" + (f": {requeued}" if requeued else ""))
         skipped = sorted(set(args.clip_ids) - set(requeued))
         if skipped:

@@ -18,6 +18,8 @@ class ClipState(enum.StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     DROPPED = "dropped"  # deleted unsent by the storage quota (logged and counted)
+    SKIPPED_BUDGET = "skipped_budget"  # over a daily budget: kept, sent after `edged retry`
+    SKIPPED_SCHEDULE = "skipped_schedule"  # outside the camera's upload hours: likewise
 
 
 #: States a clip never leaves on its own.
@@ -63,3 +65,4 @@ class Clip:
     found_at: float
     fingerprint: str | None = None
     failures: int = 0  # transient failures in a row, for the backoff
+    exempt: bool = False  # requeued by an operator: the cost guardrails let it through

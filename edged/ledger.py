@@ -22,6 +22,16 @@ from edged.ledger_schema import LedgerError, connect
 
 LEDGER_FILE = "ledger.sqlite3"
 
+#: States an operator can put back in the queue with `edged retry`.
+RETRYABLE_STATES = frozenset(
+    {
+        ClipState.FAILED,
+        ClipState.EXPIRED,
+        ClipState.SKIPPED_BUDGET,
+        ClipState.SKIPPED_SCHEDULE,
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredResult:
@@ -249,6 +259,30 @@ class Ledger:
             )
             self._event(conn, clip_id, "released", reason)
 
+    def mark_skipped(self, clip_id: int, state: ClipState, reason: str) -> None:
+        """Not uploaded by a cost guardrail; the attempt is given back."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=?, attempts=MAX(attempts-1, 0),"
+                " updated_at=? WHERE id=? AND state=?",
+                (state, reason, self._clock(), clip_id, ClipState.UPLOADING),
+            )
+            if cursor.rowcount:
+                self._event(conn, clip_id, state.value, reason)
+
+    def usage_since(self, since: float, camera: str | None = None) -> tuple[int, float, int]:
+        """(clips, seconds of video, bytes) accepted by the API since `since`."""
+        query = (
+            "SELECT COUNT(*) AS n, COALESCE(SUM(duration_s), 0) AS s, COALESCE(SUM(size), 0) AS b"
+            " FROM clips WHERE upload_finished_at >= ?"
+        )
+        params: list[Any] = [since]
+        if camera is not None:
+            query += " AND camera=?"
+            params.append(camera)
+        row = self._conn.execute(query, params).fetchone()
+        return int(row["n"]), float(row["s"]), int(row["b"])
+
     def analysis_failed(self, clip_id: int, reason: str, retry_at: float | None) -> None:
         """The service reported that it could not analyse a submitted clip: resubmit at
         `retry_at`, or fail it when that is None (out of attempts)."""
@@ -365,23 +399,23 @@ class Ledger:
 
     # -- operator commands ------------------------------------------------------------
 
-    def retry(self, clip_ids: Iterable[int] = (), *, all_failed: bool = False) -> list[int]:
-        """Failed or expired clips back to queued, with their attempts reset."""
-        wanted = (ClipState.FAILED, ClipState.EXPIRED)
+    def retry(self, clip_ids: Iterable[int] = (), *, every: Iterable[ClipState] = ()) -> list[int]:
+        """Clips back to queued, with their attempts reset: the given ids when they are
+        failed, expired or skipped, plus every clip in the `every` states. The cost
+        guardrails let them through (an operator asked for them)."""
         with self.transaction() as conn:
-            if all_failed:
-                rows = conn.execute("SELECT id FROM clips WHERE state IN (?, ?)", wanted).fetchall()
-                ids = [row["id"] for row in rows]
-            else:
-                ids = []
-                for clip_id in clip_ids:
-                    row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
-                    if row is not None and row["state"] in wanted:
-                        ids.append(clip_id)
+            ids = []
+            for state in every:
+                rows = conn.execute("SELECT id FROM clips WHERE state=?", (state,)).fetchall()
+                ids += [row["id"] for row in rows]
+            for clip_id in clip_ids:
+                row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
+                if row is not None and row["state"] in RETRYABLE_STATES and clip_id not in ids:
+                    ids.append(clip_id)
             for clip_id in ids:
                 conn.execute(
-                    "UPDATE clips SET state=?, attempts=0, next_attempt_at=NULL, updated_at=?"
-                    " WHERE id=?",
+                    "UPDATE clips SET state=?, attempts=0, failures=0, next_attempt_at=NULL,"
+                    " exempt=1, updated_at=? WHERE id=?",
                     (ClipState.QUEUED, self._clock(), clip_id),
                 )
                 self._event(conn, clip_id, "retry", "requeued by operator")
@@ -457,4 +491,5 @@ def _clip(row: sqlite3.Row) -> Clip:
         found_at=row["found_at"],
         fingerprint=row["fingerprint"],
         failures=row["failures"],
+        exempt=bool(row["exempt"]),
     )

@@ -28,6 +28,7 @@ CREATE TABLE clips (
     state              TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
     failures           INTEGER NOT NULL DEFAULT 0,
+    exempt             INTEGER NOT NULL DEFAULT 0,
     next_attempt_at    REAL,
     callback_token     TEXT,
     task_id            TEXT,

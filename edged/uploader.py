@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from edged.api import AnalysisRequest, ApiClient, ApiError, Failure, ProgressFn
 from edged.backoff import retry_delay
 from edged.clip import Clip
+from edged.guardrails import Guardrails
 from edged.ledger_async import AsyncLedger
 from edged.probe import ClipRejected, probe_video
 
@@ -31,6 +32,7 @@ class Outcome(enum.StrEnum):
     RETRY = "retry"
     FAILED = "failed"
     AUTH_PAUSED = "auth_paused"
+    SKIPPED = "skipped"  # a cost guardrail (schedule, budget) kept it back
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class Uploader:
         settings: UploadSettings,
         *,
         wake: asyncio.Event | None = None,
+        guardrails: Guardrails | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -68,6 +71,7 @@ class Uploader:
         self._template = template
         self._settings = settings
         self.wake = wake or asyncio.Event()
+        self._guardrails = guardrails
         self._rng = rng or random.Random()
         self._clock = clock
         self._auth_ok = asyncio.Event()
@@ -120,6 +124,12 @@ class Uploader:
     async def _upload(self, clip: Clip, progress: ProgressFn | None) -> Outcome:
         settings = self._settings
         ledger = self._db.ledger
+        if self._guardrails is not None:
+            verdict = await self._db.run(self._guardrails.check, ledger, clip, self._clock())
+            if verdict is not None:
+                await self._db.run(ledger.mark_skipped, clip.id, *verdict)
+                log.warning("not uploaded camera=%s clip=%s: %s", clip.camera, clip.id, verdict[1])
+                return Outcome.SKIPPED
         try:
             await asyncio.to_thread(
                 probe_video,

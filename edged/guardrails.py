@@ -1,0 +1,119 @@
+"""Cost guardrails: upload schedules and daily budgets, checked before a clip is uploaded.
+
+A clip outside its camera's `schedule:` hours, or over a daily `budget:` (clips, minutes of
+video or bytes; globally and per camera), is not uploaded but kept as `skipped_schedule` or
+`skipped_budget`: visible in `edged status`, and sent anyway after `edged retry` (which
+exempts it from the guardrails). Days are UTC days, like the service's billing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, tzinfo
+
+from edged.clip import Clip, ClipState
+from edged.ledger import Ledger
+
+_RANGE = re.compile(r"^(\d{1,2}):(\d\d)\s*-\s*(\d{1,2}):(\d\d)$")
+
+
+@dataclass(frozen=True, slots=True)
+class HourRange:
+    start: time
+    end: time  # exclusive; a range whose end is not after its start runs across midnight
+
+    @classmethod
+    def parse(cls, text: str) -> HourRange:
+        match = _RANGE.match(text.strip())
+        if not match:
+            raise ValueError(f"{text!r}: expected a range of hours such as 22:00-06:00")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h2 == 24 and m2 == 0:
+            h2, m2 = 0, 0  # 18:00-24:00 means up to midnight
+        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+            raise ValueError(f"{text!r}: hours are 00:00 to 24:00")
+        return cls(time(h1, m1), time(h2, m2))
+
+    def contains(self, moment: time) -> bool:
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end  # across midnight (or all day)
+
+
+def in_schedule(when: datetime, ranges: Sequence[HourRange], zone: tzinfo | None) -> bool:
+    """True when `when` falls in one of the ranges, read in `zone` (None: this machine's)."""
+    if not ranges:
+        return True
+    local = when.astimezone(zone) if zone is not None else when.astimezone()
+    return any(r.contains(local.time().replace(tzinfo=None)) for r in ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    clips: int | None = None
+    minutes: float | None = None
+    bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    clips: int
+    seconds: float
+    bytes: int
+
+
+def over_budget(usage: Usage, clip: Clip, budget: Budget) -> str | None:
+    """Why uploading `clip` on top of today's `usage` would break `budget`; None if it fits."""
+    if budget.clips is not None and usage.clips + 1 > budget.clips:
+        return f"{budget.clips} clips a day"
+    if budget.minutes is not None:
+        seconds = usage.seconds + (clip.duration_s or 0.0)
+        if seconds > budget.minutes * 60:
+            return f"{budget.minutes:g} minutes of video a day"
+    if budget.bytes is not None and usage.bytes + clip.size > budget.bytes:
+        return f"{budget.bytes} bytes a day"
+    return None
+
+
+def utc_day_start(now: float) -> float:
+    day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRules:
+    schedule: tuple[HourRange, ...] = ()
+    zone: tzinfo | None = None
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrails:
+    """What `check` needs from the config: rules per camera (by clip camera name) and the
+    budget of the whole box."""
+
+    cameras: dict[str, CameraRules]
+    total: Budget | None = None
+
+    def check(self, ledger: Ledger, clip: Clip, now: float) -> tuple[ClipState, str] | None:
+        """Blocking (reads today's usage from the ledger). None: upload it."""
+        if clip.exempt:
+            return None
+        rules = self.cameras.get(clip.camera, CameraRules())
+        when = clip.start or datetime.fromtimestamp(clip.found_at, UTC)
+        if not in_schedule(when, rules.schedule, rules.zone):
+            return ClipState.SKIPPED_SCHEDULE, "recorded outside the camera's upload schedule"
+        day = utc_day_start(now)
+        for budget, camera, scope in (
+            (rules.budget, clip.camera, f"camera {clip.camera}"),
+            (self.total, None, "the whole box"),
+        ):
+            if budget is None:
+                continue
+            usage = Usage(*ledger.usage_since(day, camera))
+            reason = over_budget(usage, clip, budget)
+            if reason is not None:
+                return ClipState.SKIPPED_BUDGET, f"over the budget of {scope}: {reason}"
+        return None
