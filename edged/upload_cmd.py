@@ -17,7 +17,7 @@ from tqdm import tqdm
 from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import Clip, ClipState, NewClip
 from edged.config import Config
-from edged.ledger import Ledger
+from edged.ledger import RETRYABLE_STATES, Ledger
 from edged.ledger_async import AsyncLedger
 from edged.matcher import parse_matches, summarize
 from edged.persons import PersonDirectory
@@ -78,8 +78,8 @@ async def _drive(
             if clip.state is ClipState.ANALYZED:
                 await db.run(ledger.mark_done, clip.id)
                 continue
-            if clip.state is ClipState.FAILED:
-                print(f"clip {clip.id} failed: {clip.last_error}", file=sys.stderr)
+            if clip.state in (ClipState.DROPPED, *RETRYABLE_STATES - {ClipState.EXPIRED}):
+                print(f"clip {clip.id} {clip.state}: {clip.last_error}", file=sys.stderr)
                 print(f"  put it back in the queue with: edged retry {clip.id}", file=sys.stderr)
                 return 1
             if clip.state is ClipState.SUBMITTED:
