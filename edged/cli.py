@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="queue, cameras, errors and alerts from the ledger")
     _config_argument(status)
+    status.add_argument("--clip", type=int, metavar="ID", help="one clip's timings and events")
 
     retry = commands.add_parser("retry", help="put failed or expired clips back in the queue")
     _config_argument(retry)
@@ -155,12 +156,20 @@ def _ledger_command(config: Config, args: argparse.Namespace) -> int:
     from edged.clip import ClipState
     from edged.ledger import LEDGER_FILE, Ledger
     from edged.status import build_report, format_report
+    from edged.trace import clip_trace
 
     if not (config.storage.dir / LEDGER_FILE).exists():
         print(f"edged: no ledger in {config.storage.dir} yet (has edged run?)", file=sys.stderr)
         return EXIT_RUNTIME
     ledger = Ledger(config.storage.dir)
     try:
+        if args.command == "status" and args.clip is not None:
+            trace = clip_trace(ledger, args.clip)
+            if trace is None:
+                print(f"edged status: no clip {args.clip} in the ledger", file=sys.stderr)
+                return EXIT_RUNTIME
+            print(trace)
+            return EXIT_OK
         if args.command == "status":
             print(format_report(build_report(ledger)))
             return EXIT_OK
