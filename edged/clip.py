@@ -44,6 +44,9 @@ class NewClip:
     # Hash of the file's head and tail: tells a touched file (same content) from a new
     # file that reuses a deleted one's inode, and lets the uploader see a replaced file.
     fingerprint: str | None = None
+    # The configured camera that produced it, when it differs from `camera` (a preset folder
+    # names each clip's camera from its path): its schedule and budget apply.
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +69,4 @@ class Clip:
     fingerprint: str | None = None
     failures: int = 0  # transient failures in a row, for the backoff
     exempt: bool = False  # requeued by an operator: the cost guardrails let it through
+    source: str | None = None  # the configured camera, see NewClip.source

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from edged.config_errors import (
     SECRET_KEYS,
@@ -53,6 +53,7 @@ from edged.durations import (
     parse_size,
     split_host_port,
 )
+from edged.guardrails import Budget, HourRange
 from edged.sources.presets import PRESETS, PathTemplate
 
 # Re-exported: other modules take these from edged.config.
@@ -132,6 +133,25 @@ class PersonConfig(_Section):
         return []
 
 
+def _hour_range(value: str) -> str:
+    HourRange.parse(value)  # raises ValueError with the accepted form
+    return value
+
+
+HoursText = Annotated[str, AfterValidator(_hour_range)]
+
+
+class BudgetConfig(_Section):
+    """A daily limit on what is uploaded (UTC days); any of the three, or several."""
+
+    clips: Annotated[int, Field(ge=0)] | None = None
+    minutes: Annotated[float, Field(ge=0)] | None = None
+    bytes: Size | None = None
+
+    def budget(self) -> Budget:
+        return Budget(self.clips, self.minutes, self.bytes)
+
+
 # Keys that mean something for one kind of camera only.
 _FOLDER_KEYS: tuple[str, ...] = ("pattern", "ignore", "preset", "path_regex", "timezone")
 _FOLDER_KEYS += ("poll", "settle", "since", "cameras")
@@ -158,6 +178,9 @@ class CameraConfig(_Section):
     clip_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     stall_timeout: Timeout = 10.0
+    # Cost guardrails, either kind: hours when clips are uploaded at all, and a daily budget.
+    schedule: tuple[HoursText, ...] = ()
+    budget: BudgetConfig | None = None
     audio: Literal["copy", "drop"] = "copy"
 
     @property
@@ -325,6 +348,7 @@ class Config(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     instance: Text = Field(default_factory=socket.gethostname)
+    budget: BudgetConfig | None = None  # for the whole box, on top of the cameras' own
 
     @classmethod
     def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:

@@ -101,7 +101,7 @@ class Guardrails:
         """Blocking (reads today's usage from the ledger). None: upload it."""
         if clip.exempt:
             return None
-        rules = self.cameras.get(clip.camera, CameraRules())
+        rules = self.cameras.get(clip.source or clip.camera, CameraRules())
         when = clip.start or datetime.fromtimestamp(clip.found_at, UTC)
         if not in_schedule(when, rules.schedule, rules.zone):
             return ClipState.SKIPPED_SCHEDULE, "recorded outside the camera's upload schedule"

@@ -92,10 +92,12 @@ class Ledger:
                 if row is not None:
                     return _clip(row), False
             cursor = conn.execute(
-                "INSERT INTO clips (camera, path, size, start_at, duration_s, source_key,"
-                " fingerprint, state, found_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO clips (camera, source, path, size, start_at, duration_s, source_key,"
+                " fingerprint, state, found_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.camera,
+                    new.source,
                     str(new.path),
                     new.size,
                     new.start.isoformat() if new.start else None,
@@ -492,4 +494,5 @@ def _clip(row: sqlite3.Row) -> Clip:
         fingerprint=row["fingerprint"],
         failures=row["failures"],
         exempt=bool(row["exempt"]),
+        source=row["source"],
     )

@@ -19,6 +19,7 @@ CREATE TABLE meta (
 CREATE TABLE clips (
     id                 INTEGER PRIMARY KEY,
     camera             TEXT NOT NULL,
+    source             TEXT,
     path               TEXT NOT NULL,
     size               INTEGER NOT NULL,
     start_at           TEXT,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from edged.api import AnalysisRequest, ApiClient
 from edged.config import Config
+from edged.guardrails import CameraRules, Guardrails, HourRange
 from edged.ledger import Ledger
 from edged.matcher import build_prompts
 from edged.persons import PersonDirectory, build_directory, persons_token
@@ -47,3 +50,20 @@ def api_client(config: Config) -> ApiClient:
         config.api.api_key.get_secret_value(),
         request_timeout_s=config.api.request_timeout,
     )
+
+
+def guardrails(config: Config) -> Guardrails | None:
+    """The cost guardrails the config asks for, or None when it sets none."""
+    rules = {}
+    for camera in config.cameras:
+        if not camera.schedule and camera.budget is None:
+            continue
+        rules[camera.name] = CameraRules(
+            schedule=tuple(HourRange.parse(text) for text in camera.schedule),
+            zone=ZoneInfo(camera.timezone) if camera.timezone else None,
+            budget=camera.budget.budget() if camera.budget else None,
+        )
+    total = config.budget.budget() if config.budget else None
+    if not rules and total is None:
+        return None
+    return Guardrails(rules, total)

@@ -130,7 +130,16 @@ async def examine(
     if start is None:  # the file was finished at its mtime
         start = datetime.fromtimestamp(st.st_mtime - info.duration_s, UTC)
     source_key = key if again_tag is None else f"{key}#{again_tag}"
-    new = NewClip(camera, Path(path), st.st_size, start, info.duration_s, source_key, fingerprint)
+    new = NewClip(
+        camera,
+        Path(path),
+        st.st_size,
+        start,
+        info.duration_s,
+        source_key,
+        fingerprint,
+        source=naming.camera.name,
+    )
     clip, created = await db.run(db.ledger.add_clip, new)
     return Examined(Verdict.QUEUED if created else Verdict.KNOWN, clip)
 
