@@ -133,6 +133,10 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
 
+    def set_api_key(self, api_key: str) -> None:
+        """A reloaded config's key, for the requests from now on."""
+        self._api_key = api_key
+
     async def upload_file(
         self,
         path: Path,

@@ -137,7 +137,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edged.daemon import DaemonError, run_daemon
 
         try:
-            return asyncio.run(run_daemon(config))
+            return asyncio.run(run_daemon(config, config_path=args.config or default_config_path()))
         except DaemonError as exc:
             print(f"edged: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -5,29 +5,45 @@
 Every hand-over goes through the ledger, so on start each stage simply resumes from
 it. Shutdown (SIGTERM/SIGINT, or the `shutdown` event): sources stop first, uploads
 in flight get a grace period, then everything else is cancelled; exit 0. A stage
-that raises ends the process non-zero, for systemd to restart it.
+that raises ends the process non-zero, for systemd to restart it. SIGHUP reloads the
+config (edged/reload.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
 
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.registry import build_sinks, sink_names
 from edged.analysis import AlertPolicy, Analyzer
 from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import ClipState
-from edged.config import Config
+from edged.config import CameraConfig, Config, split_host_port
 from edged.errors import EdgedError
+from edged.health import HealthInputs, health_app, ledger_writable
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
+from edged.metrics import Metrics
+from edged.reload import reload_config
+from edged.sdnotify import Notifier, Watchdog
 from edged.sources.folder import FolderSource
+from edged.supervisor import Source, SourceSupervisor
 from edged.uploader import Uploader
-from edged.wiring import analysis_template, api_client, person_directory, upload_settings
+from edged.wiring import (
+    analysis_template,
+    api_client,
+    guardrails,
+    person_directory,
+    upload_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +78,34 @@ class Expirer:
             await asyncio.sleep(self._every_s)
 
 
+def make_source(db: AsyncLedger, camera: CameraConfig, on_clip: Callable[[], None]) -> Source:
+    if camera.folder is not None:
+        return FolderSource(db, camera, on_clip=on_clip)
+    raise DaemonError(f"camera {camera.name}: RTSP sources are not in this release yet")
+
+
 async def run_daemon(
     config: Config,
     *,
+    config_path: Path | None = None,
     shutdown: asyncio.Event | None = None,
+    reload: asyncio.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
     grace_s: float = SHUTDOWN_GRACE_S,
 ) -> int:
-    """Runs until `shutdown` is set (or a signal); `on_ready(callback_port)` once serving."""
+    """Runs until `shutdown` is set (or a signal); `on_ready(callback_port)` once serving.
+    `reload` (or SIGHUP) re-reads `config_path`."""
     rtsp = [camera.name for camera in config.cameras if camera.rtsp is not None]
     if rtsp:
         raise DaemonError(
             f"cameras {', '.join(rtsp)}: RTSP sources are not in this release yet;"
             " record them with the NVR and use folder: instead"
         )
-    shutdown = shutdown or _signal_event()
+    if shutdown is None:  # run as a program: signals drive it (tests pass their own events)
+        shutdown, reload = asyncio.Event(), reload or asyncio.Event()
+        _install_signals(shutdown, reload)
+    reload = reload or asyncio.Event()
+    notifier = Notifier()
     loop = asyncio.get_running_loop()
     started_at = time.time()
     ledger = await asyncio.to_thread(Ledger, config.storage.dir)
@@ -106,51 +135,93 @@ async def run_daemon(
             max_attempts=config.api.max_attempts,
             on_result=lambda _clip_id: analyzer.wake.set(),
         )
-        async with api_client(config) as api:
+        metrics = Metrics(db, config.storage.dir)
+        async with api_client(config) as api, contextlib.AsyncExitStack() as stack:
             uploader = Uploader(
-                db, api, analysis_template(config, persons), upload_settings(config)
+                db,
+                api,
+                analysis_template(config, persons),
+                upload_settings(config),
+                guardrails=guardrails(config),
             )
-            sources = [
-                FolderSource(db, camera, on_clip=uploader.wake.set)
-                for camera in config.cameras
-                if camera.folder is not None
-            ]
+            supervisor = SourceSupervisor(lambda camera: make_source(db, camera, uploader.wake.set))
             server = CallbackServer(callbacks.app(), config.callback.host, config.callback.port)
-            async with server, asyncio.TaskGroup() as group:
-                source_tasks = [
-                    group.create_task(s.run(), name=f"source:{s.name}") for s in sources
-                ]
-                upload_task = group.create_task(uploader.run(), name="uploader")
-                others = [
-                    group.create_task(analyzer.run(), name="analyzer"),
-                    group.create_task(delivery.run(), name="alerts"),
-                    group.create_task(Expirer(db, config, uploader.wake.set).run(), name="expirer"),
-                ]
-                log.info(
-                    "edged running: %d sources, %d upload workers, callbacks on port %d",
-                    len(sources),
-                    config.api.max_concurrent_uploads,
-                    server.port,
+            await stack.enter_async_context(server)
+            group = await stack.enter_async_context(asyncio.TaskGroup())
+            sources_task = group.create_task(supervisor.run(config.cameras), name="sources")
+            upload_task = group.create_task(uploader.run(), name="uploader")
+            others = {
+                "analyzer": group.create_task(analyzer.run(), name="analyzer"),
+                "alerts": group.create_task(delivery.run(), name="alerts"),
+                "expirer": group.create_task(
+                    Expirer(db, config, uploader.wake.set).run(), name="expirer"
+                ),
+                "metrics": group.create_task(metrics.run(), name="metrics"),
+                "watchdog": group.create_task(
+                    Watchdog(notifier, lambda: ledger_writable(db)).run(), name="watchdog"
+                ),
+            }
+            stages = {"sources": sources_task, "uploader": upload_task, **others}
+            if config.metrics.listen is not None:
+                inputs = HealthInputs(
+                    stages, lambda: uploader.auth_paused, tuple(c.name for c in config.cameras)
                 )
-                if on_ready is not None:
-                    on_ready(server.port)
-                await shutdown.wait()
-                log.info("stopping: sources first, then up to %.0fs for uploads in flight", grace_s)
-                for task in source_tasks:
-                    task.cancel()
-                uploader.stop_taking()
-                deadline = loop.time() + grace_s
-                await asyncio.wait([upload_task], timeout=grace_s)
-                # Results of the uploads just finished are on their way: keep the listener
-                # and the analyzer up for them (within the grace period), or each would be
-                # uploaded and paid for again after the restart.
-                await _drain_results(db, started_at, deadline)
-                for task in [upload_task, *others]:
-                    task.cancel()
+                host, port = split_host_port(config.metrics.listen)
+                await stack.enter_async_context(_serve(health_app(db, metrics, inputs), host, port))
+            log.info(
+                "edged running: %d cameras, %d upload workers, callbacks on port %d",
+                len(config.cameras),
+                config.api.max_concurrent_uploads,
+                server.port,
+            )
+            notifier.ready()
+            if on_ready is not None:
+                on_ready(server.port)
+            while not shutdown.is_set():
+                await _first(shutdown, reload)
+                if reload.is_set() and not shutdown.is_set():
+                    reload.clear()
+                    if config_path is None:
+                        log.warning("reload asked for, but edged was not started from a file")
+                        continue
+                    config = await reload_config(config_path, config, supervisor, uploader, api)
+            notifier.stopping()
+            log.info("stopping: sources first, then up to %.0fs for uploads in flight", grace_s)
+            await supervisor.stop_all()
+            sources_task.cancel()
+            uploader.stop_taking()
+            deadline = loop.time() + grace_s
+            await asyncio.wait([upload_task], timeout=grace_s)
+            # Results of the uploads just finished are on their way: keep the listener
+            # and the analyzer up for them (within the grace period), or each would be
+            # uploaded and paid for again after the restart.
+            await _drain_results(db, started_at, deadline)
+            for task in [upload_task, *others.values()]:
+                task.cancel()
     finally:
         await db.aclose()
     log.info("stopped")
     return 0
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: web.Application, host: str, port: int) -> AsyncIterator[web.AppRunner]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        yield runner
+    finally:
+        await runner.cleanup()
 
 
 async def _drain_results(db: AsyncLedger, since: float, deadline: float) -> None:
@@ -166,9 +237,8 @@ async def _drain_results(db: AsyncLedger, since: float, deadline: float) -> None
         await asyncio.sleep(0.1)
 
 
-def _signal_event() -> asyncio.Event:
-    event = asyncio.Event()
+def _install_signals(shutdown: asyncio.Event, reload: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, event.set)
-    return event
+        loop.add_signal_handler(signum, shutdown.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)

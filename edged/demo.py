@@ -83,6 +83,8 @@ cameras:
     since: 1h
 storage:
   dir: {work / "state"}
+metrics:
+  listen: null
 alerts:
   sinks:
     - type: webhook

@@ -82,6 +82,15 @@ class Uploader:
     def auth_paused(self) -> bool:
         return not self._auth_ok.is_set()
 
+    def set_guardrails(self, guardrails: Guardrails | None) -> None:
+        self._guardrails = guardrails
+
+    def resume_after_auth(self) -> None:
+        """The key was changed (config reload): try again now rather than at the next retry."""
+        if not self._auth_ok.is_set():
+            log.warning("uploads resumed with the reloaded api key")
+            self._auth_ok.set()
+
     def stop_taking(self) -> None:
         """Finish the uploads in flight, start no new one (graceful shutdown)."""
         self._stopping.set()

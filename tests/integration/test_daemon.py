@@ -135,6 +135,7 @@ def daemon_config(
         f"    - type: webhook\n      url: {hook_url}\n      secret: {SECRET}\n"
         "    - type: log\n"
         f"instance: {INSTANCE}\n"
+        f"metrics:\n  listen: 127.0.0.1:{free_port()}\n"
     )
     return path
 
