@@ -44,8 +44,15 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
     )
     errors = ledger.execute(
         "SELECT id, camera, last_error FROM clips WHERE last_error IS NOT NULL"
-        " AND state IN (?, ?, ?) ORDER BY updated_at DESC LIMIT ?",
-        (ClipState.FAILED, ClipState.RETRY_WAIT, ClipState.EXPIRED, error_count),
+        " AND state IN (?, ?, ?, ?, ?) ORDER BY updated_at DESC LIMIT ?",
+        (
+            ClipState.FAILED,
+            ClipState.RETRY_WAIT,
+            ClipState.EXPIRED,
+            ClipState.SKIPPED_BUDGET,
+            ClipState.SKIPPED_SCHEDULE,
+            error_count,
+        ),
     )
     tokens = ledger.execute("SELECT COALESCE(SUM(tokens_total), 0) AS n FROM results")
     return StatusReport(
