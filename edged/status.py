@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from edged.alerts import outbox
 from edged.clip import PENDING_UPLOAD_STATES, ClipState
+from edged.guardrails import utc_day_start
 from edged.ledger import Ledger
 
 
@@ -25,6 +26,7 @@ class StatusReport:
     last_errors: list[tuple[int, str, str]]  # clip id, camera, error
     alerts: dict[str, int] = field(default_factory=dict)
     tokens_total: int = 0
+    tokens_today: int = 0
 
 
 def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
@@ -54,7 +56,12 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
             error_count,
         ),
     )
-    tokens = ledger.execute("SELECT COALESCE(SUM(tokens_total), 0) AS n FROM results")
+    tokens = ledger.execute(
+        "SELECT COALESCE(SUM(tokens_total), 0) AS n,"
+        " COALESCE(SUM(CASE WHEN received_at >= ? THEN tokens_total END), 0) AS today"
+        " FROM results",
+        (utc_day_start(time.time()),),
+    )
     return StatusReport(
         by_state=by_state,
         cameras=[
@@ -65,6 +72,7 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
         last_errors=[(row["id"], row["camera"], row["last_error"]) for row in errors],
         alerts=outbox.counts_by_state(ledger),
         tokens_total=int(tokens[0]["n"]) if tokens else 0,
+        tokens_today=int(tokens[0]["today"]) if tokens else 0,
     )
 
 
@@ -94,7 +102,7 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
         )
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())) or "none"
     lines.append(f"alerts: {alerts}")
-    lines.append(f"tokens used: {report.tokens_total}")
+    lines.append(f"tokens used: {report.tokens_today} today (UTC), {report.tokens_total} in all")
     if report.last_errors:
         lines.append("last errors:")
         lines += [f"  clip {i} ({camera}): {error}" for i, camera, error in report.last_errors]
