@@ -1,7 +1,10 @@
-"""The matcher stage: analyzed clips → person matches → alerts in the outbox → clip done.
+"""The matcher stage: analyzed clips → person matches → policy → snapshots → outbox → done.
 
-Matching a clip and enqueueing its alerts is one transaction with marking it done,
-so a crash either redoes both or neither: never a done clip with lost alerts.
+For each analyzed clip: the result is matched and the person policy applied (one ledger
+call); a picture of each alert is decoded in a thread, before the clip is marked done, since
+the clip file may be deleted afterwards (storage quota, keep_uploaded); then its alerts are
+queued in the transaction that marks it done, so a crash redoes both or neither: never a done
+clip with lost alerts. Redoing after a crash only rewrites the same picture files.
 """
 
 from __future__ import annotations
@@ -10,30 +13,67 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edged.alerts import outbox
 from edged.alerts.model import alert_id_for
+from edged.alerts.policy import AlertPolicy
+from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 from edged.clip import Clip, ClipState
+from edged.config_alerts import UNKNOWN_PERSON
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
-from edged.matcher import Match, parse_matches, select_present, summarize
+from edged.matcher import Match, parse_matches, parse_unknown, select_present, summarize
+
+__all__ = ["AlertPolicy", "Analyzer", "Plan", "build_alerts", "finish_clip", "plan_alerts"]
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY_S = 3600.0
+
 
 @dataclass(frozen=True, slots=True)
-class AlertPolicy:
-    person_names: tuple[str, ...]
-    min_confidence: float
-    sink_names: tuple[str, ...]
-    instance: str
+class Plan:
+    """What one analyzed clip raises: the matches that alert, and those the policy holds back."""
+
+    text: str
+    raised: tuple[Match, ...]
+    skipped: tuple[tuple[Match, str], ...] = ()
 
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _start(clip: Clip) -> float:
+    return clip.start.timestamp() if clip.start else clip.found_at
+
+
+def _moment(clip: Clip, match: Match) -> float:
+    """Seconds into the clip: the first time the person is seen, else the clip's middle."""
+    return match.timestamps[0] if match.timestamps else (clip.duration_s or 0.0) / 2
+
+
+def plan_alerts(ledger: Ledger, clip: Clip, policy: AlertPolicy) -> Plan:
+    """Blocking: the clip's matches, split by the policy into raised and skipped."""
+    result = ledger.result(clip.id)
+    text = result.text if result else ""
+    matches = parse_matches(text, policy.person_names)
+    if policy.unknown:
+        unknown = parse_unknown(text, UNKNOWN_PERSON)
+        matches += [unknown] if unknown is not None else []
+    raised: list[Match] = []
+    skipped: list[tuple[Match, str]] = []
+    for match in select_present(matches, policy.min_confidence):
+        seen_at = _start(clip) + _moment(clip, match)
+        reason = policy.skip_reason(clip.camera, match.person, seen_at)
+        if reason is None:
+            raised.append(match)
+        else:
+            skipped.append((match, reason))
+    return Plan(text, tuple(raised), tuple(skipped))
 
 
 def build_alerts(
@@ -43,13 +83,15 @@ def build_alerts(
     policy: AlertPolicy,
     install_id: str,
     now: float,
+    snapshots: Mapping[str, Snapshot] | None = None,
 ) -> list[outbox.NewAlert]:
-    start = clip.start.timestamp() if clip.start else clip.found_at
+    start = _start(clip)
     end = start + clip.duration_s if clip.duration_s is not None else None
     alerts = []
     for match in matches:
-        moment = match.timestamps[0] if match.timestamps else (clip.duration_s or 0.0) / 2
+        moment = _moment(clip, match)
         alert_id = alert_id_for(install_id, clip.id, match.person)
+        snapshot = (snapshots or {}).get(match.person)
         payload = {
             "alert_id": alert_id,
             "person": match.person,
@@ -61,11 +103,14 @@ def build_alerts(
                 "end": _iso(end) if end is not None else None,
                 "duration_s": clip.duration_s,
                 "file": clip.path.name,
+                "path": str(clip.path),
             },
             "moment_s": moment,
             "timestamps": list(match.timestamps),
             "seen_at": _iso(start + moment),
             "summary": summarize(text),
+            # Sinks render this reference their own way (inline, link, topic, path).
+            "snapshot": snapshot.as_json() if snapshot is not None else None,
             "instance": policy.instance,
             "created_at": _iso(now),
         }
@@ -86,15 +131,20 @@ def build_alerts(
     return alerts
 
 
-def finish_clip(ledger: Ledger, clip: Clip, policy: AlertPolicy, now: float) -> list[Match]:
-    """Blocking: match one analyzed clip and, in the same transaction, queue its alerts and
-    mark it done. Returns the matches that raised alerts."""
-    result = ledger.result(clip.id)
-    text = result.text if result else ""
-    present = select_present(parse_matches(text, policy.person_names), policy.min_confidence)
-    alerts = build_alerts(clip, text, present, policy, ledger.install_id(), now)
+def finish_clip(
+    ledger: Ledger,
+    clip: Clip,
+    policy: AlertPolicy,
+    now: float,
+    plan: Plan | None = None,
+    snapshots: Mapping[str, Snapshot] | None = None,
+) -> list[Match]:
+    """Blocking: queue the clip's alerts and mark it done, in one transaction. Returns the
+    matches that raised alerts."""
+    plan = plan if plan is not None else plan_alerts(ledger, clip, policy)
+    alerts = build_alerts(clip, plan.text, plan.raised, policy, ledger.install_id(), now, snapshots)
     ledger.mark_done(clip.id, extra=lambda conn: outbox.enqueue(conn, alerts, now))
-    return present
+    return list(plan.raised)
 
 
 class Analyzer:
@@ -103,30 +153,63 @@ class Analyzer:
         db: AsyncLedger,
         policy: AlertPolicy,
         *,
+        snapshots: SnapshotStore | None = None,
         on_alerts: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         poll_s: float = 1.0,
     ) -> None:
         self._db = db
         self._policy = policy
+        self._snapshots = snapshots
         self._on_alerts = on_alerts
         self._clock = clock
         self._poll_s = poll_s
+        self._pruned_at = float("-inf")
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
+        install_id = await self._db.run(self._db.ledger.install_id)
         while True:
+            await self._prune()
             clips = await self._db.run(self._db.ledger.in_state, ClipState.ANALYZED)
             for clip in clips:
-                present = await self._db.run(
-                    finish_clip, self._db.ledger, clip, self._policy, self._clock()
-                )
-                names = ", ".join(m.person for m in present) or "nobody"
-                log.info("done camera=%s clip=%s persons: %s", clip.camera, clip.id, names)
-                if present:
-                    self._on_alerts()
+                await self._finish(clip, install_id)
             try:
                 await asyncio.wait_for(self.wake.wait(), self._poll_s)
                 self.wake.clear()
             except TimeoutError:
                 pass
+
+    async def _finish(self, clip: Clip, install_id: str) -> None:
+        ledger = self._db.ledger
+        plan = await self._db.run(plan_alerts, ledger, clip, self._policy)
+        for match, reason in plan.skipped:
+            log.info(
+                "no alert person=%s camera=%s clip=%s: %s",
+                match.person,
+                clip.camera,
+                clip.id,
+                reason,
+            )
+        pictures: dict[str, Snapshot] = {}
+        if self._snapshots is not None and self._snapshots.enabled:
+            for match in plan.raised:
+                alert_id = alert_id_for(install_id, clip.id, match.person)
+                at_s = match.timestamps[0] if match.timestamps else None
+                taken = await asyncio.to_thread(self._snapshots.take, clip, alert_id, at_s)
+                if taken is not None:
+                    pictures[match.person] = taken
+        await self._db.run(finish_clip, ledger, clip, self._policy, self._clock(), plan, pictures)
+        names = ", ".join(m.person for m in plan.raised) or "nobody"
+        log.info("done camera=%s clip=%s alerts: %s", clip.camera, clip.id, names)
+        if plan.raised:
+            self._on_alerts()
+
+    async def _prune(self) -> None:
+        now = self._clock()
+        if self._snapshots is None or now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        removed = await asyncio.to_thread(self._snapshots.prune, now)
+        if removed:
+            log.info("removed %d snapshots older than snapshot_retention", removed)

@@ -7,6 +7,7 @@ for a correctly tokened callback of a known clip.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from edged.alerts.snapshot_store import SnapshotStore
 from edged.backoff import full_jitter
 from edged.envelope import parse_envelope
 from edged.ledger_async import AsyncLedger
@@ -24,6 +26,8 @@ from edged.persons import PersonDirectory
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
+#: A callback body must carry at least one of these to be read as a result or an error.
+ENVELOPE_KEYS = frozenset({"code", "success", "failed", "data", "text"})
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 ResultHook = Callable[[int], None]
@@ -42,17 +46,20 @@ class CallbackApp:
         max_attempts: int = 5,
         on_result: ResultHook | None = None,
         rng: random.Random | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         self._db = db
         self._persons = persons
         self._max_attempts = max_attempts
         self._on_result = on_result
         self._rng = rng or random.Random()
+        self._snapshots = snapshots
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_route("*", "/callbacks/{clip_id}/{token}", self._callback)
         app.router.add_route("*", "/persons/{token}/{name}", self._person_image)
+        app.router.add_route("*", "/snapshots/{camera}/{name}", self._snapshot)
         app.router.add_route("*", "/{tail:.*}", self._anything_else)
         return app
 
@@ -88,6 +95,12 @@ class CallbackApp:
         except ValueError:
             log.warning("callback body is not JSON camera=%s clip=%s", clip.camera, clip.id)
             return web.json_response({"error": "body is not JSON"}, status=400)
+        if not isinstance(body, dict) or not ENVELOPE_KEYS & body.keys():
+            # Not a result and not an error report: malformed, and nothing changes.
+            log.warning(
+                "callback body is not a result envelope camera=%s clip=%s", clip.camera, clip.id
+            )
+            return web.json_response({"error": "body is not a result envelope"}, status=400)
         envelope = parse_envelope(body)
         if envelope.task_id and clip.task_id and envelope.task_id != clip.task_id:
             log.warning(
@@ -149,6 +162,18 @@ class CallbackApp:
         return web.FileResponse(
             path, headers={"Content-Type": IMAGE_TYPES.get(path.suffix.lower(), "image/jpeg")}
         )
+
+    async def _snapshot(self, request: web.Request) -> web.StreamResponse:
+        """An alert's picture behind a signed, expiring link (webhook `snapshot: url`)."""
+        if request.method not in ("GET", "HEAD") or self._snapshots is None:
+            return _not_found()
+        file = f"{request.match_info['camera']}/{request.match_info['name']}"
+        expires, signature = request.query.get("expires", ""), request.query.get("sig", "")
+        verify = self._snapshots.verify
+        path = await asyncio.to_thread(verify, file, expires, signature, time.time())
+        if path is None:
+            return _not_found()
+        return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})
 
 
 class CallbackServer:

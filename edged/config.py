@@ -18,6 +18,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import AfterValidator, Field, ValidationError
 
+from edged.config_alerts import (
+    CameraFilter,
+    CommandArgv,
+    QuietHoursConfig,
+    camera_name_problems,
+    duplicate_unknown_person,
+    existing_file,
+)
 from edged.config_errors import (
     SECRET_KEYS,
     ConfigError,
@@ -122,6 +130,9 @@ class PersonConfig(_Section):
     name: Text
     url: HttpUrl | None = None
     image: ImagePath | None = None
+    #: never: recognised (so not "unknown"), but raises no alert.
+    alert: Literal["always", "never"] = "always"
+    cameras: CameraFilter | None = None
 
     @classmethod
     def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
@@ -280,6 +291,8 @@ class WebhookSink(_Section):
     url: HttpUrl
     secret: Secret | None = None
     timeout: Timeout = 10.0
+    #: inline: base64 in the body; url: a signed link on the callback listener; none.
+    snapshot: Literal["inline", "url", "none"] = "inline"
 
 
 class MqttSink(_Section):
@@ -294,14 +307,26 @@ class MqttSink(_Section):
     username: str | None = None
     password: Secret | None = None
     tls: bool = False
+    ca_file: Annotated[ConfigPath, AfterValidator(existing_file)] | None = None
     discovery: bool = False
+    discovery_prefix: Text = "homeassistant"
+    #: A camera that edged has not heard from for this long is shown offline (None: only
+    #: open outages count).
+    camera_offline_after: Duration | None = 900.0
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        problems = super().prepare(data, context)
+        if data.get("ca_file") is not None and data.get("tls") is not True:
+            problems.append((("ca_file",), "only used with tls: true"))
+        return problems
 
 
 class CommandSink(_Section):
     """Runs a program per alert; "{person}"-style fields in argv are filled in."""
 
     type: Literal["command"] = "command"
-    argv: Argv
+    argv: Annotated[Argv, CommandArgv]
     timeout: Timeout = 30.0
 
 
@@ -320,6 +345,12 @@ class AlertsConfig(_Section):
     cooldown: Duration = 300.0
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
     retry_max_age: Duration = 86400.0
+    #: Alerts per hour for one person on one camera, counted per sink; None: no limit.
+    max_per_hour: Annotated[int, Field(ge=1)] | None = None
+    #: Also alert on people seen who match no reference person (person "unknown").
+    unknown: bool = False
+    quiet_hours: tuple[QuietHoursConfig, ...] = ()
+    snapshot_retention: Duration = 7 * 86400.0
     sinks: tuple[Sink, ...] = ()
 
 
@@ -362,7 +393,33 @@ class Config(_Section):
             problems += _duplicate_names("persons", persons, str.casefold)
         if isinstance(cameras, list):
             problems += _duplicate_names("cameras", cameras, str)
-        return problems
+        return problems + _alert_problems(data)
+
+
+def _alert_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """Alert settings that refer to other sections: camera names, person names, public_url."""
+    problems = camera_name_problems(data)
+    alerts, callback = _mapping(data.get("alerts")), _mapping(data.get("callback"))
+    persons = data.get("persons")
+    if alerts.get("unknown") is True and isinstance(persons, list):
+        problems += duplicate_unknown_person(persons)
+    if alerts.get("unknown") is True and not persons:
+        message = "needs at least one person: unknown means matching none of them"
+        problems.append((("alerts", "unknown"), message))
+    sinks = alerts.get("sinks")
+    for index, sink in enumerate(sinks if isinstance(sinks, list) else []):
+        if (
+            isinstance(sink, dict)
+            and sink.get("snapshot") == "url"
+            and not callback.get("public_url")
+        ):
+            message = "url needs callback.public_url, where receivers fetch the picture"
+            problems.append((("alerts", "sinks", index, "snapshot"), message))
+    return problems
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _duplicate_names(section: str, items: list[Any], fold: Any) -> list[Problem]:
@@ -378,7 +435,7 @@ def _duplicate_names(section: str, items: list[Any], fold: Any) -> list[Problem]
     return problems
 
 
-_SECTIONS: dict[Loc, type[_Section]] = {
+_SECTIONS: dict[Loc, type[ConfigModel]] = {
     (): Config,
     ("api",): ApiConfig,
     ("callback",): CallbackConfig,
@@ -391,10 +448,13 @@ _SECTIONS: dict[Loc, type[_Section]] = {
     ("alerts", "sinks", "mqtt"): MqttSink,
     ("alerts", "sinks", "command"): CommandSink,
     ("alerts", "sinks", "log"): LogSink,
+    ("persons", "cameras"): CameraFilter,
+    ("alerts", "quiet_hours"): QuietHoursConfig,
 }
 _MISSING_HINTS: dict[Loc, str] = {
     ("api", "api_key"): "missing: set api_key (e.g. ${EDGED_API_KEY}) or api_key_file",
     ("alerts", "sinks", "type"): "missing: set type to webhook, mqtt, command or log",
+    ("alerts", "quiet_hours", "hours"): 'missing: the window, e.g. hours: "22:00-06:00"',
 }
 
 
@@ -402,7 +462,9 @@ def _known_keys(loc: Loc) -> list[str]:
     section = _SECTIONS.get(tuple(part for part in loc if isinstance(part, str)))
     if section is None:
         return []
-    return [*section.model_fields, *(f"{key}_file" for key in section.secret_files)]
+    keys = [field.alias or name for name, field in section.model_fields.items()]
+    secret_files: tuple[str, ...] = getattr(section, "secret_files", ())
+    return [*keys, *(f"{key}_file" for key in secret_files)]
 
 
 def parse_config(
@@ -451,7 +513,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
 
 def redacted_yaml(config: Config) -> str:
     """The effective config as YAML, loadable again, with every secret shown as "***"."""
-    data = config.model_dump(mode="json")
+    data = config.model_dump(mode="json", by_alias=True)
     for camera in data["cameras"]:
         # A camera shows only the keys of its kind, so that the output loads again.
         unused = (*_FOLDER_KEYS, "folder") if camera["rtsp"] else (*_RTSP_KEYS, "rtsp")

@@ -117,6 +117,7 @@ def build_prompts(
     block: dict[str, Any] = {"persons": entries}
     if ask_unknown:
         block["unknown_people"] = 0
+        block["unknown_timestamps"] = []
     listed = ", ".join(json.dumps(name, ensure_ascii=False) for name in names)
     lines = [
         f"Reference persons: {listed}.",
@@ -131,7 +132,8 @@ def build_prompts(
     ]
     if ask_unknown:
         lines.append(
-            '"unknown_people" is the number of people seen who match none of the reference persons.'
+            '"unknown_people" is the number of people seen who match none of the reference persons;'
+            ' "unknown_timestamps" are the seconds at which such people are visible.'
         )
     instruction = "\n".join(lines)
     prompt = f"{user_prompt.rstrip()}\n\n{instruction}" if user_prompt.strip() else instruction
@@ -163,6 +165,19 @@ def parse_unknown_people(text: str) -> int | None:
     value = _lower_keys(block[2]).get("unknown_people") if block else None
     number = _number(value)
     return int(number) if number is not None and number >= 0 and number.is_integer() else None
+
+
+def parse_unknown(text: str, name: str = "unknown") -> Match | None:
+    """A match named `name` when the result's JSON block counts people who match no reference
+    person; its moments are the block's `unknown_timestamps`. Prose is not read for this: a
+    free-text "someone" is too vague to alert on."""
+    count = parse_unknown_people(text)
+    if not count:
+        return None
+    block = next(_blocks(text[:MAX_TEXT_CHARS]), None)
+    stamps = _json_timestamps(_lower_keys(block[2]).get("unknown_timestamps", [])) if block else ()
+    evidence = f"unknown_people: {count}"
+    return Match(name, True, DEFAULT_JSON_CONFIDENCE, stamps, "json", evidence)
 
 
 def select_present(matches: Iterable[Match], min_confidence: float) -> list[Match]:

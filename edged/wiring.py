@@ -21,7 +21,10 @@ def person_directory(config: Config, ledger: Ledger) -> PersonDirectory:
 
 def analysis_template(config: Config, persons: PersonDirectory) -> AnalysisRequest:
     user_prompt, system_prompt = build_prompts(
-        config.api.user_prompt, config.api.system_prompt, persons.names
+        config.api.user_prompt,
+        config.api.system_prompt,
+        persons.names,
+        ask_unknown=config.alerts.unknown,
     )
     return AnalysisRequest(
         user_prompt=user_prompt,

@@ -1,19 +1,40 @@
 """What every alert sink is: a name, `deliver()`, and a lifetime.
 
 A new sink is one module in this package defining `SINK_TYPE` (the config's `type`)
-and `create(config, index) -> Sink`; `edged.alerts.registry` finds it by itself.
+and `create(config, name, context) -> Sink`; `edged.alerts.registry` finds it by itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from edged.alerts.model import Alert
+from edged.alerts.snapshot_store import SnapshotStore
 from edged.errors import EdgedError
+from edged.ledger_async import AsyncLedger
 
 
 class DeliveryError(EdgedError):
-    """A delivery did not happen; it is retried with backoff until alerts.retry_max_age."""
+    """A delivery did not happen; it is retried with backoff until alerts.retry_max_age.
+
+    `sink_down`: the sink as a whole is unavailable (a broker connection is lost), not this
+    alert; the alert then waits, without backoff, until the sink is ready again."""
+
+    def __init__(self, message: str, *, sink_down: bool = False) -> None:
+        super().__init__(message)
+        self.sink_down = sink_down
+
+
+@dataclass(frozen=True, slots=True)
+class SinkContext:
+    """What sinks may need beyond their own config section."""
+
+    instance: str
+    snapshots: SnapshotStore
+    persons: tuple[str, ...] = ()  # names that can raise alerts, "unknown" included
+    cameras: tuple[str, ...] = ()  # configured camera names
+    db: AsyncLedger | None = field(default=None, compare=False)  # camera status, if needed
 
 
 class Sink(Protocol):
@@ -22,6 +43,12 @@ class Sink(Protocol):
 
     async def start(self) -> None:
         """Open connections; called once before the first delivery."""
+
+    async def run(self) -> None:
+        """Background upkeep (a broker connection) until cancelled; returns at once if none."""
+
+    async def wait_ready(self) -> None:
+        """Returns when a delivery may succeed again after DeliveryError(sink_down=True)."""
 
     async def deliver(self, alert: Alert) -> None:
         """Send the alert; raise DeliveryError when it did not arrive."""

@@ -1,4 +1,8 @@
-"""The outbox stage: one worker per sink, so a sink that is down never delays the others."""
+"""The outbox stage: one worker per sink, so a sink that is down never delays the others.
+
+Before sending, a worker applies the limits that depend on what was actually sent: the
+cooldown and alerts.max_per_hour, both per sink, camera and person, by sighting time.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ class AlertDelivery:
         *,
         cooldown_s: float,
         retry_max_age_s: float,
+        max_per_hour: int | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         backoff_base_s: float = 2.0,
@@ -34,6 +39,7 @@ class AlertDelivery:
         self._db = db
         self._sinks = list(sinks)
         self._cooldown_s = cooldown_s
+        self._max_per_hour = max_per_hour
         self._retry_max_age_s = retry_max_age_s
         self._clock = clock
         self._rng = rng or random.Random()
@@ -52,6 +58,7 @@ class AlertDelivery:
                 await sink.start()
             async with asyncio.TaskGroup() as group:
                 for sink in self._sinks:
+                    group.create_task(sink.run(), name=f"alerts:{sink.name}:upkeep")
                     group.create_task(self._worker(sink), name=f"alerts:{sink.name}")
         finally:
             for sink in self._sinks:
@@ -64,12 +71,14 @@ class AlertDelivery:
             if alert is None:
                 await self._idle(sink)
                 continue
-            if await self._db.run(outbox.in_cooldown, ledger, alert, self._cooldown_s):
+            limit = await self._db.run(self._limited, alert)
+            if limit is not None:
                 await self._db.run(
-                    outbox.mark, ledger, alert, outbox.SUPPRESSED, self._clock(), error="cooldown"
+                    outbox.mark, ledger, alert, outbox.SUPPRESSED, self._clock(), error=limit
                 )
                 log.info(
-                    "alert suppressed by cooldown person=%s camera=%s clip=%s sink=%s",
+                    "alert suppressed by %s person=%s camera=%s clip=%s sink=%s",
+                    limit,
                     alert.person,
                     alert.camera,
                     alert.clip_id,
@@ -79,7 +88,10 @@ class AlertDelivery:
             try:
                 await sink.deliver(alert)
             except DeliveryError as exc:
-                await self._failed(alert, sink, str(exc))
+                if exc.sink_down:
+                    await self._sink_down(alert, sink, str(exc))
+                else:
+                    await self._failed(alert, sink, str(exc))
                 continue
             await self._db.run(outbox.mark, ledger, alert, outbox.SENT, self._clock())
             log.info(
@@ -90,6 +102,34 @@ class AlertDelivery:
                 sink.name,
                 alert.alert_id,
             )
+
+    def _limited(self, alert: Alert) -> str | None:
+        """Blocking: "cooldown" or "max_per_hour" when the alert must not be sent."""
+        ledger = self._db.ledger
+        if outbox.in_cooldown(ledger, alert, self._cooldown_s):
+            return "cooldown"
+        if self._max_per_hour is not None and outbox.over_hourly_limit(
+            ledger, alert, self._max_per_hour
+        ):
+            return "max_per_hour"
+        return None
+
+    async def _sink_down(self, alert: Alert, sink: Sink, reason: str) -> None:
+        """The sink itself is unavailable: the alert stays due, and the worker waits for the
+        sink rather than backing off, so the backlog goes out as soon as it is back."""
+        now = self._clock()
+        if now - alert.created_at > self._retry_max_age_s:
+            await self._failed(alert, sink, reason)
+            return
+        await self._db.run(outbox.mark, self._db.ledger, alert, outbox.PENDING, now, error=reason)
+        log.warning(
+            "alert waits for its sink camera=%s clip=%s sink=%s: %s",
+            alert.camera,
+            alert.clip_id,
+            sink.name,
+            reason,
+        )
+        await sink.wait_ready()
 
     async def _failed(self, alert: Alert, sink: Sink, reason: str) -> None:
         now = self._clock()

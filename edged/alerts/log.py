@@ -5,29 +5,41 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from edged.alerts.base import SinkContext
 from edged.alerts.model import Alert
+from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 
 SINK_TYPE = "log"
 log = logging.getLogger("edged.alert")
 
 
 class LogSink:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, snapshots: SnapshotStore | None = None) -> None:
         self.name = name
+        self._snapshots = snapshots
 
     async def start(self) -> None:
         pass
 
+    async def run(self) -> None:
+        pass
+
+    async def wait_ready(self) -> None:
+        pass
+
     async def deliver(self, alert: Alert) -> None:
         payload = alert.payload
+        snapshot = Snapshot.from_json(payload.get("snapshot"))
+        path = self._snapshots.path(snapshot.file) if snapshot and self._snapshots else None
         log.warning(
-            "ALERT person=%s camera=%s confidence=%.2f clip=%s at=%s alert_id=%s: %s",
+            "ALERT person=%s camera=%s confidence=%.2f clip=%s at=%s alert_id=%s snapshot=%s: %s",
             alert.person,
             alert.camera,
             alert.confidence,
             alert.clip_id,
             payload.get("seen_at"),
             alert.alert_id,
+            path or "none",
             payload.get("summary", ""),
         )
 
@@ -35,5 +47,5 @@ class LogSink:
         pass
 
 
-def create(config: Any, name: str) -> LogSink:
-    return LogSink(name)
+def create(config: Any, name: str, context: SinkContext) -> LogSink:
+    return LogSink(name, context.snapshots)

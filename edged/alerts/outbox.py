@@ -1,7 +1,7 @@
 """The alert outbox in the ledger: one row per (alert, sink), delivered at least once.
 
 All functions are blocking and run on the ledger's thread. States: pending → sent,
-or suppressed (cooldown), or failed (undeliverable past alerts.retry_max_age).
+or suppressed (cooldown, max_per_hour), or failed (undeliverable past alerts.retry_max_age).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edged.alerts.model import Alert
+from edged.alerts.policy import HOUR_S
+from edged.alerts.policy import over_hourly_limit as _over_limit
 from edged.ledger import Ledger
 
 PENDING, SENT, SUPPRESSED, FAILED = "pending", "sent", "suppressed", "failed"
@@ -90,6 +92,25 @@ def in_cooldown(ledger: Ledger, alert: Alert, cooldown_s: float) -> bool:
         ),
     )
     return bool(rows)
+
+
+def over_hourly_limit(ledger: Ledger, alert: Alert, max_per_hour: int) -> bool:
+    """Would sending this alert put more than max_per_hour alerts of its person and camera to
+    this sink into one hour of sightings? Counted from alerts actually sent."""
+    rows = ledger.execute(
+        "SELECT event_at FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
+        " AND event_at > ? AND event_at < ? AND alert_id != ?",
+        (
+            alert.sink,
+            alert.camera,
+            alert.person,
+            SENT,
+            alert.event_at - HOUR_S,
+            alert.event_at + HOUR_S,
+            alert.alert_id,
+        ),
+    )
+    return _over_limit([row["event_at"] for row in rows], alert.event_at, max_per_hour)
 
 
 def mark(

@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import edged.alerts as package
-from edged.alerts.base import Sink
+from edged.alerts.base import Sink, SinkContext
 
 
 def _sink_modules() -> dict[str, ModuleType]:
@@ -32,13 +32,13 @@ def sink_names(types: Sequence[str]) -> list[str]:
     return names
 
 
-def build_sinks(configs: Sequence[Any]) -> list[Sink]:
+def build_sinks(configs: Sequence[Any], context: SinkContext) -> list[Sink]:
     modules = _sink_modules()
     sinks: list[Sink] = []
     for config, name in zip(configs, sink_names([c.type for c in configs]), strict=True):
         module = modules.get(config.type)
         if module is None:
             raise ValueError(f"alerts.sinks: no sink of type {config.type!r} in this edged")
-        create: Callable[[Any, str], Sink] = module.create
-        sinks.append(create(config, name))
+        create: Callable[[Any, str, SinkContext], Sink] = module.create
+        sinks.append(create(config, name, context))
     return sinks

@@ -3,20 +3,27 @@
 Headers: `webhook-id` (the alert id), `webhook-timestamp` (unix seconds) and
 `webhook-signature` = `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
 repeated as `X-Edged-Signature`. A receiver recomputes it and refuses stale timestamps.
+
+The alert's `snapshot` is sent as `snapshot:` says: inline (the JPEG in base64), url (a
+signed link on the callback listener, valid for alerts.snapshot_retention) or none.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import aiohttp
 
-from edged.alerts.base import DeliveryError
+from edged.alerts.base import DeliveryError, SinkContext
 from edged.alerts.model import Alert
+from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 
 SINK_TYPE = "webhook"
 
@@ -27,20 +34,40 @@ def sign(secret: str, alert_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+SnapshotMode = Literal["inline", "url", "none"]
+
+
 class WebhookSink:
-    def __init__(self, name: str, url: str, secret: str | None, timeout_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        secret: str | None,
+        timeout_s: float,
+        *,
+        snapshots: SnapshotStore | None = None,
+        snapshot_mode: SnapshotMode = "none",
+    ) -> None:
         self.name = name
         self._url = url
         self._secret = secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._snapshots = snapshots
+        self._snapshot_mode = snapshot_mode
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
 
+    async def run(self) -> None:
+        pass
+
+    async def wait_ready(self) -> None:
+        pass
+
     async def deliver(self, alert: Alert) -> None:
         assert self._session is not None, "start() first"
-        body = alert.payload_json.encode()
+        body = await self._body(alert)
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -62,7 +89,42 @@ class WebhookSink:
         if self._session is not None:
             await self._session.close()
 
+    async def _body(self, alert: Alert) -> bytes:
+        """The stored payload, with its snapshot reference turned into what the receiver gets;
+        the same bytes on every retry, so that the signature and dedup by id stay simple."""
+        payload = alert.payload
+        snapshot = Snapshot.from_json(payload.get("snapshot"))
+        if snapshot is None:
+            return alert.payload_json.encode()
+        payload["snapshot"] = await self._rendered(snapshot, alert.created_at)
+        return json.dumps(payload, sort_keys=True).encode()
 
-def create(config: Any, name: str) -> WebhookSink:
+    async def _rendered(self, snapshot: Snapshot, created_at: float) -> dict[str, Any] | None:
+        store = self._snapshots
+        if store is None or self._snapshot_mode == "none":
+            return None
+        picture = {"content_type": "image/jpeg", **snapshot.as_json()}
+        del picture["file"]
+        if self._snapshot_mode == "url":
+            url, expires = store.url(snapshot.file, created_at)
+            return {**picture, "url": url, "expires_at": _iso(expires)}
+        data = await asyncio.to_thread(store.read, snapshot.file)
+        if data is None:  # pruned, or lost: the alert still goes
+            return None
+        return {**picture, "data": base64.b64encode(data).decode()}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def create(config: Any, name: str, context: SinkContext) -> WebhookSink:
     secret = config.secret.get_secret_value() if config.secret is not None else None
-    return WebhookSink(name, config.url, secret, config.timeout)
+    return WebhookSink(
+        name,
+        config.url,
+        secret,
+        config.timeout,
+        snapshots=context.snapshots,
+        snapshot_mode=config.snapshot,
+    )

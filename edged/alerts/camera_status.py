@@ -1,0 +1,62 @@
+"""Whether each camera is online, read from the ledger.
+
+A camera is offline while it has an open outage (ended_at NULL: an RTSP source that lost its
+stream records one), and also when edged has not heard from it for `offline_after`: no clip
+found, no outage ended, and not just started. For a folder camera that only records on
+motion, a quiet hour is not an outage: set the MQTT sink's `camera_offline_after` to null
+and only outages count.
+
+The ledger is read incrementally (clips above the last id seen), so polling it every few
+seconds stays cheap on a ledger of millions of clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from edged.ledger import Ledger
+
+ONLINE, OFFLINE = "online", "offline"
+
+
+class CameraWatch:
+    def __init__(
+        self, cameras: Iterable[str], *, offline_after_s: float | None, started_at: float
+    ) -> None:
+        self._started_at = started_at
+        self._offline_after_s = offline_after_s
+        # When edged last heard from each camera; edged's own start counts, so that a camera
+        # is not called offline before it had a chance to deliver its first clip.
+        self._heard: dict[str, float] = dict.fromkeys(cameras, started_at)
+        self._last_clip_id = 0
+
+    def refresh(self, ledger: Ledger, now: float) -> dict[str, str]:
+        """Blocking: every known camera's status now."""
+        rows = ledger.execute(
+            "SELECT camera, MAX(found_at) AS heard, MAX(id) AS top FROM clips WHERE id > ?"
+            " GROUP BY camera",
+            (self._last_clip_id,),
+        )
+        for row in rows:
+            self._hear(row["camera"], row["heard"])
+            self._last_clip_id = max(self._last_clip_id, row["top"])
+        outages = ledger.execute(
+            "SELECT camera, SUM(ended_at IS NULL) AS open, MAX(ended_at) AS ended FROM outages"
+            " GROUP BY camera"
+        )
+        down = set()
+        for row in outages:
+            self._hear(row["camera"], row["ended"] or self._started_at)
+            if row["open"]:
+                down.add(row["camera"])
+        return {camera: self._status(camera, camera in down, now) for camera in self._heard}
+
+    def _hear(self, camera: str, at: float) -> None:
+        self._heard[camera] = max(self._heard.get(camera, self._started_at), at)
+
+    def _status(self, camera: str, down: bool, now: float) -> str:
+        if down:
+            return OFFLINE
+        if self._offline_after_s is None:
+            return ONLINE
+        return ONLINE if now - self._heard[camera] <= self._offline_after_s else OFFLINE
