@@ -21,9 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from edged.alerts.delivery import AlertDelivery
-from edged.alerts.registry import build_sinks, sink_names
-from edged.analysis import AlertPolicy, Analyzer
+from edged.alerts.setup import alert_stages
 from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import ClipState
 from edged.config import CameraConfig, Config, split_host_port
@@ -35,6 +33,8 @@ from edged.metrics import Metrics
 from edged.reload import reload_config
 from edged.sdnotify import Notifier, Watchdog
 from edged.sources.folder import FolderSource
+from edged.sources.rtsp import RtspSource
+from edged.storage import StorageQuota
 from edged.supervisor import Source, SourceSupervisor
 from edged.uploader import Uploader
 from edged.wiring import (
@@ -78,10 +78,12 @@ class Expirer:
             await asyncio.sleep(self._every_s)
 
 
-def make_source(db: AsyncLedger, camera: CameraConfig, on_clip: Callable[[], None]) -> Source:
+def make_source(
+    db: AsyncLedger, camera: CameraConfig, on_clip: Callable[[], None], storage_dir: Path
+) -> Source:
     if camera.folder is not None:
         return FolderSource(db, camera, on_clip=on_clip)
-    raise DaemonError(f"camera {camera.name}: RTSP sources are not in this release yet")
+    return RtspSource(db, camera, storage_dir, on_clip=on_clip)
 
 
 async def run_daemon(
@@ -95,12 +97,6 @@ async def run_daemon(
 ) -> int:
     """Runs until `shutdown` is set (or a signal); `on_ready(callback_port)` once serving.
     `reload` (or SIGHUP) re-reads `config_path`."""
-    rtsp = [camera.name for camera in config.cameras if camera.rtsp is not None]
-    if rtsp:
-        raise DaemonError(
-            f"cameras {', '.join(rtsp)}: RTSP sources are not in this release yet;"
-            " record them with the NVR and use folder: instead"
-        )
     if shutdown is None:  # run as a program: signals drive it (tests pass their own events)
         shutdown, reload = asyncio.Event(), reload or asyncio.Event()
         _install_signals(shutdown, reload)
@@ -115,25 +111,14 @@ async def run_daemon(
         if resumed:
             log.info("resumed %d clips that were mid-upload", resumed)
         persons = await db.run(person_directory, config, ledger)
-        sink_configs = config.alerts.sinks
-        policy = AlertPolicy(
-            person_names=persons.names,
-            min_confidence=config.alerts.min_confidence,
-            sink_names=tuple(sink_names([s.type for s in sink_configs])),
-            instance=config.instance,
-        )
-        delivery = AlertDelivery(
-            db,
-            build_sinks(sink_configs),
-            cooldown_s=config.alerts.cooldown,
-            retry_max_age_s=config.alerts.retry_max_age,
-        )
-        analyzer = Analyzer(db, policy, on_alerts=delivery.wake)
+        alerts = await alert_stages(config, db, persons.names)
+        analyzer, delivery = alerts.analyzer, alerts.delivery
         callbacks = CallbackApp(
             db,
             persons,
             max_attempts=config.api.max_attempts,
             on_result=lambda _clip_id: analyzer.wake.set(),
+            snapshots=alerts.snapshots,
         )
         metrics = Metrics(db, config.storage.dir)
         async with api_client(config) as api, contextlib.AsyncExitStack() as stack:
@@ -144,7 +129,15 @@ async def run_daemon(
                 upload_settings(config),
                 guardrails=guardrails(config),
             )
-            supervisor = SourceSupervisor(lambda camera: make_source(db, camera, uploader.wake.set))
+            quota = StorageQuota(db, config.storage)
+
+            def clip_added() -> None:
+                uploader.wake.set()
+                quota.wake.set()
+
+            supervisor = SourceSupervisor(
+                lambda camera: make_source(db, camera, clip_added, config.storage.dir)
+            )
             server = CallbackServer(callbacks.app(), config.callback.host, config.callback.port)
             await stack.enter_async_context(server)
             group = await stack.enter_async_context(asyncio.TaskGroup())
@@ -157,6 +150,7 @@ async def run_daemon(
                     Expirer(db, config, uploader.wake.set).run(), name="expirer"
                 ),
                 "metrics": group.create_task(metrics.run(), name="metrics"),
+                "storage": group.create_task(quota.run(), name="storage"),
                 "watchdog": group.create_task(
                     Watchdog(notifier, lambda: ledger_writable(db)).run(), name="watchdog"
                 ),

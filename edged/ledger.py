@@ -475,6 +475,64 @@ class Ledger:
         """Read-only queries for reports (status, metrics)."""
         return self._conn.execute(sql, tuple(params)).fetchall()
 
+    # -- RTSP outages and the storage quota ---------------------------------------------
+
+    def open_outage_at(self, camera: str, started_at: float, reason: str) -> int:
+        """A camera went away at `started_at` (its last packet): the outage starts there,
+        not when the loss was noticed."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO outages (camera, started_at, reason) VALUES (?, ?, ?)",
+                (camera, started_at, reason),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def recent_outages(self, limit: int = 10) -> list[sqlite3.Row]:
+        """The latest outages, open ones first, then by start (newest first)."""
+        return self._conn.execute(
+            "SELECT id, camera, started_at, ended_at, reason FROM outages"
+            " ORDER BY ended_at IS NOT NULL, started_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+
+    def own_clips(
+        self, key_prefix: str, states: Iterable[ClipState], *, done_before: float | None = None
+    ) -> list[Clip]:
+        """Clips whose source_key starts with `key_prefix` (files edged wrote itself), in
+        `states` (and done before `done_before`, if given), whose file was not deleted yet;
+        oldest first."""
+        wanted = list(states)
+        marks = ",".join("?" for _ in wanted)
+        query = (
+            "SELECT * FROM clips c WHERE c.source_key >= ? AND c.source_key < ?"
+            f" AND c.state IN ({marks}) AND NOT EXISTS (SELECT 1 FROM events e"
+            " WHERE e.clip_id = c.id AND e.kind = 'file_deleted')"
+        )
+        params: list[Any] = [key_prefix, key_prefix + "\U0010ffff", *wanted]
+        if done_before is not None:
+            query += " AND c.done_at <= ?"
+            params.append(done_before)
+        rows = self._conn.execute(query + " ORDER BY c.id", params).fetchall()
+        return [_clip(row) for row in rows]
+
+    def mark_dropped(self, clip_id: int, reason: str, from_states: Iterable[ClipState]) -> bool:
+        """A clip given up unsent (the storage quota); False if it moved on meanwhile."""
+        wanted = list(from_states)
+        marks = ",".join("?" for _ in wanted)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=?, next_attempt_at=NULL, updated_at=?"
+                f" WHERE id=? AND state IN ({marks})",
+                (ClipState.DROPPED, reason, self._clock(), clip_id, *wanted),
+            )
+            if cursor.rowcount:
+                self._event(conn, clip_id, ClipState.DROPPED.value, reason)
+            return bool(cursor.rowcount)
+
+    def mark_file_deleted(self, clip_id: int, detail: str) -> None:
+        with self.transaction() as conn:
+            self._event(conn, clip_id, "file_deleted", detail)
+
 
 def _clip(row: sqlite3.Row) -> Clip:
     return Clip(

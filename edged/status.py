@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from edged.alerts import outbox
 from edged.clip import PENDING_UPLOAD_STATES, ClipState
@@ -19,6 +20,16 @@ class CameraLine:
 
 
 @dataclass(frozen=True, slots=True)
+class OutageLine:
+    """A time a camera sent no footage (RTSP cameras), from the ledger's outage record."""
+
+    camera: str
+    started_at: float
+    ended_at: float | None  # None: still down
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     by_state: dict[str, int]
     cameras: list[CameraLine]
@@ -27,6 +38,7 @@ class StatusReport:
     alerts: dict[str, int] = field(default_factory=dict)
     tokens_total: int = 0
     tokens_today: int = 0
+    outages: list[OutageLine] = field(default_factory=list)
 
 
 def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
@@ -73,6 +85,10 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
         alerts=outbox.counts_by_state(ledger),
         tokens_total=int(tokens[0]["n"]) if tokens else 0,
         tokens_today=int(tokens[0]["today"]) if tokens else 0,
+        outages=[
+            OutageLine(row["camera"], row["started_at"], row["ended_at"], row["reason"])
+            for row in ledger.recent_outages()
+        ],
     )
 
 
@@ -106,4 +122,17 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
     if report.last_errors:
         lines.append("last errors:")
         lines += [f"  clip {i} ({camera}): {error}" for i, camera, error in report.last_errors]
+    if report.outages:
+        lines.append("camera outages (latest first):")
+        lines += [_outage(outage, now) for outage in report.outages]
     return "\n".join(lines)
+
+
+def _outage(outage: OutageLine, now: float) -> str:
+    start = datetime.fromtimestamp(outage.started_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if outage.ended_at is None:
+        seconds = max(0.0, now - outage.started_at)
+        return f"  camera {outage.camera}: DOWN since {start} ({seconds:.0f}s): {outage.reason}"
+    end = datetime.fromtimestamp(outage.ended_at, UTC).strftime("%H:%M:%SZ")
+    seconds = max(0.0, outage.ended_at - outage.started_at)
+    return f"  camera {outage.camera}: {start} to {end} ({seconds:.0f}s): {outage.reason}"

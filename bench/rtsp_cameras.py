@@ -1,0 +1,316 @@
+"""N RTSP cameras: edged against N `ffmpeg -c copy -f segment` processes, same streams.
+
+    python bench/rtsp_cameras.py [--cameras 1,8,32] [--seconds 60] [--layouts threads]
+
+Serves a generated 720p H.264 + AAC stream at about 4 Mbit/s from GStreamer's rtsp-server
+(tests/rtsp_server.py, one server process per 8 cameras), then for each N:
+
+- `edged run` with N rtsp cameras (layout `threads`, what edged does: one process, a thread
+  per camera connection), its API pointed at a closed port so only ingestion is measured;
+- layout `processes` (for the record): the same RTSP source code, one process per camera;
+- N `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment` processes.
+
+Each runs for --seconds after a warm-up; CPU seconds (user + system, from /proc) and RSS
+are measured over that window. Then every clip is checked: the frames of the test stream
+tell their index, so the first frame of each clip must follow the last frame of the one
+before (a gap or an overlap otherwise). Prints one line per N and layout, and the CPU
+ratio edged/ffmpeg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import av
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.rtsp_server import RtspServer, index_of, make_stream_file
+
+CAMERAS_PER_SERVER = 8
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    cpu_s: float
+    rss_mb: float
+    clips: int
+    gaps: int
+    late_s: float | None = None  # worst delay from a clip's end to its ledger entry
+
+
+def worst_lateness(ledgers: list[Path]) -> float | None:
+    """Seconds from a clip's last frame (wall clock) to the ledger holding it, worst case."""
+    worst: float | None = None
+    for path in ledgers:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute("SELECT start_at, duration_s, found_at FROM clips").fetchall()
+        for start_at, duration_s, found_at in rows:
+            end = datetime.fromisoformat(start_at).timestamp() + duration_s
+            worst = max(worst or 0.0, found_at - end)
+    return worst
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(pids: list[int], warmup_s: float, seconds: float) -> tuple[float, float]:
+    """CPU seconds of `pids` over `seconds` after `warmup_s`, and their RSS at the end."""
+    time.sleep(warmup_s)
+    before = sum(cpu_seconds(pid) for pid in pids)
+    time.sleep(seconds)
+    after = sum(cpu_seconds(pid) for pid in pids)
+    return after - before, sum(rss_mb(pid) for pid in pids)
+
+
+# ---- clips and gaps -------------------------------------------------------------------------
+
+
+def _index(frame: av.VideoFrame) -> int:
+    def mean(plane: av.video.plane.VideoPlane) -> float:
+        data = bytes(plane)
+        row = plane.line_size * (plane.height // 2)
+        values = data[row : row + plane.width]
+        return sum(values) / len(values)
+
+    return index_of(*(mean(plane) for plane in frame.planes))
+
+
+def ends(path: Path) -> tuple[int, int] | None:
+    """Index of the first and the last frame of a clip (decodes its first and last GOP)."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            first = _index(next(container.decode(stream)))
+            container.seek(container.duration or 0, backward=True, any_frame=False, stream=None)
+            last = None
+            for frame in container.decode(stream):
+                last = _index(frame)
+            return (first, last if last is not None else first)
+    except (av.FFmpegError, StopIteration, OSError):
+        return None
+
+
+def count_gaps(folders: list[Path], pattern: str) -> tuple[int, int]:
+    """(clips, gaps): a gap is a clip that does not start with the frame after the previous
+    clip's last one (or that does not decode)."""
+    clips = gaps = 0
+    for folder in folders:
+        previous: int | None = None
+        for path in sorted(folder.rglob(pattern), key=lambda p: (p.parent.name, p.name)):
+            clips += 1
+            found = ends(path)
+            if found is None:
+                gaps += 1
+                previous = None
+                continue
+            first, last = found
+            if previous is not None and (previous + 1) % 256 != first:
+                gaps += 1
+            previous = last
+    return clips, gaps
+
+
+# ---- the three contenders -------------------------------------------------------------------
+
+
+def edged_config(work: Path, urls: list[str], clip_s: int) -> Path:
+    """Uploads are kept out of the measure: every clip falls outside its camera's upload
+    hours (a one-minute window twelve hours away) and is kept as skipped_schedule."""
+    away = datetime.now(UTC) + timedelta(hours=12)
+    hours = f"{away:%H}:00-{away:%H}:01"
+    cameras = "".join(
+        f"  - name: cam{n:02d}\n    rtsp: {url}\n    clip_seconds: {clip_s}\n"
+        f'    schedule: ["{hours}"]\n'
+        for n, url in enumerate(urls)
+    )
+    path = work / "config.yaml"
+    path.write_text(
+        f"api:\n  base_url: http://127.0.0.1:{free_port()}\n  api_key: bench\n"
+        f"callback:\n  listen: 127.0.0.1:{free_port()}\n"
+        f"metrics:\n  listen: 127.0.0.1:{free_port()}\n"
+        f"storage:\n  dir: {work / 'state'}\ncameras:\n{cameras}"
+    )
+    return path
+
+
+def run_edged(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
+    config = edged_config(work, urls, args.clip_seconds)
+    argv = [sys.executable, "-m", "edged.cli", "--log-level", "WARNING", "run", "-c", str(config)]
+    process = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+    try:
+        cpu, rss = measure([process.pid], args.warmup, args.seconds)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    folders = sorted((work / "state" / "clips").glob("cam*"))
+    late = worst_lateness([work / "state" / "ledger.sqlite3"])
+    return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late)
+
+
+def run_processes(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
+    """One process per camera, each running the RTSP source alone (worker mode below)."""
+    processes = []
+    for n, url in enumerate(urls):
+        folder = work / f"cam{n:02d}"
+        folder.mkdir()
+        config = edged_config(folder, [url], args.clip_seconds)
+        argv = [sys.executable, __file__, "--worker", str(config)]
+        processes.append(subprocess.Popen(argv, stderr=subprocess.DEVNULL))
+    try:
+        cpu, rss = measure([p.pid for p in processes], args.warmup, args.seconds)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(60)
+    folders = sorted(work.glob("cam*/state/clips/*"))
+    late = worst_lateness(sorted(work.glob("cam*/state/ledger.sqlite3")))
+    return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late)
+
+
+def run_ffmpeg(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
+    processes = []
+    for n, url in enumerate(urls):
+        folder = work / f"ffmpeg{n:02d}"
+        folder.mkdir()
+        argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp"]
+        argv += ["-i", url, "-c", "copy", "-map", "0", "-f", "segment"]
+        argv += ["-segment_time", str(args.clip_seconds), "-reset_timestamps", "1"]
+        argv += [str(folder / "%05d.mp4")]
+        processes.append(subprocess.Popen(argv, stderr=subprocess.DEVNULL))
+    try:
+        cpu, rss = measure([p.pid for p in processes], args.warmup, args.seconds)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)  # ffmpeg finishes its segment
+        for process in processes:
+            process.wait(60)
+    return Result(cpu, rss, *count_gaps(sorted(work.glob("ffmpeg*")), "*.mp4"))
+
+
+def worker(config_path: Path) -> None:
+    """`--worker CONFIG`: the RTSP source of CONFIG's only camera, alone in this process."""
+    from edged.config import load_config
+    from edged.ledger import Ledger
+    from edged.ledger_async import AsyncLedger
+    from edged.sources.rtsp import RtspSource
+
+    async def run() -> None:
+        config = load_config(config_path)
+        db = AsyncLedger(Ledger(config.storage.dir))
+        source = RtspSource(db, config.cameras[0], config.storage.dir)
+        task = asyncio.create_task(source.run())
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await db.aclose()
+
+    asyncio.run(run())
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cameras", default="1,8,32")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--clip-seconds", type=int, default=10)
+    parser.add_argument(
+        "--noise", type=float, default=1 / 40, help="textured share of the picture: bitrate"
+    )
+    parser.add_argument("--layouts", default="threads", help="threads,processes")
+    parser.add_argument("--keep", type=Path, help="keep clips and configs in this folder")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker)
+        return
+    with tempfile.TemporaryDirectory(prefix="edged-bench-") as tmp:
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        media = make_stream_file(
+            root / "stream.mp4",
+            seconds=args.warmup + args.seconds + 60,
+            fps=25,
+            gop=25,
+            width=1280,
+            height=720,
+            noise=args.noise,
+            sliced=False,
+        )
+        mbps = media.stat().st_size * 8 / (args.warmup + args.seconds + 60) / 1e6
+        print(f"stream: 1280x720 25 fps H.264 + AAC, {mbps:.1f} Mbit/s, clips of "
+              f"{args.clip_seconds}s, {args.seconds:.0f}s measured after "
+              f"{args.warmup:.0f}s")  # fmt: skip
+        print(f"{'N':>3} {'who':<10} {'CPU s':>7} {'CPU %':>6} {'RSS MB':>7} {'clips':>6} "
+              f"{'gaps':>5} {'late s':>7} {'CPU edged/ffmpeg':>17}")  # fmt: skip
+        for n in [int(value) for value in args.cameras.split(",")]:
+            bench_n(root, media, n, args)
+
+
+def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
+    servers = [
+        RtspServer(media, free_port(), shared=True)
+        for _ in range(math.ceil(n / CAMERAS_PER_SERVER))
+    ]
+    for server in servers:
+        server.start()
+    try:
+        urls = [servers[i % len(servers)].url for i in range(n)]
+        runners = {"threads": run_edged, "processes": run_processes}
+        results: dict[str, Result] = {}
+        for layout in args.layouts.split(","):
+            work = root / f"{layout}-{n}"
+            work.mkdir()
+            results[f"edged-{layout[0]}"] = runners[layout](work, urls, args)
+        work = root / f"ffmpeg-{n}"
+        work.mkdir()
+        ffmpeg = run_ffmpeg(work, urls, args)
+        for who, result in [*results.items(), ("ffmpeg", ffmpeg)]:
+            ratio = f"{result.cpu_s / ffmpeg.cpu_s:.2f}" if who != "ffmpeg" else ""
+            share = 100 * result.cpu_s / args.seconds
+            late = f"{result.late_s:.2f}" if result.late_s is not None else "-"
+            print(f"{n:>3} {who:<10} {result.cpu_s:>7.1f} {share:>6.1f} {result.rss_mb:>7.0f} "
+                  f"{result.clips:>6} {result.gaps:>5} {late:>7} {ratio:>17}",
+                  flush=True)  # fmt: skip
+    finally:
+        for server in servers:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()
