@@ -1,0 +1,148 @@
+"""The public callback listener under random requests: no 5xx, no crash, and no ledger change
+but for a correctly tokened callback. Real HTTP on a real socket; hypothesis picks the requests."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edged.callbacks import CallbackApp, CallbackServer
+from edged.clip import Clip, NewClip
+from edged.ledger import Ledger
+from edged.ledger_async import AsyncLedger
+from edged.persons import build_directory
+
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+SEGMENT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"),
+    min_size=0,
+    max_size=40,
+)
+
+
+def paths(clip: Clip) -> st.SearchStrategy[str]:
+    near = st.sampled_from(
+        [f"/callbacks/{clip.id}/", "/callbacks/", "/persons/person-token/", "/persons/", "/"]
+    )
+    random_paths = st.builds(lambda a, b: a + b, near, st.lists(SEGMENT, max_size=4).map("/".join))
+    # The clip's own callback URL, so bodies are judged too (not only paths).
+    return st.one_of(random_paths, st.just(f"/callbacks/{clip.id}/{clip.callback_token}"))
+
+
+# Random bytes and random JSON, none of which is a result: no text anywhere, no success code.
+BODIES = st.one_of(
+    st.binary(max_size=2048),
+    st.sampled_from([b"1", b"[]", b"null", b'"x"', b"{}", b'{"message": "hi"}']),
+    st.dictionaries(
+        st.text(max_size=10),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+            ),
+            max_leaves=10,
+        ),
+        max_size=5,
+    ).map(lambda d: json.dumps(d).encode()),
+)
+HEADERS = st.dictionaries(
+    st.sampled_from(
+        [
+            "Content-Type",
+            "Content-Length-X",
+            "X-Forwarded-For",
+            "Authorization",
+            "Transfer-Encoding-X",
+            "Cookie",
+        ]
+    ),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+    max_size=3,
+)
+
+
+@pytest.fixture
+async def listener(tmp_path: Path) -> AsyncIterator[tuple[str, AsyncLedger, Clip]]:
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n")
+    persons = build_directory((("Alice", None, image),), "http://x", "person-token")
+    db = AsyncLedger(Ledger(tmp_path / "state"))
+    await db.run(db.ledger.add_clip, NewClip("cam", tmp_path / "c.mp4", 10))
+    clip = await db.run(db.ledger.take_for_upload)
+    await db.run(db.ledger.mark_submitted, clip.id, "task-1")
+    server = CallbackServer(CallbackApp(db, persons).app(), "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.port}", db, clip
+    await db.aclose()
+
+
+async def snapshot(db: AsyncLedger) -> list[tuple]:
+    rows = await db.run(db.ledger.execute, "SELECT * FROM clips")
+    results = await db.run(db.ledger.execute, "SELECT * FROM results")
+    return [tuple(r) for r in rows] + [tuple(r) for r in results]
+
+
+async def test_random_requests_never_5xx_and_never_touch_the_ledger(listener) -> None:
+    url, db, clip = listener
+    before = await snapshot(db)
+    statuses: dict[int, int] = {}
+    loop = asyncio.get_running_loop()
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(method=st.sampled_from(METHODS), path=paths(clip), body=BODIES, headers=HEADERS)
+    def probe(method: str, path: str, body: bytes, headers: dict[str, str]) -> None:
+        status = asyncio.run_coroutine_threadsafe(
+            send(url, method, path, body, headers), loop
+        ).result(30)
+        statuses[status] = statuses.get(status, 0) + 1
+        assert status < 500, (method, path, status)
+
+    await asyncio.to_thread(probe)
+    assert await snapshot(db) == before, "only a correctly tokened callback may change it"
+    assert sum(statuses.values()) >= 300
+    print(f"statuses over {sum(statuses.values())} random requests: {sorted(statuses.items())}")
+
+
+async def send(url: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> int:
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.request(
+                method, url + path, data=io.BytesIO(body), headers=headers
+            ) as response:
+                await response.read()
+                return response.status
+        except aiohttp.ClientError:
+            return 400  # the client refused to send it (an invalid header): not the server
+
+
+async def test_many_idle_and_slow_connections_do_not_stop_the_listener(listener) -> None:
+    url, db, clip = listener
+    host, port = url.removeprefix("http://").split(":")
+    idle = [await asyncio.open_connection(host, int(port)) for _ in range(200)]
+    slow_reader, slow_writer = await asyncio.open_connection(host, int(port))
+    slow_writer.write(
+        f"POST /callbacks/{clip.id}/{clip.callback_token} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{".encode()
+    )
+    await slow_writer.drain()
+    try:
+        async with aiohttp.ClientSession() as http:
+            result = {"code": 0, "data": {"data": {"text": "ok"}}}
+            response = await http.post(
+                f"{url}/callbacks/{clip.id}/{clip.callback_token}", json=result
+            )
+            assert response.status == 200
+    finally:
+        for _, writer in [*idle, (slow_reader, slow_writer)]:
+            writer.close()
+    stored = await db.run(db.ledger.result, clip.id)
+    assert stored is not None and stored.text == "ok"
