@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -11,7 +12,10 @@ from pathlib import Path
 
 from edged import __version__
 from edged.config import Config, ConfigError, load_config, redacted_yaml
+from edged.config_secrets import config_secrets, exposed_secrets
 from edged.logs import configure as configure_logging
+
+log = logging.getLogger("edged")
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -121,9 +125,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         configure_logging(level="WARNING")
         return asyncio.run(run_demo())
 
-    config = _load(args.config)
-    secrets = [config.api.api_key.get_secret_value()]
+    config_path = args.config or default_config_path()
+    config = _load(config_path)
+    secrets = config_secrets(config).values()
     configure_logging(level=args.log_level, json_lines=args.log_format == "json", secrets=secrets)
+    exposed = exposed_secrets(config_path, config)
+    if exposed:
+        log.warning(
+            "%s is readable by other users and holds secrets (%s): chmod 600 it (or 640 for"
+            " edged's group), or give them as ${ENV} or *_file",
+            config_path,
+            ", ".join(exposed),
+        )
     if args.command == "check-config":
         print(redacted_yaml(config), end="")
         return EXIT_OK

@@ -1,0 +1,48 @@
+"""The secrets a config holds: what the log formatter must hide, and whether the file leaks them.
+
+Secrets are the API key, webhook secrets, MQTT passwords and the passwords in camera URLs.
+Whoever can read the config file can read a secret written into it; one given as `${ENV}` or
+`*_file` is not in the file, so only a secret whose value appears in the file's text counts.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from edged.config import Config, MqttSink, WebhookSink
+
+
+def config_secrets(config: Config) -> dict[str, str]:
+    """Dotted key → secret value, for every secret set in `config`."""
+    found = {"api.api_key": config.api.api_key.get_secret_value()}
+    for index, sink in enumerate(config.alerts.sinks):
+        if isinstance(sink, WebhookSink) and sink.secret is not None:
+            found[f"alerts.sinks[{index}].secret"] = sink.secret.get_secret_value()
+        if isinstance(sink, MqttSink) and sink.password is not None:
+            found[f"alerts.sinks[{index}].password"] = sink.password.get_secret_value()
+    for index, camera in enumerate(config.cameras):
+        password = urlsplit(camera.rtsp).password if camera.rtsp else None
+        if password:
+            # Both spellings: the URL may carry it percent-encoded, a library may print it decoded.
+            found[f"cameras[{index}].rtsp"] = password
+            found[f"cameras[{index}].rtsp (decoded)"] = unquote(password)
+    return found
+
+
+def exposed_secrets(config_path: Path, config: Config) -> list[str]:
+    """The keys whose secret is written in `config_path` while other users may read the file;
+    empty when the file is private to its owner and group."""
+    try:
+        mode = config_path.stat().st_mode
+        if not mode & stat.S_IROTH:
+            return []
+        text = config_path.read_text(encoding="utf-8")
+    except OSError:
+        return []  # the loader already read it; a file gone since then exposes nothing
+    return sorted(
+        key
+        for key, value in config_secrets(config).items()
+        if not key.endswith("(decoded)") and value in text
+    )
