@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
+import yarl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edged.alerts.snapshot_store import SnapshotStore
 from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import Clip, NewClip
 from edged.ledger import Ledger
@@ -146,3 +149,57 @@ async def test_many_idle_and_slow_connections_do_not_stop_the_listener(listener)
             writer.close()
     stored = await db.run(db.ledger.result, clip.id)
     assert stored is not None and stored.text == "ok"
+
+
+async def test_picture_paths_serve_their_own_file_and_nothing_else(tmp_path: Path) -> None:
+    """Person images and snapshots are the only files the public listener serves: a near miss
+    of their links (other name, traversal, forged or expired signature) gets 404, never
+    another file of the box."""
+    image = tmp_path / "alice.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\nalice")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "secret.txt").write_text("not for the internet")
+    persons = build_directory((("Alice", None, image),), "http://x", "person-token")
+    store = SnapshotStore(tmp_path / "snapshots", 3600, key=b"k" * 32, public_url="http://x")
+    (tmp_path / "snapshots" / "yard").mkdir(parents=True)
+    (tmp_path / "snapshots" / "yard" / "al_0123456789abcdef01234567.jpg").write_bytes(
+        b"\xff\xd8jpeg"
+    )
+    link, _ = store.url("yard/al_0123456789abcdef01234567.jpg", time.time())
+    good_snapshot = link.removeprefix("http://x")
+    stale, _ = store.url("yard/al_0123456789abcdef01234567.jpg", time.time() - 7200)
+    query = good_snapshot.split("?", 1)[1]
+    near_misses = [
+        "/persons/person-token/1.png",
+        "/persons/person-tokex/0.png",
+        "/persons/person-token/../alice.png",
+        "/persons/person-token/%2e%2e%2falice.png",
+        "/persons/person-token/..%2f..%2fstate%2fsecret.txt",
+        "/persons//0.png",
+        "/snapshots/yard/al_0123456789abcdef01234567.jpg",
+        "/snapshots/yard/al_0123456789abcdef01234568.jpg?" + query,
+        "/snapshots/yard/../../state/secret.txt?" + query,
+        "/snapshots/..%2fstate/secret.txt?" + query,
+        "/snapshots/yard/al_0123456789abcdef01234567.jpg?" + query.replace("sig=", "sig=0"),
+        stale.removeprefix("http://x"),
+        "/state/secret.txt",
+        "/../state/secret.txt",
+    ]
+    db = AsyncLedger(Ledger(tmp_path / "state"))
+    server = CallbackServer(CallbackApp(db, persons, snapshots=store).app(), "127.0.0.1", 0)
+    try:
+        async with server, aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{server.port}"
+
+            async def fetch(path: str) -> tuple[int, bytes]:
+                async with http.get(yarl.URL(base + path, encoded=True)) as response:
+                    return response.status, await response.read()
+
+            assert await fetch("/persons/person-token/0.png") == (200, image.read_bytes())
+            assert await fetch(good_snapshot) == (200, b"\xff\xd8jpeg")
+            for path in near_misses:
+                status, body = await fetch(path)
+                assert status == 404, path
+                assert b"not for the internet" not in body and b"alice" not in body
+    finally:
+        await db.aclose()

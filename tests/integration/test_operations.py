@@ -185,11 +185,20 @@ async def test_healthz_metrics_trace_and_redaction(emulator: Emulator, tmp_path:
         assert code == 0
         for step in ("found (queued)", "upload done", "result received", "alert Alice → log"):
             assert step in trace
+        _, status, _ = await run_edged("status", "-c", str(config))
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
+            exported = await response.text()
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 30)
     log = stderr.decode()
     assert "uploading camera=yard" in log, "the DEBUG log was captured"
-    assert "sk-test-key-never-logged" not in log and SECRET not in log
+    ledger = Ledger(tmp_path / "state")
+    token = ledger.execute("SELECT callback_token FROM clips WHERE id=1")[0][0]
+    ledger.close()
+    assert token and len(token) >= 22  # 128 random bits
+    for shown in (log, trace, status, exported):
+        for secret in ("sk-test-key-never-logged", SECRET, token):
+            assert secret not in shown
 
 
 async def test_healthz_is_503_while_the_api_refuses_the_key(emulator: Emulator, tmp_path: Path):
