@@ -1,0 +1,1 @@
+"""The reliability battery: the promises of DESIGN.md under injected faults."""
