@@ -1,9 +1,11 @@
 """On start: the clips a crash left behind become clips in the ledger.
 
-A `.part` is a fragmented MP4 cut off wherever the process died; its complete fragments are
-remuxed (copied, not transcoded) into the final clip, so a `kill -9` or a power cut loses at
-most the fragment that was still in memory. A finished `.mp4` that never reached the ledger
-(a crash between the rename and the ledger) is queued as it is. Blocking: run in a thread.
+A `.part` is a fragmented MP4 cut off wherever the process died; the packets it holds whole
+are remuxed (copied, not transcoded) into the final clip, so a `kill -9` or a power cut loses
+at most the fragment that was still in memory. A packet the end of the file cuts short, or
+zeros where data never reached the disk, end the clip: no undecodable frame is kept. A
+finished `.mp4` that never reached the ledger (a crash between the rename and the ledger) is
+queued as it is. Blocking: run in a thread.
 """
 
 from __future__ import annotations
@@ -73,23 +75,44 @@ def recover_part(part: Path) -> tuple[Path, float] | None:
         streams = [s for s in source.streams if s.type in ("video", "audio")]
         outputs = {s.index: target.add_stream_from_template(s) for s in streams}
         last_dts: dict[int, int] = {}
+        held: av.Packet | None = None  # one packet behind: it may turn out torn
+
+        def keep(packet: av.Packet) -> None:
+            nonlocal video_start, video_end, written
+            if packet.stream.type == "video" and packet.time_base is not None:
+                t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+                video_start = t if video_start is None else min(video_start, t)
+                length = float((packet.duration or 0) * packet.time_base)
+                video_end = max(video_end, t + length)
+                written += 1
+            packet.stream = outputs[packet.stream.index]
+            target.mux(packet)
+
         try:
             for packet in source.demux(streams):
                 index = packet.stream.index
-                if packet.dts is None or packet.dts <= last_dts.get(index, -(1 << 62)):
+                if packet.is_corrupt:
+                    # Cut off by the end of the file (the demuxer read less than the index
+                    # promised): copied, it would make a frame no decoder can read.
                     continue
+                if packet.dts is None or packet.dts <= last_dts.get(index, -(1 << 62)):
+                    continue  # also the demuxer's empty end-of-stream packets
+                if not bytes(packet).strip(b"\0"):
+                    # Zeros: the index reached the disk but this data never did (a power cut
+                    # on a filesystem without ordered data). The packet before may be half
+                    # zeros, so it goes too, and nothing after it is trusted.
+                    log.info("part file=%s ends in unwritten (zeroed) data", part)
+                    held = None
+                    break
                 last_dts[index] = packet.dts
-                if packet.stream.type == "video" and packet.time_base is not None:
-                    t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-                    video_start = t if video_start is None else min(video_start, t)
-                    length = float((packet.duration or 0) * packet.time_base)
-                    video_end = max(video_end, t + length)
-                    written += 1
-                packet.stream = outputs[index]
-                target.mux(packet)
+                if held is not None:
+                    keep(held)
+                held = packet
         except (av.FFmpegError, OSError) as exc:
             # The torn end of the file: everything before it is kept.
             log.info("part file=%s ends in a torn fragment: %s", part, exc)
+        if held is not None:
+            keep(held)
     if not written or video_start is None:
         scratch.unlink(missing_ok=True)
         part.unlink()
