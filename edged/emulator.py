@@ -118,6 +118,10 @@ def _statuses(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected statuses like 503,429") from None
 
 
+def _words(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def _optional_float(text: str) -> float | None:
     return None if text.lower() in ("none", "off", "") else float(text)
 
@@ -131,6 +135,9 @@ _FLAGS: tuple[tuple[str, str, Callable[[str], object] | None, str | None, str], 
     ("--error-statuses", "error_statuses", _statuses, "503,429", "statuses for --error-rate"),
     ("--fail-next", "fail_next", _statuses, "503,429", "answer the next requests with these"),
     ("--retry-after", "retry_after_s", _optional_float, "SECONDS", "with 429/503, or 'none'"),
+    ("--retry-after-statuses", "retry_after_statuses", _statuses, "429,503", "which carry it"),
+    ("--outage", "outage_s", _duration, "DURATION", "refuse every request this long, e.g. 5m"),
+    ("--outage-statuses", "outage_statuses", _statuses, "503,429", "in equal parts, in order"),
     ("--envelope", "envelope", str, None, "success envelope variant"),
     ("--error-envelope-rate", "error_envelope_rate", float, "FRACTION", "HTTP 200, error body"),
     ("--duplicate-callbacks", "duplicate_callbacks", int, "N", "extra copies of each callback"),
@@ -138,6 +145,13 @@ _FLAGS: tuple[tuple[str, str, Callable[[str], object] | None, str | None, str], 
     ("--drop-callbacks", "drop_callbacks", None, None, "acknowledge but never call back"),
     ("--callback-retries", "callback_retries", int, "N", "re-POSTs after a non-2xx answer"),
     ("--callback-retry-delay", "callback_retry_delay_s", float, "SECONDS", "between re-POSTs"),
+    (
+        "--callback-faults",
+        "callback_faults",
+        _words,
+        "drop,late:40,duplicate:2,malformed,ok",
+        "the next uploads' callbacks, one each",
+    ),
     ("--max-file-bytes", "max_file_bytes", _size, "SIZE", "largest upload, e.g. 8GB"),
     ("--max-duration", "max_duration_s", _duration, "DURATION", "longest video, e.g. 2h"),
     ("--drop-connection-rate", "drop_connection_rate", float, "FRACTION", "cut uploads off"),
@@ -170,8 +184,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> EmulatorOptions:
     values = {name: getattr(args, name) for _, name, _, _, _ in _FLAGS}
-    values["error_statuses"] = tuple(values["error_statuses"])
+    for name in ("error_statuses", "outage_statuses", "retry_after_statuses"):
+        values[name] = tuple(values[name])
     values["fail_next"] = list(values["fail_next"])
+    values["callback_faults"] = list(values["callback_faults"])
     return EmulatorOptions(**values)
 
 

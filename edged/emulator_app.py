@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from edged.emulator_callbacks import CallbackSender, Delivery
+from edged.emulator_callbacks import CallbackSender, plan_delivery
 from edged.emulator_options import (
     CallbackRecord,
     EmulatorOptions,
@@ -63,6 +63,7 @@ class _Draft:
     file_size: int | None = None
     file_sha256: str | None = None
     task_id: str | None = None
+    callback_fault: str | None = None
 
 
 class Emulator:
@@ -127,6 +128,7 @@ class Emulator:
 
     async def _handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         options = self.options
+        started_at = time.time()
         if options.latency_s:
             await asyncio.sleep(options.latency_s)
         authorization = request.headers.get("Authorization")
@@ -138,16 +140,16 @@ class Emulator:
             self._inject_failure()
             if options.drop_connection_rate and self._rng.random() < options.drop_connection_rate:
                 await self._drop(request)
-                self._record(endpoint, authorization, draft, 0, "connection dropped")
+                self._record(endpoint, authorization, draft, 0, "connection dropped", started_at)
                 return web.Response(status=204)  # never reaches the client
             body = await self._answer(request, endpoint, draft)
             status = 200
         except Rejection as exc:
             status, error = exc.status, exc.msg
             body = error_body(options.envelope, exc.code, exc.msg)
-            if status in (429, 503) and options.retry_after_s is not None:
+            if status in options.retry_after_statuses and options.retry_after_s is not None:
                 headers["Retry-After"] = f"{options.retry_after_s:g}"
-        self._record(endpoint, authorization, draft, status, error)
+        self._record(endpoint, authorization, draft, status, error, started_at)
         response = web.json_response(body, status=status, headers=headers)
         if not request.content.is_eof():
             await answer_early(request, response)
@@ -164,6 +166,9 @@ class Emulator:
 
     def _inject_failure(self) -> None:
         options = self.options
+        outage = options.outage_status()
+        if outage is not None:
+            raise http_error(outage)
         if options.fail_next:
             raise http_error(options.fail_next.pop(0))
         if options.error_rate and self._rng.random() < options.error_rate:
@@ -220,18 +225,13 @@ class Emulator:
         if not endpoint.is_async:
             return result_body(options.envelope, text, token)
         draft.task_id = f"task-{uuid.uuid4().hex}"
-        if not options.drop_callbacks:
-            self._callbacks.schedule(
-                Delivery(
-                    url=req["callback"],
-                    task_id=draft.task_id,
-                    body=callback_body(options.envelope, draft.task_id, text, token),
-                    delay_s=options.callback_delay_s + options.late_callback_s,
-                    copies=1 + options.duplicate_callbacks,
-                    retries=options.callback_retries,
-                    retry_delay_s=options.callback_retry_delay_s,
-                )
-            )
+        if options.callback_faults:
+            draft.callback_fault = options.callback_faults.pop(0)
+        result = callback_body(options.envelope, draft.task_id, text, token)
+        fault = draft.callback_fault
+        delivery = plan_delivery(options, req["callback"], draft.task_id, result, fault)
+        if delivery is not None:
+            self._callbacks.schedule(delivery)
         return ack_body(options.envelope, draft.task_id)
 
     def _record(
@@ -241,6 +241,7 @@ class Emulator:
         draft: _Draft,
         status: int,
         error: str | None,
+        started_at: float,
     ) -> None:
         self.received.append(
             ReceivedRequest(
@@ -254,6 +255,8 @@ class Emulator:
                 task_id=draft.task_id,
                 received_at=time.time(),
                 error=error,
+                started_at=started_at,
+                callback_fault=draft.callback_fault,
             )
         )
         self._notify()

@@ -7,6 +7,8 @@ two requests, in process or over `POST /_emulator/options`.
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +17,10 @@ from edged.errors import EdgedError
 
 # Success envelope variants seen in the API documentation (see API.md).
 ENVELOPES = ("code0", "code0000", "code200", "string0", "toplevel_task_id", "taskId")
+
+# What `callback_faults` can ask of one upload's callback; late and duplicate take a number
+# ("late:40" seconds, "duplicate:2" extra copies).
+CALLBACK_FAULTS = ("ok", "drop", "late", "duplicate", "malformed")
 
 
 class OptionError(EdgedError, ValueError):
@@ -43,9 +49,37 @@ class EmulatorOptions:
     max_duration_s: float = 7200.0
     drop_connection_rate: float = 0.0
     text: str | None = None
+    # A whole outage: every API request is refused for `outage_s` from when it is set, with
+    # `outage_statuses` one after the other in equal parts (503 for the first half, then 429).
+    outage_s: float = 0.0
+    outage_statuses: tuple[int, ...] = (503, 429)
+    retry_after_statuses: tuple[int, ...] = (429, 503)  # the refusals that carry Retry-After
+    # Scripted callbacks: one entry per acknowledged async upload, in order, in place of the
+    # callback options above (see CALLBACK_FAULTS).
+    callback_faults: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "outage_s":  # the outage runs from now, however the option was set
+            super().__setattr__("_outage_from", time.monotonic())
+
+    def _outage_elapsed_s(self, now: float | None) -> float:
+        started = float(getattr(self, "_outage_from", 0.0))  # not a field: never in the JSON
+        return (time.monotonic() if now is None else now) - started
+
+    def outage_status(self, now: float | None = None) -> int | None:
+        """The status an outage answers with at `now` (monotonic), or None outside one."""
+        elapsed = self._outage_elapsed_s(now)
+        if not self.outage_statuses or not 0 <= elapsed < self.outage_s:
+            return None
+        phase = math.floor(elapsed / self.outage_s * len(self.outage_statuses))
+        return self.outage_statuses[min(phase, len(self.outage_statuses) - 1)]
+
+    def outage_left_s(self, now: float | None = None) -> float:
+        return max(0.0, self.outage_s - self._outage_elapsed_s(now))
 
     def validate(self) -> None:
         """Raise OptionError on values the emulator cannot act on."""
@@ -63,19 +97,23 @@ class EmulatorOptions:
             "callback_retries",
             "max_file_bytes",
             "max_duration_s",
+            "outage_s",
         ):
             if getattr(self, name) < 0:
                 raise OptionError(f"{name}: must not be negative")
         if self.retry_after_s is not None and self.retry_after_s < 0:
             raise OptionError("retry_after_s: must not be negative")
-        for name in ("error_statuses", "fail_next"):
+        for name in ("error_statuses", "fail_next", "outage_statuses", "retry_after_statuses"):
             if any(not 400 <= status <= 599 for status in getattr(self, name)):
                 raise OptionError(f"{name}: expected HTTP error statuses (400..599)")
+        for entry in self.callback_faults:
+            parse_callback_fault(entry)
 
     def to_json(self) -> dict[str, Any]:
         """The options as a JSON object, as `GET /_emulator/options` shows them."""
         data = dataclasses.asdict(self)
-        data["error_statuses"] = list(self.error_statuses)
+        for name in ("error_statuses", "outage_statuses", "retry_after_statuses"):
+            data[name] = list(getattr(self, name))
         return data
 
     def update(self, changes: Mapping[str, object]) -> None:
@@ -89,6 +127,23 @@ class EmulatorOptions:
         candidate = dataclasses.replace(self, **converted)  # runs validate()
         for name in converted:
             setattr(self, name, getattr(candidate, name))
+
+
+def parse_callback_fault(entry: str) -> tuple[str, float]:
+    """("late", 40.0) from "late:40"; the number defaults to 1 where one is taken."""
+    kind, _, number = entry.partition(":")
+    if kind not in CALLBACK_FAULTS:
+        choices = ", ".join(CALLBACK_FAULTS)
+        raise OptionError(f"callback_faults: {entry!r}: expected one of {choices}")
+    if number and kind not in ("late", "duplicate"):
+        raise OptionError(f"callback_faults: {entry!r}: {kind} takes no number")
+    try:
+        value = float(number) if number else 1.0
+    except ValueError:
+        raise OptionError(f"callback_faults: {entry!r}: expected a number after ':'") from None
+    if not math.isfinite(value) or value < 0:
+        raise OptionError(f"callback_faults: {entry!r}: expected a non-negative number")
+    return kind, value
 
 
 def _float(name: str, value: object) -> float:
@@ -135,6 +190,12 @@ def _int_tuple(name: str, value: object) -> tuple[int, ...]:
     return tuple(_int_list(name, value))
 
 
+def _str_list(name: str, value: object) -> list[str]:
+    if not isinstance(value, list):
+        raise OptionError(f"{name}: expected a list of strings")
+    return [_str(name, item) for item in value]
+
+
 # Keyed by the annotation text, which `from __future__ import annotations` keeps as a string.
 _CONVERTERS: dict[str, Callable[[str, object], object]] = {
     "float": _float,
@@ -145,6 +206,7 @@ _CONVERTERS: dict[str, Callable[[str, object], object]] = {
     "float | None": _optional_float,
     "tuple[int, ...]": _int_tuple,
     "list[int]": _int_list,
+    "list[str]": _str_list,
 }
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(EmulatorOptions)}
 
@@ -161,8 +223,10 @@ class ReceivedRequest:
     file_sha256: str | None
     status: int  # 0 when the connection was dropped without an answer
     task_id: str | None
-    received_at: float
+    received_at: float  # when it was answered (time.time())
     error: str | None = None  # the `msg` of an error envelope, if one was answered
+    started_at: float = 0.0  # when it arrived (time.time())
+    callback_fault: str | None = None  # the `callback_faults` entry its callback got
 
 
 @dataclass(frozen=True)
@@ -177,3 +241,4 @@ class CallbackRecord:
     status: int | None
     error: str | None
     sent_at: float
+    kind: str = "result"  # or "malformed:<what>", a body that must be refused
