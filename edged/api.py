@@ -12,6 +12,7 @@ import email.utils
 import enum
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -250,8 +251,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        # HTTP says whole seconds, but services and gateways send "2.5" too: honour it.
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
