@@ -77,6 +77,8 @@ class Uploader:
         self._auth_ok = asyncio.Event()
         self._auth_ok.set()
         self._stopping = asyncio.Event()
+        # When the service first refused or failed to answer since it last accepted a clip.
+        self._down_since: float | None = None
 
     @property
     def auth_paused(self) -> bool:
@@ -167,6 +169,7 @@ class Uploader:
         except OSError as exc:
             return await self._retry(clip, f"reading the clip failed: {exc}", None, counted=True)
 
+        await self._service_is_up()
         if sync:
             await self._db.run(ledger.mark_submitted, clip.id, envelope.task_id)
             await self._db.run(
@@ -195,9 +198,22 @@ class Uploader:
         answered = exc.status is not None and exc.status < 300
         return await self._retry(clip, str(exc), exc.retry_after_s, counted=answered)
 
+    async def _service_is_up(self) -> None:
+        """After an outage each waiting clip has its own backoff, up to its cap: without
+        this, the backlog would drain only as those timers run out, long after recovery."""
+        if self._down_since is None:
+            return
+        since, self._down_since = self._down_since, None
+        due = await self._db.run(self._db.ledger.retry_now, since)
+        if due:
+            log.info("the service is back: %d clips waiting for it are sent now", due)
+            self.wake.set()
+
     async def _retry(
         self, clip: Clip, reason: str, retry_after_s: float | None, *, counted: bool
     ) -> Outcome:
+        if not counted and self._down_since is None:
+            self._down_since = self._clock()
         if counted and clip.attempts >= self._settings.max_attempts:
             return await self._fail(clip, f"{reason} (gave up after {clip.attempts} attempts)")
         delay = retry_delay(

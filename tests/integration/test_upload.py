@@ -110,6 +110,45 @@ async def test_429_and_503_are_retried_honouring_retry_after(
     assert stored.state is ClipState.SUBMITTED and stored.attempts == 1 and stored.failures == 0
 
 
+async def test_the_backlog_is_sent_as_soon_as_the_service_is_back(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    """Clips that waited out an outage are due again at the first accepted upload, not when
+    their own backoff runs out; a clip that failed before the outage keeps its backoff."""
+    now = [1000.0]
+    async with ApiClient(emulator.url, "k") as api:
+        db, uploader = _uploader(tmp_path, api, lambda: now[0], backoff_base_s=60.0)
+        earlier, _ = await db.run(db.ledger.add_clip, NewClip("cam", await clip_factory(), 1))
+        emulator.options.error_envelope_rate = 1.0  # the service answered: the clip's failure
+        taken = await db.run(db.ledger.take_for_upload)
+        assert await uploader.upload(taken) is Outcome.RETRY
+        emulator.options.error_envelope_rate = 0.0
+        now[0] += 1
+        emulator.options.fail_next = [503, 503, 503]
+        waiting = []
+        for name in ("a.mp4", "b.mp4", "c.mp4"):
+            clip, _ = await db.run(db.ledger.add_clip, NewClip("cam", await clip_factory(name), 1))
+            waiting.append(clip.id)
+            taken = await db.run(db.ledger.take_for_upload, clip.id)
+            assert await uploader.upload(taken) is Outcome.RETRY
+        assert await db.run(db.ledger.take_for_upload) is None, "all backing off"
+        # The service is back: a new clip comes and is accepted, before any backoff timer
+        # (the seeded delays are all over 10 s) has run out.
+        before = await db.run(db.ledger.get, earlier.id)
+        now[0] += 1
+        fresh, _ = await db.run(db.ledger.add_clip, NewClip("cam", await clip_factory("d.mp4"), 1))
+        taken = await db.run(db.ledger.take_for_upload)
+        assert taken is not None and taken.id == fresh.id
+        assert await uploader.upload(taken) is Outcome.SUBMITTED
+        due = [await db.run(db.ledger.take_for_upload) for _ in range(3)]
+        assert [c.id for c in due if c is not None] == waiting
+        assert await db.run(db.ledger.take_for_upload) is None
+        kept = await db.run(db.ledger.get, earlier.id)
+        assert kept.state is ClipState.RETRY_WAIT
+        assert kept.next_attempt_at == before.next_attempt_at > now[0]
+        await db.aclose()
+
+
 async def test_oversize_and_overlong_clips_are_refused_before_any_byte_is_sent(
     emulator: Emulator, clip_factory, tmp_path: Path
 ):
