@@ -40,6 +40,7 @@ class Snapshot:
     uploaded_bytes: int = 0
     uploads_accepted: int = 0
     duplicate_uploads: int = 0
+    uploads_interrupted: int = 0
     api_errors: dict[str, int] = field(default_factory=dict)
     alerts: dict[tuple[str, str], int] = field(default_factory=dict)  # (sink, state) → n
     cameras_down: dict[str, int] = field(default_factory=dict)
@@ -68,6 +69,13 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
     ):
         snap.uploads_accepted += row["n"]
         snap.duplicate_uploads += row["n"] - 1
+    # Uploads cut off by a crash or a stop: the only way the API can hold a clip that edged
+    # does not know it sent, so the next upload of that clip may be a duplicate it never sees.
+    interrupted = ledger.execute(
+        "SELECT COUNT(*) AS n FROM events WHERE kind='resumed'"
+        " OR (kind='released' AND detail='interrupted')"
+    )
+    snap.uploads_interrupted = int(interrupted[0]["n"])
     for row in ledger.execute(
         "SELECT detail FROM events WHERE kind IN ('retry_wait', 'failed') AND detail IS NOT NULL"
     ):
@@ -143,8 +151,15 @@ class LedgerCollector(Collector):
         )
         yield CounterMetricFamily(
             "edged_duplicate_uploads",
-            "Clips the API accepted more than once",
+            "Uploads the API accepted of a clip it had accepted before (a clip resubmitted"
+            " because its result never came counts too)",
             snap.duplicate_uploads,
+        )
+        yield CounterMetricFamily(
+            "edged_uploads_interrupted",
+            "Uploads cut off by a crash or a stop; the API may have accepted them, so the"
+            " clip's next upload may be a duplicate",
+            snap.uploads_interrupted,
         )
         errors = CounterMetricFamily("edged_api_errors", "API errors", labels=["code"])
         for code, n in sorted(snap.api_errors.items()):
