@@ -4,6 +4,10 @@ A file is finished when it opens as a complete video and either was just closed 
 writing (inotify), was just renamed into place, or has not changed for `settle` seconds
 (always so in polling mode, for network shares). edged only reads here: it never writes,
 moves or deletes NVR files.
+
+The folder itself may be missing (a share not mounted yet) or be deleted and made again
+(an NVR's retention, an operator): the source waits for it, then watches the new one and
+scans it for what appeared meanwhile.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import time
 import warnings
 from collections.abc import Callable
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from edged.config import CameraConfig
 from edged.ledger_async import AsyncLedger
@@ -41,19 +46,44 @@ warnings.filterwarnings(
 class _Candidate:
     size: int
     mtime_ns: int
+    ctime_ns: int  # a chmod that makes an unreadable file readable changes only this
     changed_at: float
     rejected: bool = False
+
+    @classmethod
+    def of(cls, st: os.stat_result, now: float) -> _Candidate:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, now)
+
+    def same(self, st: os.stat_result) -> bool:
+        return (self.size, self.mtime_ns, self.ctime_ns) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+        )
 
 
 class _Forwarder(FileSystemEventHandler):
     """Runs on watchdog's thread: hands (kind, path) to the loop, nothing else."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, str]]):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, str]], root: str
+    ):
         self._loop = loop
         self._queue = queue
+        self._root = root
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
+            # The watched folder itself deleted: the watch ends with it (a folder made again
+            # at once may even get the same inode, so this event is the only sign).
+            if event.event_type == "deleted" and os.fsdecode(event.src_path) == self._root:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, ("gone", self._root))
+            elif event.event_type == "moved":
+                # A folder moved in, or (polling matches inodes, which get reused) a new
+                # file that looks like a folder moved there: see what is there now.
+                dest = os.fsdecode(event.dest_path)
+                if dest.startswith(self._root + os.sep):
+                    self._loop.call_soon_threadsafe(self._queue.put_nowait, ("tree", dest))
             return
         if event.event_type == "closed":
             item = ("closed", str(event.src_path))
@@ -89,33 +119,86 @@ class FolderSource:
 
     def _observer(self) -> BaseObserver:
         if self._camera.poll:
-            return PollingObserver(timeout=self._camera.poll)
+            # lstat: a symlink to a folder is not walked into, or a link back up the tree
+            # (a loop) would make each poll recurse without end.
+            return PollingObserverVFS(os.lstat, os.scandir, polling_interval=self._camera.poll)
         return Observer()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        observer = self._observer()
-        observer.schedule(_Forwarder(loop, queue), str(self._naming.folder), recursive=True)
-        await asyncio.to_thread(observer.start)
+        lost = False
+        while True:  # once per life of the folder: it may be deleted and made again
+            folder = await self._wait_for_folder(report=not lost)
+            # A queue per life: late events of the last watch must not end this one.
+            queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+            root = str(self._naming.folder)
+            observer = self._observer()
+            observer.schedule(_Forwarder(loop, queue, root), root, recursive=True)
+            try:
+                await asyncio.to_thread(observer.start)
+            except OSError:
+                if await self._folder_id() == folder:
+                    raise  # not the folder going away: an error to report (inotify limits)
+                continue  # gone again before the watch was set
+            try:
+                await self._catch_up()
+                self.ready.set()
+                await self._watch(queue, folder)
+            finally:
+                observer.stop()
+                await asyncio.to_thread(observer.join, 5)
+            lost = True
+            log.warning(
+                "folder gone camera=%s folder=%s (deleted, moved or unmounted): watching for it"
+                " to come back",
+                self.name,
+                self._naming.folder,
+            )
+
+    async def _watch(self, queue: asyncio.Queue[tuple[str, str]], folder: tuple[int, int]) -> None:
+        """Until the folder is gone (deleted, replaced, unmounted)."""
+        next_rescan = self._clock() + RESCAN_S
+        while True:
+            try:
+                kind, path = await asyncio.wait_for(queue.get(), self._tick_s)
+            except TimeoutError:
+                if await self._folder_id() != folder:
+                    return  # the watch died with the old folder's inode
+                await self._check_settled()
+                if self._clock() >= next_rescan:
+                    await self._rescan(next_rescan - RESCAN_S)
+                    next_rescan = self._clock() + RESCAN_S
+                continue
+            if kind == "gone":
+                return
+            if kind == "tree":
+                await self._seen_tree(path)
+            elif self._naming.identify(path) is not None:
+                await self._seen(path, closed=kind == "closed" and not self._camera.poll)
+
+    async def _folder_id(self) -> tuple[int, int] | None:
+        """Device and inode of the folder; None while it is missing."""
         try:
-            await self._catch_up()
-            self.ready.set()
-            next_rescan = self._clock() + RESCAN_S
-            while True:
-                try:
-                    kind, path = await asyncio.wait_for(queue.get(), self._tick_s)
-                except TimeoutError:
-                    await self._check_settled()
-                    if self._clock() >= next_rescan:
-                        await self._rescan(next_rescan - RESCAN_S)
-                        next_rescan = self._clock() + RESCAN_S
-                    continue
-                if self._naming.identify(path) is not None:
-                    await self._seen(path, closed=kind == "closed" and not self._camera.poll)
-        finally:
-            observer.stop()
-            await asyncio.to_thread(observer.join, 5)
+            st = await asyncio.to_thread(os.stat, self._naming.folder)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+    async def _wait_for_folder(self, *, report: bool) -> tuple[int, int]:
+        folder = await self._folder_id()
+        if folder is not None:
+            return folder
+        if report:
+            log.warning(
+                "folder missing camera=%s folder=%s: waiting for it (a share not mounted yet?)",
+                self.name,
+                self._naming.folder,
+            )
+        while folder is None:
+            await asyncio.sleep(self._tick_s)
+            folder = await self._folder_id()
+        log.info("folder found camera=%s folder=%s: scanning it", self.name, self._naming.folder)
+        return folder
 
     async def _catch_up(self) -> None:
         """Files that finished while edged was down, oldest first, bounded by `since`."""
@@ -151,18 +234,22 @@ class FolderSource:
             self._db.ledger.set_meta(key, first)
         return float(first)
 
+    async def _seen_tree(self, path: str) -> None:
+        found = await asyncio.to_thread(scan, self._naming, None, under=path)
+        for _, recording in found:
+            await self._seen(recording, closed=False)
+
     async def _seen(self, path: str, *, closed: bool) -> None:
         try:
             st = await asyncio.to_thread(os.stat, path)
         except OSError:
             self._candidates.pop(path, None)
             return
+        if not stat.S_ISREG(st.st_mode):
+            return  # a folder or a device under a recording's name
         candidate = self._candidates.get(path)
-        if candidate is None or (candidate.size, candidate.mtime_ns) != (
-            st.st_size,
-            st.st_mtime_ns,
-        ):
-            self._candidates[path] = _Candidate(st.st_size, st.st_mtime_ns, self._clock())
+        if candidate is None or not candidate.same(st):
+            self._candidates[path] = _Candidate.of(st, self._clock())
         if closed:
             await self._try_finish(path, settled=False)
 
@@ -174,8 +261,8 @@ class FolderSource:
             except OSError:
                 self._candidates.pop(path, None)
                 continue
-            if (st.st_size, st.st_mtime_ns) != (candidate.size, candidate.mtime_ns):
-                self._candidates[path] = _Candidate(st.st_size, st.st_mtime_ns, now)
+            if not candidate.same(st):
+                self._candidates[path] = _Candidate.of(st, now)
             elif not candidate.rejected and now - candidate.changed_at >= self._camera.settle:
                 await self._try_finish(path, settled=True)
 
@@ -187,6 +274,14 @@ class FolderSource:
             candidate = self._candidates.get(path)
             if settled and candidate is not None and not candidate.rejected:
                 candidate.rejected = True  # reported once; a later change clears it
+                if result.unreadable:
+                    log.error(
+                        "cannot read camera=%s file=%s: %s; it is queued once edged may read it",
+                        self.name,
+                        path,
+                        result.reason,
+                    )
+                    return
                 log.error(
                     "skipping camera=%s file=%s: not a complete video after %.0fs unchanged: %s",
                     self.name,

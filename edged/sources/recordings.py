@@ -10,6 +10,7 @@ import enum
 import fnmatch
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +99,7 @@ class Examined:
     verdict: Verdict
     clip: Clip | None = None
     reason: str | None = None
+    unreadable: bool = False  # INCOMPLETE because edged may not read it (permissions)
 
 
 async def examine(
@@ -125,6 +127,9 @@ async def examine(
             return Examined(Verdict.CHANGING)
     except FileNotFoundError:
         return Examined(Verdict.GONE)
+    except PermissionError as exc:
+        reason = f"{exc.strerror or 'permission denied'} for edged's user (uid {os.geteuid()})"
+        return Examined(Verdict.INCOMPLETE, reason=reason, unreadable=True)
     except (ClipRejected, OSError) as exc:
         return Examined(Verdict.INCOMPLETE, reason=str(exc))
     if start is None:  # the file was finished at its mtime
@@ -144,10 +149,19 @@ async def examine(
     return Examined(Verdict.QUEUED if created else Verdict.KNOWN, clip)
 
 
-def scan(naming: Naming, not_before: float | None = None) -> list[tuple[float, str]]:
-    """Blocking: (mtime, path) of the recordings under the folder, oldest first."""
+def scan(
+    naming: Naming, not_before: float | None = None, *, under: str | None = None
+) -> list[tuple[float, str]]:
+    """Blocking: (mtime, path) of the recordings under the folder (or `under`, a file or a
+    folder inside it), oldest first."""
     found: list[tuple[float, str]] = []
-    for root, dirs, files in os.walk(naming.folder):
+    if under is not None and not os.path.isdir(under):
+        walk: Iterable[tuple[str, list[str], list[str]]] = [
+            (os.path.dirname(under), [], [os.path.basename(under)])
+        ]
+    else:
+        walk = os.walk(under or naming.folder)
+    for root, dirs, files in walk:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
             path = os.path.join(root, name)
