@@ -11,12 +11,17 @@ Three parts, one file, so that tests, bench and the server agree on the stream:
   `READY <url>` once it listens. `--silent` instead accepts TCP connections and never
   answers: a camera that hangs.
 - `RtspServer`: starts, kills, restarts (same port), pauses and resumes that script.
+- `DamagingRelay` (venv python, asyncio): a TCP relay in front of the server that damages
+  the H.264 it carries on request, as a flaky network or a buggy camera would.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
+import random
 import select
 import signal
 import socket
@@ -60,12 +65,14 @@ def make_stream_file(
     height: int = 120,
     noise: float = 0.0,
     sliced: bool = True,
+    preset: str = "ultrafast",
 ) -> Path:
     """Blocking. A base of PERIOD frames (so pictures run on across repeats) is encoded once
     with AAC audio, then its packets are repeated with shifted timestamps up to `seconds`.
     `noise`: the share of the picture that is random texture, coded at constant quality, to
     set the bitrate (1/32 gives about 4 Mbit/s at 720p25). `sliced`: two slices per frame,
-    which some cameras send (and split across packets)."""
+    which some cameras send (and split across packets). `preset`: x264's; "ultrafast" gives
+    Constrained Baseline, others High profile with CABAC (other parameter sets)."""
     import av  # the venv's PyAV; the server side (Debian's python) never calls this
 
     base = path.with_suffix(".base.mp4")
@@ -77,6 +84,7 @@ def make_stream_file(
         height=height,
         noise=noise,
         sliced=sliced,
+        preset=preset,
     )
     period = Fraction(PERIOD, fps)
     repeats = max(1, int(-(-Fraction(seconds) // period)))
@@ -112,6 +120,7 @@ def _encode_base(
     height: int,
     noise: float,
     sliced: bool,
+    preset: str,
 ) -> None:
     import array
     import math
@@ -129,7 +138,7 @@ def _encode_base(
         params = f"keyint={gop}:min-keyint={gop}:scenecut=0"
         params += "" if sliced else ":sliced-threads=0:threads=1"
         params += ":qp=26" if noise else ""  # constant quality: texture sets the bitrate
-        video.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": params}
+        video.options = {"preset": preset, "tune": "zerolatency", "x264-params": params}
         audio = container.add_stream("aac", rate=rate)
         audio.layout = "mono"
         sent = 0
@@ -291,6 +300,153 @@ class RtspServer:
     def resume(self) -> None:
         assert self._process is not None
         self._process.send_signal(signal.SIGCONT)
+
+
+# ---- a relay that damages the video (venv python, asyncio) -----------------------------------
+
+#: RTP payload type of the video, as the launch line sets it (pt=96).
+VIDEO_PT = 96
+RTP_HEADER = 12
+
+
+class DamagingRelay:
+    """Listens on 127.0.0.1:0 and relays each connection to the server; `damage()` spoils the
+    next video RTP packets sent to the client. RTSP over TCP interleaves `$`, channel, a
+    16-bit length and the RTP packet with the RTSP messages, so packets can be found and
+    changed in flight. Kinds of damage:
+
+    - "payload": the slice data of a video packet overwritten with random bytes (its NAL or
+      FU-A header kept): a picture that decodes wrong until the next keyframe;
+    - "nal": a packet of random H.264 bytes inserted with the next sequence number and the
+      current timestamp (later packets renumbered): garbage the depacketizer must reject;
+    - "clock": like "nal", but with a timestamp hours away from the stream's;
+    - "rtp": random bytes framed as a video packet (bad version, sequence and timestamp).
+    """
+
+    KINDS = ("payload", "nal", "clock", "rtp")
+
+    def __init__(self, upstream_port: int, *, seed: int = 7) -> None:
+        self._upstream_port = upstream_port
+        self._rng = random.Random(seed)
+        self._pending: list[str] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        #: How many packets were damaged, by kind.
+        self.done: dict[str, int] = dict.fromkeys(self.KINDS, 0)
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+    @property
+    def pending(self) -> int:
+        """Damage asked for and not yet done."""
+        return len(self._pending)
+
+    def damage(self, *kinds: str) -> None:
+        """Spoil one video packet per kind given, in order, as they come."""
+        assert all(kind in self.KINDS for kind in kinds), kinds
+        self._pending.extend(kinds)
+
+    async def __aenter__(self) -> DamagingRelay:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self._upstream_port)
+        except OSError:
+            client_w.close()
+            return
+        tasks = [
+            asyncio.create_task(self._pipe(client_r, server_w)),
+            asyncio.create_task(self._downstream(server_r, client_w)),
+        ]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
+            for writer in (client_w, server_w):
+                writer.close()
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Server to client: RTSP answers pass as they are, RTP packets through `_spoil`."""
+        shift = 0  # sequence numbers added by inserted packets
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                first = await reader.readexactly(1)
+                if first != b"$":
+                    head = first + await reader.readuntil(b"\r\n\r\n")
+                    length = 0
+                    for line in head.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":", 1)[1])
+                    writer.write(head + await reader.readexactly(length))
+                    await writer.drain()
+                    continue
+                header = await reader.readexactly(3)  # channel, 16-bit length
+                channel, size = header[0], int.from_bytes(header[1:3])
+                packet = bytearray(await reader.readexactly(size))
+                out = [packet]
+                if len(packet) > RTP_HEADER and packet[1] & 0x7F == VIDEO_PT and channel % 2 == 0:
+                    seq = (int.from_bytes(packet[2:4]) + shift) & 0xFFFF
+                    packet[2:4] = seq.to_bytes(2)
+                    if self._pending:
+                        out, shift = self._spoil(packet, shift)
+                for item in out:
+                    writer.write(b"$" + bytes([channel]) + len(item).to_bytes(2) + item)
+                await writer.drain()
+
+    def _spoil(self, packet: bytearray, shift: int) -> tuple[list[bytearray], int]:
+        kind = self._pending[0]
+        rng = self._rng
+        if kind == "payload":
+            nal_type = packet[RTP_HEADER] & 0x1F
+            keep = RTP_HEADER + (2 if nal_type == 28 else 1)  # FU-A: indicator and header
+            if nal_type not in (1, 5, 28) or len(packet) < keep + 16:
+                return [packet], shift  # parameter sets and tiny packets: wait for a slice
+            start = keep + (len(packet) - keep) // 4
+            packet[start:] = rng.randbytes(len(packet) - start)
+            out = [packet]
+        elif kind in ("nal", "clock"):
+            garbage = bytearray(packet[:RTP_HEADER])
+            garbage[1] &= 0x7F  # no marker: the frame goes on with the real packet
+            if kind == "clock":
+                stamp = int.from_bytes(garbage[4:8]) + rng.randrange(3600, 36000) * 90000
+                garbage[4:8] = (stamp & 0xFFFFFFFF).to_bytes(4)
+            garbage += rng.randbytes(200)
+            seq = int.from_bytes(packet[2:4])
+            packet[2:4] = ((seq + 1) & 0xFFFF).to_bytes(2)
+            out, shift = [garbage, packet], shift + 1
+        else:
+            garbage = bytearray(rng.randbytes(RTP_HEADER + 200))
+            garbage[0] = (garbage[0] & 0x3F) | 0x40  # RTP version 1: never valid
+            garbage[1] = (garbage[1] & 0x80) | VIDEO_PT
+            out = [garbage, packet]
+        self._pending.pop(0)
+        self.done[kind] += 1
+        return out, shift
 
 
 if __name__ == "__main__":
