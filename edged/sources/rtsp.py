@@ -88,6 +88,8 @@ class RtspSource:
         self._outage: int | None = None
         self._outage_from = 0.0
         self.stats = CameraStats()
+        #: Clips whose store failed (a full disk): tried again once footage flows again.
+        self._unfinished: list[FinishedClip] = []
         #: Set once left-over clips are recovered and the first connection is being made.
         self.ready = asyncio.Event()
 
@@ -249,6 +251,9 @@ class RtspSource:
             item = await items.get()
             if isinstance(item, _Streaming):
                 await self._came_back()
+                retry, self._unfinished = self._unfinished, []
+                for clip in retry:  # the disk takes writes again
+                    await asyncio.shield(self._store(clip))
             else:
                 # Shielded: a clip being made durable is finished even during shutdown.
                 await asyncio.shield(self._store(item))
@@ -265,11 +270,13 @@ class RtspSource:
             size = (await asyncio.to_thread(final.stat)).st_size
         except (av.FFmpegError, OSError) as exc:
             log.error(
-                "could not finish camera=%s clip=%s (left for recovery on restart): %s",
+                "could not finish camera=%s clip=%s (tried again when footage flows again,"
+                " and recovered on restart): %s",
                 self.name,
                 clip.part.name,
                 exc,
             )
+            self._unfinished.append(clip)
             return
         key = source_key(self._storage_dir, final)
         await self._queue(final, clip.start, duration_s, size, key, partial=clip.partial)

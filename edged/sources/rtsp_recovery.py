@@ -56,64 +56,23 @@ def start_from_name(path: Path) -> datetime:
 
 def recover_part(part: Path) -> tuple[Path, float] | None:
     """Remux the readable packets of `part` into its final clip; returns (clip, duration) or
-    None when it holds no video frame (then it is deleted)."""
+    None when it holds no video frame (then it is deleted). A write error (a full disk)
+    raises and leaves the part as it was, for a later try."""
     final = final_of(part)
     scratch = final.with_name(final.name + RECOVERING)
-    video_start: float | None = None
-    video_end = 0.0
-    written = 0
     try:
         source = av.open(str(part), metadata_errors="ignore")
     except (av.FFmpegError, OSError) as exc:
         log.error("unreadable part file=%s deleted: %s", part, exc)
         part.unlink()
         return None
-    with source, av.open(str(scratch), "w", format="mp4", options=FRAGMENTED_MP4) as target:
-        target.metadata.update(
-            {k: v for k, v in source.metadata.items() if k in ("creation_time", "comment")}
-        )
-        streams = [s for s in source.streams if s.type in ("video", "audio")]
-        outputs = {s.index: target.add_stream_from_template(s) for s in streams}
-        last_dts: dict[int, int] = {}
-        held: av.Packet | None = None  # one packet behind: it may turn out torn
-
-        def keep(packet: av.Packet) -> None:
-            nonlocal video_start, video_end, written
-            if packet.stream.type == "video" and packet.time_base is not None:
-                t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
-                video_start = t if video_start is None else min(video_start, t)
-                length = float((packet.duration or 0) * packet.time_base)
-                video_end = max(video_end, t + length)
-                written += 1
-            packet.stream = outputs[packet.stream.index]
-            target.mux(packet)
-
-        try:
-            for packet in source.demux(streams):
-                index = packet.stream.index
-                if packet.is_corrupt:
-                    # Cut off by the end of the file (the demuxer read less than the index
-                    # promised): copied, it would make a frame no decoder can read.
-                    continue
-                if packet.dts is None or packet.dts <= last_dts.get(index, -(1 << 62)):
-                    continue  # also the demuxer's empty end-of-stream packets
-                if not bytes(packet).strip(b"\0"):
-                    # Zeros: the index reached the disk but this data never did (a power cut
-                    # on a filesystem without ordered data). The packet before may be half
-                    # zeros, so it goes too, and nothing after it is trusted.
-                    log.info("part file=%s ends in unwritten (zeroed) data", part)
-                    held = None
-                    break
-                last_dts[index] = packet.dts
-                if held is not None:
-                    keep(held)
-                held = packet
-        except (av.FFmpegError, OSError) as exc:
-            # The torn end of the file: everything before it is kept.
-            log.info("part file=%s ends in a torn fragment: %s", part, exc)
-        if held is not None:
-            keep(held)
-    if not written or video_start is None:
+    try:
+        with source, av.open(str(scratch), "w", format="mp4", options=FRAGMENTED_MP4) as target:
+            span = _remux(source, target, part)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+    if span is None:
         scratch.unlink(missing_ok=True)
         part.unlink()
         log.warning("part file=%s held no complete frame: deleted", part)
@@ -122,7 +81,66 @@ def recover_part(part: Path) -> tuple[Path, float] | None:
     os.replace(scratch, final)
     part.unlink()
     fsync_dir(final.parent)
-    return final, video_end - video_start
+    return final, span[1] - span[0]
+
+
+def _remux(
+    source: av.container.InputContainer, target: av.container.OutputContainer, part: Path
+) -> tuple[float, float] | None:
+    """Copy every whole packet up to where `source` is torn; (first, end) second of its
+    video, or None when it holds no video frame. Errors reading the source end the copy;
+    errors writing the target (a full disk) are raised: muxing on after one would crash."""
+    target.metadata.update(
+        {k: v for k, v in source.metadata.items() if k in ("creation_time", "comment")}
+    )
+    streams = [s for s in source.streams if s.type in ("video", "audio")]
+    outputs = {s.index: target.add_stream_from_template(s) for s in streams}
+    last_dts: dict[int, int] = {}
+    video_start: float | None = None
+    video_end = 0.0
+
+    def keep(packet: av.Packet) -> None:
+        nonlocal video_start, video_end
+        if packet.stream.type == "video" and packet.time_base is not None:
+            t = float(packet.pts * packet.time_base) if packet.pts is not None else 0.0
+            video_start = t if video_start is None else min(video_start, t)
+            length = float((packet.duration or 0) * packet.time_base)
+            video_end = max(video_end, t + length)
+        packet.stream = outputs[packet.stream.index]
+        target.mux(packet)
+
+    held: av.Packet | None = None  # one packet behind: it may turn out torn
+    packets = source.demux(streams)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except (av.FFmpegError, OSError) as exc:
+            # The torn end of the file: everything before it is kept.
+            log.info("part file=%s ends in a torn fragment: %s", part, exc)
+            break
+        index = packet.stream.index
+        if packet.is_corrupt:
+            # Cut off by the end of the file (the demuxer read less than the index
+            # promised): copied, it would make a frame no decoder can read.
+            continue
+        if packet.dts is None or packet.dts <= last_dts.get(index, -(1 << 62)):
+            continue  # also the demuxer's empty end-of-stream packets
+        if not bytes(packet).strip(b"\0"):
+            # Zeros: the index reached the disk but this data never did (a power cut on a
+            # filesystem without ordered data). The packet before may be half zeros, so it
+            # goes too, and nothing after it is trusted.
+            log.info("part file=%s ends in unwritten (zeroed) data", part)
+            held = None
+            break
+        last_dts[index] = packet.dts
+        if held is not None:
+            keep(held)
+        held = packet
+    if held is not None:
+        keep(held)
+    return None if video_start is None else (video_start, video_end)
 
 
 def recover_camera(storage_dir: Path, camera_dir: Path, known: Iterable[str]) -> list[Recovered]:

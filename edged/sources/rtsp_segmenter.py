@@ -329,7 +329,13 @@ class Segmenter:
             self._close(clip, partial=False)
 
     def _end_current(self, *, partial: bool) -> None:
-        self._release_audio(math.inf)
+        try:
+            self._release_audio(math.inf)
+        except (av.FFmpegError, OSError) as exc:
+            # A full or failing disk: the audio still waiting is lost, but the clips must
+            # still be closed and handed on (or the error would end the camera's source).
+            log.warning("last audio lost camera=%s: %s", self.camera, exc)
+            self._ahead.clear()
         self._finish_closing()
         clip, self._clip = self._clip, None
         if clip is not None:
