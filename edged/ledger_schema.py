@@ -134,13 +134,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                     f"ledger {path} has schema version {version}, newer than this edged "
                     f"({SCHEMA_VERSION}): upgrade edged or point storage.dir elsewhere"
                 )
-            while version < SCHEMA_VERSION:
-                for statement in _statements(MIGRATIONS[version]):
-                    conn.execute(statement)
-                version += 1
-            conn.execute(
-                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
-            )
+            if version < SCHEMA_VERSION:  # a current ledger opens without a write (full disk)
+                while version < SCHEMA_VERSION:
+                    for statement in _statements(MIGRATIONS[version]):
+                        conn.execute(statement)
+                    version += 1
+                conn.execute(
+                    "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
+                )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -29,6 +29,7 @@ from pathlib import Path
 from edged.clip import Clip, ClipState
 from edged.config import StorageConfig
 from edged.ledger_async import AsyncLedger
+from edged.ledger_space import restore_reserve
 from edged.sources.rtsp_files import SOURCE_KEY_PREFIX as PREFIX
 from edged.sources.rtsp_files import clips_root
 
@@ -96,6 +97,7 @@ class StorageQuota:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
+        self._dir = storage.dir
         self._root = clips_root(storage.dir)
         self._max_bytes = storage.max_bytes
         self._min_free = storage.min_free
@@ -103,6 +105,7 @@ class StorageQuota:
         self._every_s = check_every_s
         self._clock = clock
         self.stats = StorageStats()
+        self._first_round = True
         #: Set by sources when a clip was added, to check at once.
         self.wake = asyncio.Event()
 
@@ -135,6 +138,12 @@ class StorageQuota:
                 excess = await self._drop_oldest(excess, usage)
             usage = await asyncio.to_thread(measure, self._root)
         self.stats.used_bytes, self.stats.free_bytes = usage.used_bytes, usage.free_bytes
+        # The ledger's reserve (edged/ledger_space.py): made on the first round, given up on
+        # a full disk, back once there is room.
+        made = await asyncio.to_thread(restore_reserve, self._dir, self._min_free)
+        if made and not self._first_round:
+            log.info("disk has room again: the ledger's reserve is back in %s", self._dir)
+        self._first_round = False
         return usage
 
     async def _drop_oldest(self, excess: int, usage: Usage) -> int:
@@ -154,11 +163,13 @@ class StorageQuota:
             if not moved:
                 continue  # taken for upload meanwhile
             self.stats.dropped += 1
+            # The file comes first: repeated log lines are grouped by their first argument
+            # (edged/logs.py), and each drop loses a clip, so each gets a line of its own.
             log.error(
-                "storage full: dropped camera=%s clip=%s file=%s, never uploaded (%s)",
+                "%s: storage full: dropped camera=%s clip=%s (never uploaded; %s)",
+                clip.path,
                 clip.camera,
                 clip.id,
-                clip.path,
                 limit,
             )
             excess -= await self._delete(clip, "dropped")
