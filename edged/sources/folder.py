@@ -203,13 +203,24 @@ class FolderSource:
     async def _catch_up(self) -> None:
         """Files that finished while edged was down, oldest first, bounded by `since`."""
         not_before = await self._db.run(self._since_epoch)
-        found = await asyncio.to_thread(scan, self._naming, not_before)
+        unlisted: list[OSError] = []
+        found = await asyncio.to_thread(scan, self._naming, not_before, unlisted=unlisted)
         log.info(
             "catch-up camera=%s: %d files to check in %s",
             self.name,
             len(found),
             self._naming.folder,
         )
+        if unlisted:  # one line: similar errors of a camera are held back for a while
+            log.error(
+                "cannot list camera=%s: %d folders (%s) for edged's user (uid %d): %s; their"
+                " recordings are not seen until edged may read them and is restarted",
+                self.name,
+                len(unlisted),
+                ", ".join(str(error.filename) for error in unlisted[:5]),
+                os.geteuid(),
+                unlisted[0].strerror,
+            )
         for _, path in found:
             await self._seen(path, closed=False)
         await self._check_settled()

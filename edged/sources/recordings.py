@@ -150,17 +150,23 @@ async def examine(
 
 
 def scan(
-    naming: Naming, not_before: float | None = None, *, under: str | None = None
+    naming: Naming,
+    not_before: float | None = None,
+    *,
+    under: str | None = None,
+    unlisted: list[OSError] | None = None,
 ) -> list[tuple[float, str]]:
     """Blocking: (mtime, path) of the recordings under the folder (or `under`, a file or a
-    folder inside it), oldest first."""
+    folder inside it), oldest first. Folders that cannot be listed (permissions) are
+    skipped, their errors appended to `unlisted`."""
     found: list[tuple[float, str]] = []
     if under is not None and not os.path.isdir(under):
         walk: Iterable[tuple[str, list[str], list[str]]] = [
             (os.path.dirname(under), [], [os.path.basename(under)])
         ]
     else:
-        walk = os.walk(under or naming.folder)
+        on_error = unlisted.append if unlisted is not None else None
+        walk = os.walk(under or naming.folder, onerror=on_error)
     for root, dirs, files in walk:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:

@@ -351,14 +351,19 @@ async def test_unreadable_recordings_are_reported_once_and_queued_when_readable(
     emulator: Emulator, shared_dir: Path
 ):
     folder = shared_dir / "nvr"
-    folder.mkdir()
+    hidden = folder / "private"  # a camera's folder only the NVR may list
+    hidden.mkdir(parents=True)
+    await write_recording(hidden / "unseen.mp4", "unseen")
+    hidden.chmod(0o700)
     state = shared_dir / "state"
     state.mkdir()
     os.chown(state, 65534, 65534)  # edged's own state: the only place it writes
     config = folder_config(shared_dir, emulator.url, folder)
     emulator.options.api_key = None  # uploads go through at once here
     async with Daemon.running(config, user="nobody") as daemon:
-        await daemon.until(lambda: daemon.lines("catch-up camera=nvr"), "the catch-up scan")
+        await daemon.until(lambda: daemon.lines("cannot list camera=nvr"), "a clear report")
+        [unlisted] = daemon.lines("cannot list camera=nvr", str(hidden))
+        assert "Permission denied" in unlisted, unlisted
         # The NVR (root here) writes one recording only it may read, and a readable one.
         locked = folder / "locked.mp4"
         await write_recording(locked, "locked", how="in-place")
