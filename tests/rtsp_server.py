@@ -1,6 +1,6 @@
 """A real RTSP camera for the tests and the bench: GStreamer's rtsp-server from Debian.
 
-Three parts, one file, so that tests, bench and the server agree on the stream:
+Four parts, one file, so that tests, bench and the server agree on the stream:
 
 - `make_stream_file()` (venv python, PyAV): an H.264 + AAC MP4 whose frame `i` is a flat
   picture that tells `i mod 256` (`shades_of`), so tests can decode clips and check that
