@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import inspect
 import os
+import pwd
 import shutil
 import signal
 import sqlite3
@@ -70,7 +71,8 @@ class Daemon:
         state = config.parent / "state"
         prefix = []
         if user is not None:
-            prefix = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"]
+            gid = pwd.getpwnam(user).pw_gid
+            prefix = ["setpriv", f"--reuid={user}", f"--regid={gid}", "--clear-groups"]
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
                 *prefix, *EDGED, "run", "-c", str(config), stdout=log, stderr=log
@@ -337,42 +339,56 @@ async def test_a_recording_replaced_while_queued_is_not_sent_twice(
 # ---- permissions, symlinks, the folder itself --------------------------------------------------
 
 
+#: Root reads every file whatever its mode: as root, edged is run as this user instead.
+UNPRIVILEGED = "nobody"
+
+
 @pytest.fixture
 def shared_dir() -> Any:
     """A folder that an unprivileged user can reach (pytest's tmp_path is root's alone)."""
     path = Path(tempfile.mkdtemp(prefix="edged-nvr-faults-"))
     path.chmod(0o755)
     yield path
+    for inner in path.rglob("*"):  # what the test locked, so that it can be removed
+        with contextlib.suppress(OSError):
+            inner.chmod(0o755)
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux) to drop root")
+@pytest.mark.skipif(
+    os.geteuid() == 0 and not shutil.which("setpriv"),
+    reason="as root, needs setpriv (util-linux) to run edged as an unprivileged user",
+)
 async def test_unreadable_recordings_are_reported_once_and_queued_when_readable(
     emulator: Emulator, shared_dir: Path
 ):
+    user, uid = None, os.geteuid()
+    state = shared_dir / "state"
+    state.mkdir()
+    if uid == 0:
+        nobody = pwd.getpwnam(UNPRIVILEGED)
+        user, uid = UNPRIVILEGED, nobody.pw_uid
+        os.chown(state, nobody.pw_uid, nobody.pw_gid)  # edged's state: all it writes
     folder = shared_dir / "nvr"
     hidden = folder / "private"  # a camera's folder only the NVR may list
     hidden.mkdir(parents=True)
     await write_recording(hidden / "unseen.mp4", "unseen")
-    hidden.chmod(0o700)
-    state = shared_dir / "state"
-    state.mkdir()
-    os.chown(state, 65534, 65534)  # edged's own state: the only place it writes
+    hidden.chmod(0o000)
     config = folder_config(shared_dir, emulator.url, folder)
     emulator.options.api_key = None  # uploads go through at once here
-    async with Daemon.running(config, user="nobody") as daemon:
+    async with Daemon.running(config, user=user) as daemon:
         await daemon.until(lambda: daemon.lines("cannot list camera=nvr"), "a clear report")
         [unlisted] = daemon.lines("cannot list camera=nvr", str(hidden))
         assert "Permission denied" in unlisted, unlisted
-        # The NVR (root here) writes one recording only it may read, and a readable one.
+        # The NVR writes one recording edged may not read yet, and a readable one.
         locked = folder / "locked.mp4"
         await write_recording(locked, "locked", how="in-place")
-        await asyncio.to_thread(locked.chmod, 0o600)
+        await asyncio.to_thread(locked.chmod, 0o000)
         readable = await write_recording(folder / "readable.mp4", "readable")
         await daemon.until(daemon.states({"readable.mp4": "done"}), "the readable clip done")
         await daemon.until(lambda: daemon.lines("cannot read", "locked.mp4"), "a clear report")
         [report] = daemon.lines("cannot read", "locked.mp4")
-        assert "Permission denied" in report and "uid 65534" in report, report
+        assert "Permission denied" in report and f"uid {uid}" in report, report
         assert "locked.mp4" not in await daemon.by_name()
 
         await asyncio.to_thread(locked.chmod, 0o644)  # the operator fixes the permissions
