@@ -105,12 +105,26 @@ class Uploader:
 
     async def _worker(self) -> None:
         while not self._stopping.is_set():
-            await self._auth_ok.wait()
+            if not self._auth_ok.is_set():
+                await self._auth_resumed_or_stopping()
+                continue
             clip = await self._db.run(self._db.ledger.take_for_upload)
             if clip is None:
                 await self._idle()
                 continue
             await self.upload(clip)
+
+    async def _auth_resumed_or_stopping(self) -> None:
+        """Paused by a refused key: a stop must not wait for a key that may never come."""
+        waits = [
+            asyncio.ensure_future(self._auth_ok.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _idle(self) -> None:
         due = await self._db.run(self._db.ledger.next_due_at)

@@ -267,6 +267,9 @@ async def test_uploads_pause_on_auth_failure(emulator: Emulator, clip_factory, t
             await eventually(lambda: uploader.auth_paused, what="uploads to pause")
             await eventually(lambda: len(emulator.received) >= 1, what="one refused upload")
             queued = await db.run(db.ledger.in_state, ClipState.QUEUED)
+            # A stop while paused ends the workers at once, not after the pause.
+            uploader.stop_taking()
+            await asyncio.wait_for(asyncio.shield(runner), 5)
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
