@@ -43,6 +43,14 @@ class Failure(enum.StrEnum):
     AUTH = "auth"  # 401/403: the key is wrong; pause all uploads until the config is fixed
 
 
+#: Vets an open file descriptor before upload: None if it may be sent, else why not.
+FileCheck = Callable[[int], str | None]
+
+
+class FileChanged(EdgedError):
+    """The file at the clip's path is not the one that was queued."""
+
+
 class ApiError(EdgedError):
     def __init__(
         self,
@@ -145,10 +153,17 @@ class ApiClient:
         *,
         sync: bool = False,
         progress: ProgressFn | None = None,
+        check: FileCheck | None = None,
     ) -> Envelope:
-        """POST the clip as multipart (`req` JSON part + `files` part), streamed from disk."""
+        """POST the clip as multipart (`req` JSON part + `files` part), streamed from disk.
+        `check` vets the opened file (in a thread) before any byte is sent: what is sent is
+        what was opened, whatever happens to the path meanwhile."""
         handle = await asyncio.to_thread(path.open, "rb")
         try:
+            if check is not None:
+                problem = await asyncio.to_thread(check, handle.fileno())
+                if problem is not None:
+                    raise FileChanged(problem)
             size = (await asyncio.to_thread(os.fstat, handle.fileno())).st_size
             with aiohttp.MultipartWriter("form-data") as body:
                 req_part = body.append_json(request.to_json())

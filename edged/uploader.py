@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edged.api import AnalysisRequest, ApiClient, ApiError, Failure, ProgressFn
+from edged.api import AnalysisRequest, ApiClient, ApiError, Failure, FileChanged, ProgressFn
 from edged.backoff import retry_delay
 from edged.clip import Clip
 from edged.guardrails import Guardrails
 from edged.ledger_async import AsyncLedger
 from edged.probe import ClipRejected, probe_video
+from edged.source_check import changed_since_queued
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +176,17 @@ class Uploader:
             request = dataclasses.replace(request, callback=callback_url(settings.public_url, clip))
         log.info("uploading camera=%s clip=%s attempt=%d", clip.camera, clip.id, clip.attempts)
         try:
-            envelope = await self._api.upload_file(clip.path, request, sync=sync, progress=progress)
+            envelope = await self._api.upload_file(
+                clip.path,
+                request,
+                sync=sync,
+                progress=progress,
+                check=lambda fd: changed_since_queued(clip, fd),
+            )
         except ApiError as exc:
             return await self._api_failed(clip, exc)
+        except FileChanged as exc:
+            return await self._fail(clip, str(exc))
         except FileNotFoundError:
             return await self._fail(clip, "source gone: the file was deleted before upload")
         except OSError as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import fnmatch
-import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,9 +18,8 @@ from edged.clip import Clip, NewClip
 from edged.config import CameraConfig
 from edged.ledger_async import AsyncLedger
 from edged.probe import ClipRejected, probe_video
+from edged.source_check import fingerprint_of
 from edged.sources.presets import PathTemplate, camera_allowed
-
-FINGERPRINT_BYTES = 64 * 1024
 
 #: Generous limits for telling whether a file is complete; the uploader applies the
 #: configured API limits later and fails the clip with a clear reason.
@@ -40,13 +38,8 @@ def file_identity(st: os.stat_result) -> str:
 
 def file_fingerprint(path: str | Path, size: int) -> str:
     """Blocking: a hash of the first and last 64 KiB and the size. Cheap even for big files."""
-    digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as handle:
-        digest.update(handle.read(FINGERPRINT_BYTES))
-        if size > 2 * FINGERPRINT_BYTES:
-            handle.seek(size - FINGERPRINT_BYTES)
-        digest.update(handle.read(FINGERPRINT_BYTES))
-    return digest.hexdigest()[:32]
+        return fingerprint_of(handle.fileno(), size)
 
 
 @dataclass(frozen=True, slots=True)

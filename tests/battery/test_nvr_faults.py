@@ -298,11 +298,6 @@ async def test_a_recording_replaced_mid_upload_is_sent_as_validated_and_the_new_
     assert all(count == 1 for count in accepted(emulator).values()), accepted(emulator)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the uploader sends whatever file is at the clip's path when its turn comes, not"
-    " the one validated and queued (edged/uploader.py; see the report of issue 8)",
-)
 async def test_a_recording_replaced_while_queued_is_not_sent_twice(
     emulator: Emulator, tmp_path: Path
 ):
