@@ -247,15 +247,17 @@ class Ledger:
             if cursor.rowcount:
                 self._event(conn, clip_id, ClipState.RETRY_WAIT.value, error)
 
-    def retry_now(self, waiting_since: float) -> int:
+    def retry_now(self, waiting_since: float, not_before: float = 0.0) -> int:
         """The service is back: clips that went to wait for it since `waiting_since` are due
-        now, not when their own backoff (up to its cap) runs out. Returns how many."""
+        now (or at `not_before`, what it last asked with Retry-After), not when their own
+        backoff (up to its cap) runs out. Returns how many."""
         now = self._clock()
+        due = max(now, not_before)
         with self.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE clips SET next_attempt_at=?, failures=0, updated_at=?"
                 " WHERE state=? AND updated_at>=? AND next_attempt_at>?",
-                (now, now, ClipState.RETRY_WAIT, waiting_since, now),
+                (due, now, ClipState.RETRY_WAIT, waiting_since, due),
             )
             return cursor.rowcount
 

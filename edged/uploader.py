@@ -80,6 +80,7 @@ class Uploader:
         self._stopping = asyncio.Event()
         # When the service first refused or failed to answer since it last accepted a clip.
         self._down_since: float | None = None
+        self._asked_to_wait_until = 0.0  # the latest Retry-After of that outage
 
     @property
     def auth_paused(self) -> bool:
@@ -227,7 +228,8 @@ class Uploader:
         if self._down_since is None:
             return
         since, self._down_since = self._down_since, None
-        due = await self._db.run(self._db.ledger.retry_now, since)
+        not_before, self._asked_to_wait_until = self._asked_to_wait_until, 0.0
+        due = await self._db.run(self._db.ledger.retry_now, since, not_before)
         if due:
             log.info("the service is back: %d clips waiting for it are sent now", due)
             self.wake.set()
@@ -235,8 +237,12 @@ class Uploader:
     async def _retry(
         self, clip: Clip, reason: str, retry_after_s: float | None, *, counted: bool
     ) -> Outcome:
-        if not counted and self._down_since is None:
-            self._down_since = self._clock()
+        if not counted:
+            now = self._clock()
+            if self._down_since is None:
+                self._down_since = now
+            if retry_after_s is not None:
+                self._asked_to_wait_until = max(self._asked_to_wait_until, now + retry_after_s)
         if counted and clip.attempts >= self._settings.max_attempts:
             return await self._fail(clip, f"{reason} (gave up after {clip.attempts} attempts)")
         delay = retry_delay(
