@@ -27,7 +27,7 @@ import pytest
 from edged.emulator import Emulator
 from edged.probe import probe_video
 from tests.battery.test_nvr_faults import Daemon, accepted, accepted_for
-from tests.conftest import write_config
+from tests.conftest import run_edged, write_config
 from tests.integration.test_rtsp import (
     CLIP_S,
     FPS,
@@ -41,6 +41,9 @@ from tests.rtsp_server import DamagingRelay, make_stream_file
 __all__ = ["rtsp_server", "stream_file"]  # fixtures used here
 
 pytestmark = pytest.mark.timeout(150)
+
+
+CAMERA_PASSWORD = "cam-pw-7d1e"
 
 
 def camera_config(tmp_path: Path, api_url: str, url: str) -> Path:
@@ -102,7 +105,9 @@ async def test_a_camera_restarted_with_another_resolution_and_profile_gives_play
         make_stream_file, other, seconds=60, width=320, height=240, preset="veryfast"
     )
     server = await rtsp_server()
-    config = camera_config(tmp_path, emulator.url, server.url)
+    # The camera's password must appear in no log line, outage reason or status output.
+    url = server.url.replace("rtsp://", f"rtsp://viewer:{CAMERA_PASSWORD}@", 1)
+    config = camera_config(tmp_path, emulator.url, url)
     async with Daemon.running(config) as daemon:
         await daemon.until(done_clips(daemon, 1), "a first clip done")
         parts = tmp_path / "state" / "clips" / "gate"
@@ -118,7 +123,12 @@ async def test_a_camera_restarted_with_another_resolution_and_profile_gives_play
         clips = await daemon.clips()
         down = await outages(daemon)
         await daemon.until(lambda: daemon.lines("camera back camera=gate"), "a log line")
+        code, status, _ = await run_edged("status", "-c", str(config))
+        assert code == 0 and "gate" in status
 
+    for shown in (daemon.log(), status, *(o["reason"] for o in down)):
+        assert CAMERA_PASSWORD not in shown
+    assert "rtsp://viewer:***@" in daemon.log()
     before, cut, after = clips[:3]
     assert [c["state"] for c in clips] == ["done"] * len(clips)
     first_settings = (160, 120, "Constrained Baseline")
