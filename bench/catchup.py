@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,25 +28,10 @@ from pathlib import Path
 from edged.probe import probe_video
 from edged.samples import make_clip
 
-EDGED = [sys.executable, "-m", "edged.cli"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import EDGED, free_port, wait_for_port
+
 DAY_S = 86400
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, deadline_s: float = 30.0) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after {deadline_s}s")
 
 
 def write_tree(folder: Path, count: int, sample: bytes) -> None:

@@ -23,7 +23,6 @@ import asyncio
 import io
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -38,14 +37,10 @@ from edged.samples import make_clip
 from edged.uploader import UploadSettings
 from edged.wiring import upload_settings
 
-EDGED = [sys.executable, "-m", "edged.cli"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import EDGED, free_port
+
 TAIL = 1e-9  # chance that a correct backoff still goes over the printed bound
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(work: Path, api_url: str, folder: Path) -> str:

@@ -36,6 +36,7 @@ from pathlib import Path
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import free_port
 from tests.rtsp_server import RtspServer, index_of, make_stream_file
 
 CAMERAS_PER_SERVER = 8
@@ -61,14 +62,6 @@ def worst_lateness(ledgers: list[Path]) -> float | None:
             end = datetime.fromisoformat(start_at).timestamp() + duration_s
             worst = max(worst or 0.0, found_at - end)
     return worst
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -41,6 +41,7 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import free_port
 from edged.alerts.model import alert_id_for
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
 from edged.samples import make_clip
@@ -179,7 +180,7 @@ async def _folder_writer(work: Path, every_s: float, written: list[Path], stop: 
 
 
 def _config(work: Path, api_url: str, hook_url: str, rtsp_url: str) -> Path:
-    port, metrics = _free_port(), _free_port()
+    port, metrics = free_port(), free_port()
     path = work / "config.yaml"
     path.write_text(
         f"api:\n  base_url: {api_url}\n  api_key: soak-key\n"
@@ -198,14 +199,6 @@ def _config(work: Path, api_url: str, hook_url: str, rtsp_url: str) -> Path:
     )
     path.chmod(0o600)  # it holds the API key
     return path
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---- the ledger, read from outside ------------------------------------------------------
@@ -298,7 +291,7 @@ async def run_soak(
     options = EmulatorOptions(
         callback_delay_s=0.1, latency_s=0.2, callback_retries=60, callback_retry_delay_s=0.5
     )
-    camera = RtspServer(stream, _free_port())
+    camera = RtspServer(stream, free_port())
     await asyncio.to_thread(camera.start)
     began = time.monotonic()
     try:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,24 +24,8 @@ from pathlib import Path
 from edged.config import parse_size
 from edged.samples import make_padded_file
 
-EDGED = [sys.executable, "-m", "edged.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, deadline_s: float = 30.0) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after {deadline_s}s")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import EDGED, free_port, wait_for_port
 
 
 def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
