@@ -8,19 +8,17 @@ dedicated thread so the event loop never waits on SQLite or fsync.
 from __future__ import annotations
 
 import secrets
-import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from edged.clip import Clip, ClipState, NewClip
-from edged.ledger_schema import LedgerError, connect
+from edged.ledger_core import LEDGER_FILE, clip_from_row
+from edged.ledger_outages import OutageRecords
+from edged.ledger_quota import QuotaRecords
+from edged.ledger_results import ResultRecords, StoredResult
 
-LEDGER_FILE = "ledger.sqlite3"
+__all__ = ["LEDGER_FILE", "RETRYABLE_STATES", "Ledger", "StoredResult", "new_callback_token"]
+
 
 #: States an operator can put back in the queue with `edged retry`.
 RETRYABLE_STATES = frozenset(
@@ -33,47 +31,14 @@ RETRYABLE_STATES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StoredResult:
-    clip_id: int
-    task_id: str | None
-    text: str
-    tokens_input: int | None
-    tokens_output: int | None
-    tokens_total: int | None
-    received_at: float
-
-
 def new_callback_token() -> str:
     """128 bits of randomness, URL-safe: the per-upload secret of a callback URL."""
     return secrets.token_urlsafe(16)
 
 
-class Ledger:
-    def __init__(self, storage_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self.path = storage_dir / LEDGER_FILE
-        self._clock = clock
-        self._conn = connect(self.path)
-
-    def close(self) -> None:
-        self._conn.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT); for the outbox and reports."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
-    def _event(self, conn: sqlite3.Connection, clip_id: int, kind: str, detail: str | None) -> None:
-        conn.execute(
-            "INSERT INTO events (clip_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-            (clip_id, self._clock(), kind, detail),
-        )
+class Ledger(OutageRecords, QuotaRecords, ResultRecords):
+    """Clips and their transitions; outages, quota queries and results come from the
+    classes it is built on."""
 
     # -- adding and reading clips ------------------------------------------------
 
@@ -90,7 +55,7 @@ class Ledger:
                     "SELECT * FROM clips WHERE source_key=?", (new.source_key,)
                 ).fetchone()
                 if row is not None:
-                    return _clip(row), False
+                    return clip_from_row(row), False
             cursor = conn.execute(
                 "INSERT INTO clips (camera, source, path, size, start_at, duration_s, source_key,"
                 " fingerprint, state, found_at, updated_at)"
@@ -112,15 +77,15 @@ class Ledger:
             clip_id = int(cursor.lastrowid or 0)
             self._event(conn, clip_id, "queued", None)
             row = conn.execute("SELECT * FROM clips WHERE id=?", (clip_id,)).fetchone()
-        return _clip(row), True
+        return clip_from_row(row), True
 
     def get(self, clip_id: int) -> Clip | None:
         row = self._conn.execute("SELECT * FROM clips WHERE id=?", (clip_id,)).fetchone()
-        return _clip(row) if row else None
+        return clip_from_row(row) if row else None
 
     def find_by_source_key(self, source_key: str) -> Clip | None:
         row = self._conn.execute("SELECT * FROM clips WHERE source_key=?", (source_key,)).fetchone()
-        return _clip(row) if row else None
+        return clip_from_row(row) if row else None
 
     def fingerprints_with_prefix(self, prefix: str) -> dict[str, str | None]:
         """source_key → fingerprint of every clip whose key starts with `prefix` (uses the
@@ -136,29 +101,7 @@ class Ledger:
         rows = self._conn.execute(
             f"SELECT * FROM clips WHERE state IN ({marks}) ORDER BY id", states
         ).fetchall()
-        return [_clip(row) for row in rows]
-
-    def result(self, clip_id: int) -> StoredResult | None:
-        row = self._conn.execute("SELECT * FROM results WHERE clip_id=?", (clip_id,)).fetchone()
-        if row is None:
-            return None
-        return StoredResult(
-            clip_id=row["clip_id"],
-            task_id=row["task_id"],
-            text=row["text"],
-            tokens_input=row["tokens_input"],
-            tokens_output=row["tokens_output"],
-            tokens_total=row["tokens_total"],
-            received_at=row["received_at"],
-        )
-
-    def timings(self, clip_id: int) -> dict[str, float | None]:
-        row = self._conn.execute(
-            "SELECT found_at, upload_started_at, upload_finished_at, callback_at, done_at"
-            " FROM clips WHERE id=?",
-            (clip_id,),
-        ).fetchone()
-        return dict(row) if row else {}
+        return [clip_from_row(row) for row in rows]
 
     # -- upload transitions --------------------------------------------------------
 
@@ -203,7 +146,7 @@ class Ledger:
             )
             self._event(conn, row["id"], "uploading", None)
             taken = conn.execute("SELECT * FROM clips WHERE id=?", (row["id"],)).fetchone()
-        return _clip(taken)
+        return clip_from_row(taken)
 
     def next_due_at(self) -> float | None:
         """When the earliest waiting retry becomes due (None: nothing waits)."""
@@ -353,65 +296,11 @@ class Ledger:
                 )
                 self._event(conn, row["id"], state.value, reason)
                 expired.append(
-                    _clip(conn.execute("SELECT * FROM clips WHERE id=?", (row["id"],)).fetchone())
+                    clip_from_row(
+                        conn.execute("SELECT * FROM clips WHERE id=?", (row["id"],)).fetchone()
+                    )
                 )
         return expired
-
-    # -- results --------------------------------------------------------------------
-
-    def record_result(
-        self,
-        clip_id: int,
-        *,
-        task_id: str | None,
-        text: str,
-        tokens: dict[str, int | None],
-        raw: str,
-    ) -> bool:
-        """Store a clip's analysis and move it to `analyzed`; False if it already had one
-        (a repeated or late callback changes nothing)."""
-        now = self._clock()
-        with self.transaction() as conn:
-            row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
-            if row is None:
-                raise LedgerError(f"clip {clip_id} is not in the ledger")
-            if row["state"] in (ClipState.ANALYZED, ClipState.DONE):
-                return False
-            conn.execute(
-                "INSERT OR REPLACE INTO results (clip_id, task_id, text, tokens_input,"
-                " tokens_output, tokens_total, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    clip_id,
-                    task_id,
-                    text,
-                    tokens.get("input"),
-                    tokens.get("output"),
-                    tokens.get("total"),
-                    raw,
-                    now,
-                ),
-            )
-            conn.execute(
-                "UPDATE clips SET state=?, task_id=COALESCE(?, task_id), callback_at=?,"
-                " last_error=NULL, updated_at=? WHERE id=?",
-                (ClipState.ANALYZED, task_id, now, now, clip_id),
-            )
-            self._event(conn, clip_id, "analyzed", task_id)
-        return True
-
-    def mark_done(
-        self, clip_id: int, extra: Callable[[sqlite3.Connection], None] | None = None
-    ) -> None:
-        """analyzed → done; `extra` runs in the same transaction (e.g. enqueueing alerts)."""
-        now = self._clock()
-        with self.transaction() as conn:
-            if extra is not None:
-                extra(conn)
-            conn.execute(
-                "UPDATE clips SET state=?, done_at=?, updated_at=? WHERE id=? AND state=?",
-                (ClipState.DONE, now, now, clip_id, ClipState.ANALYZED),
-            )
-            self._event(conn, clip_id, "done", None)
 
     # -- operator commands ------------------------------------------------------------
 
@@ -436,135 +325,3 @@ class Ledger:
                 )
                 self._event(conn, clip_id, "retry", "requeued by operator")
         return ids
-
-    # -- camera outages ---------------------------------------------------------------
-
-    def open_outage(self, camera: str, reason: str) -> int:
-        """A camera went away; returns the outage id to close when it is back."""
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO outages (camera, started_at, reason) VALUES (?, ?, ?)",
-                (camera, self._clock(), reason),
-            )
-            return int(cursor.lastrowid or 0)
-
-    def close_outage(self, outage_id: int) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE outages SET ended_at=? WHERE id=? AND ended_at IS NULL",
-                (self._clock(), outage_id),
-            )
-
-    def close_open_outages(self, camera: str, reason: str) -> None:
-        """On start: outages left open by a stopped process end now, with a note."""
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE outages SET ended_at=?, reason=reason || ? WHERE camera=?"
-                " AND ended_at IS NULL",
-                (self._clock(), f" ({reason})", camera),
-            )
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-    def install_id(self) -> str:
-        """A random id of this ledger, made once: keeps alert ids unique across boxes."""
-        existing = self.get_meta("install_id")
-        if existing is not None:
-            return existing
-        value = secrets.token_hex(8)
-        self.set_meta("install_id", value)
-        return value
-
-    def get_meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return str(row["value"]) if row else None
-
-    def integrity_ok(self) -> bool:
-        row = self._conn.execute("PRAGMA integrity_check").fetchone()
-        return bool(row and row[0] == "ok")
-
-    def execute(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Read-only queries for reports (status, metrics)."""
-        return self._conn.execute(sql, tuple(params)).fetchall()
-
-    # -- RTSP outages and the storage quota ---------------------------------------------
-
-    def open_outage_at(self, camera: str, started_at: float, reason: str) -> int:
-        """A camera went away at `started_at` (its last packet): the outage starts there,
-        not when the loss was noticed."""
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO outages (camera, started_at, reason) VALUES (?, ?, ?)",
-                (camera, started_at, reason),
-            )
-            return int(cursor.lastrowid or 0)
-
-    def recent_outages(self, limit: int = 10) -> list[sqlite3.Row]:
-        """The latest outages, open ones first, then by start (newest first)."""
-        return self._conn.execute(
-            "SELECT id, camera, started_at, ended_at, reason FROM outages"
-            " ORDER BY ended_at IS NOT NULL, started_at DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-
-    def own_clips(
-        self, key_prefix: str, states: Iterable[ClipState], *, done_before: float | None = None
-    ) -> list[Clip]:
-        """Clips whose source_key starts with `key_prefix` (files edged wrote itself), in
-        `states` (and done before `done_before`, if given), whose file was not deleted yet;
-        oldest first."""
-        wanted = list(states)
-        marks = ",".join("?" for _ in wanted)
-        query = (
-            "SELECT * FROM clips c WHERE c.source_key >= ? AND c.source_key < ?"
-            f" AND c.state IN ({marks}) AND NOT EXISTS (SELECT 1 FROM events e"
-            " WHERE e.clip_id = c.id AND e.kind = 'file_deleted')"
-        )
-        params: list[Any] = [key_prefix, key_prefix + "\U0010ffff", *wanted]
-        if done_before is not None:
-            query += " AND c.done_at <= ?"
-            params.append(done_before)
-        rows = self._conn.execute(query + " ORDER BY c.id", params).fetchall()
-        return [_clip(row) for row in rows]
-
-    def mark_dropped(self, clip_id: int, reason: str, from_states: Iterable[ClipState]) -> bool:
-        """A clip given up unsent (the storage quota); False if it moved on meanwhile."""
-        wanted = list(from_states)
-        marks = ",".join("?" for _ in wanted)
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE clips SET state=?, last_error=?, next_attempt_at=NULL, updated_at=?"
-                f" WHERE id=? AND state IN ({marks})",
-                (ClipState.DROPPED, reason, self._clock(), clip_id, *wanted),
-            )
-            if cursor.rowcount:
-                self._event(conn, clip_id, ClipState.DROPPED.value, reason)
-            return bool(cursor.rowcount)
-
-    def mark_file_deleted(self, clip_id: int, detail: str) -> None:
-        with self.transaction() as conn:
-            self._event(conn, clip_id, "file_deleted", detail)
-
-
-def _clip(row: sqlite3.Row) -> Clip:
-    return Clip(
-        id=row["id"],
-        camera=row["camera"],
-        path=Path(row["path"]),
-        size=row["size"],
-        state=ClipState(row["state"]),
-        attempts=row["attempts"],
-        start=datetime.fromisoformat(row["start_at"]) if row["start_at"] else None,
-        duration_s=row["duration_s"],
-        callback_token=row["callback_token"],
-        task_id=row["task_id"],
-        last_error=row["last_error"],
-        next_attempt_at=row["next_attempt_at"],
-        found_at=row["found_at"],
-        fingerprint=row["fingerprint"],
-        failures=row["failures"],
-        exempt=bool(row["exempt"]),
-        source=row["source"],
-    )
