@@ -55,3 +55,22 @@ class Sink(Protocol):
 
     async def aclose(self) -> None:
         """Release what start() opened."""
+
+
+class SimpleSink:
+    """For a sink with no connection to keep: nothing to open, upkeep, wait for or close.
+    A subclass sets `name` and writes `deliver` (and overrides what it does need)."""
+
+    name: str
+
+    async def start(self) -> None:
+        pass
+
+    async def run(self) -> None:
+        pass
+
+    async def wait_ready(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass

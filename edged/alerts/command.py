@@ -17,7 +17,7 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from edged.alerts.base import DeliveryError, SinkContext
+from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.alerts.model import Alert
 from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 
@@ -52,7 +52,7 @@ def alert_fields(alert: Alert, snapshots: SnapshotStore | None) -> dict[str, obj
     }
 
 
-class CommandSink:
+class CommandSink(SimpleSink):
     def __init__(
         self,
         name: str,
@@ -64,15 +64,6 @@ class CommandSink:
         self._argv = tuple(argv)
         self._timeout_s = timeout_s
         self._snapshots = snapshots
-
-    async def start(self) -> None:
-        pass
-
-    async def run(self) -> None:
-        pass
-
-    async def wait_ready(self) -> None:
-        pass
 
     async def deliver(self, alert: Alert) -> None:
         fields = await asyncio.to_thread(alert_fields, alert, self._snapshots)
@@ -106,9 +97,6 @@ class CommandSink:
             said = stderr.decode("utf-8", "replace").strip()[-_STDERR_SHOWN:]
             raise DeliveryError(f"{argv[0]} exited {process.returncode}: {said or '(no stderr)'}")
         log.debug("command done camera=%s clip=%s sink=%s", alert.camera, alert.clip_id, self.name)
-
-    async def aclose(self) -> None:
-        pass
 
 
 def create(config: Any, name: str, context: SinkContext) -> CommandSink:

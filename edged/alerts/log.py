@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from edged.alerts.base import SinkContext
+from edged.alerts.base import SimpleSink, SinkContext
 from edged.alerts.model import Alert
 from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 
@@ -13,19 +13,10 @@ SINK_TYPE = "log"
 log = logging.getLogger("edged.alert")
 
 
-class LogSink:
+class LogSink(SimpleSink):
     def __init__(self, name: str, snapshots: SnapshotStore | None = None) -> None:
         self.name = name
         self._snapshots = snapshots
-
-    async def start(self) -> None:
-        pass
-
-    async def run(self) -> None:
-        pass
-
-    async def wait_ready(self) -> None:
-        pass
 
     async def deliver(self, alert: Alert) -> None:
         payload = alert.payload
@@ -42,9 +33,6 @@ class LogSink:
             path or "none",
             payload.get("summary", ""),
         )
-
-    async def aclose(self) -> None:
-        pass
 
 
 def create(config: Any, name: str, context: SinkContext) -> LogSink:

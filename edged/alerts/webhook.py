@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from edged.alerts.base import DeliveryError, SinkContext
+from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.alerts.model import Alert
 from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 
@@ -37,7 +37,7 @@ def sign(secret: str, alert_id: str, timestamp: int, body: bytes) -> str:
 SnapshotMode = Literal["inline", "url", "none"]
 
 
-class WebhookSink:
+class WebhookSink(SimpleSink):
     def __init__(
         self,
         name: str,
@@ -58,12 +58,6 @@ class WebhookSink:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
-
-    async def run(self) -> None:
-        pass
-
-    async def wait_ready(self) -> None:
-        pass
 
     async def deliver(self, alert: Alert) -> None:
         assert self._session is not None, "start() first"
