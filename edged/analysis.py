@@ -26,6 +26,7 @@ from edged.config_alerts import UNKNOWN_PERSON
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.matcher import Match, parse_matches, parse_unknown, select_present, summarize
+from edged.timeouts import within
 
 __all__ = ["AlertPolicy", "Analyzer", "Plan", "build_alerts", "finish_clip", "plan_alerts"]
 
@@ -175,7 +176,7 @@ class Analyzer:
             for clip in clips:
                 await self._finish(clip, install_id)
             try:
-                await asyncio.wait_for(self.wake.wait(), self._poll_s)
+                await within(self.wake.wait(), self._poll_s)
                 self.wake.clear()
             except TimeoutError:
                 pass

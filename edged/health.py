@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from edged.ledger_async import AsyncLedger
 from edged.metrics import Metrics
+from edged.timeouts import within
 
 #: A camera's last clip age is reported, not judged (a quiet camera recording on motion is
 #: normal); health fails on the ledger, the stages and the API key.
@@ -31,7 +32,7 @@ class HealthInputs:
 async def ledger_writable(db: AsyncLedger) -> bool:
     """A real write transaction: proves the ledger's thread, the file and the disk."""
     try:
-        await asyncio.wait_for(
+        await within(
             db.run(db.ledger.set_meta, "health_probe", str(time.time())), LEDGER_PROBE_TIMEOUT_S
         )
     except (TimeoutError, OSError, sqlite3.Error):

@@ -14,6 +14,8 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 
+from edged.timeouts import within
+
 log = logging.getLogger(__name__)
 
 
@@ -61,7 +63,7 @@ class Watchdog:
             return
         while True:
             try:
-                ok = await asyncio.wait_for(self._healthy(), interval_s / 2)
+                ok = await within(self._healthy(), interval_s / 2)
             except TimeoutError:
                 ok = False
             if ok:

@@ -32,6 +32,7 @@ from edged.ledger_async import AsyncLedger
 from edged.ledger_space import restore_reserve
 from edged.sources.rtsp_files import SOURCE_KEY_PREFIX as PREFIX
 from edged.sources.rtsp_files import clips_root
+from edged.timeouts import within
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class StorageQuota:
         while True:
             await self.enforce()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self._every_s)
+                await within(self.wake.wait(), self._every_s)
             self.wake.clear()
 
     async def enforce(self) -> Usage:

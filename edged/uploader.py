@@ -23,6 +23,7 @@ from edged.guardrails import Guardrails
 from edged.ledger_async import AsyncLedger
 from edged.probe import ClipRejected, probe_video
 from edged.source_check import changed_since_queued
+from edged.timeouts import within
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class Uploader:
         if due is not None:
             timeout = max(0.0, min(timeout, due - self._clock()))
         try:
-            await asyncio.wait_for(self.wake.wait(), timeout)
+            await within(self.wake.wait(), timeout)
             self.wake.clear()
         except TimeoutError:
             pass

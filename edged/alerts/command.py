@@ -20,6 +20,7 @@ from typing import Any
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.alerts.model import Alert
 from edged.alerts.snapshot_store import Snapshot, SnapshotStore
+from edged.timeouts import within
 
 SINK_TYPE = "command"
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class CommandSink(SimpleSink):
         except OSError as exc:
             raise DeliveryError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
         try:
-            _, stderr = await asyncio.wait_for(
+            _, stderr = await within(
                 process.communicate(alert.payload_json.encode()), self._timeout_s
             )
         except TimeoutError:

@@ -17,6 +17,7 @@ from edged.alerts.base import DeliveryError, Sink
 from edged.alerts.model import Alert
 from edged.backoff import full_jitter
 from edged.ledger_async import AsyncLedger
+from edged.timeouts import within
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class AlertDelivery:
             timeout = max(0.0, min(timeout, due - self._clock()))
         event = self._wakes[sink.name]
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await within(event.wait(), timeout)
             event.clear()
         except TimeoutError:
             pass

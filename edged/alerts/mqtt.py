@@ -36,6 +36,7 @@ from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
 from edged.alerts.model import Alert, safe_name
 from edged.alerts.snapshot_store import Snapshot
 from edged.backoff import full_jitter
+from edged.timeouts import within
 
 SINK_TYPE = "mqtt"
 QOS = 1
@@ -218,9 +219,7 @@ class MqttSink:
     async def _goodbye(self, conn: _Connection) -> None:
         """A clean stop says offline itself: the broker sends the will only on a lost link."""
         with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-            await asyncio.wait_for(
-                self._publish(conn, self._topics.availability, OFFLINE, retain=True), 2.0
-            )
+            await within(self._publish(conn, self._topics.availability, OFFLINE, retain=True), 2.0)
 
     async def _publish(
         self, conn: _Connection, topic: str, payload: bytes | str, *, retain: bool

@@ -29,6 +29,7 @@ from watchdog.observers.polling import PollingObserverVFS
 from edged.config import CameraConfig
 from edged.ledger_async import AsyncLedger
 from edged.sources.recordings import Naming, Verdict, examine, scan
+from edged.timeouts import within
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class FolderSource:
         next_rescan = self._clock() + RESCAN_S
         while True:
             try:
-                kind, path = await asyncio.wait_for(queue.get(), self._tick_s)
+                kind, path = await within(queue.get(), self._tick_s)
             except TimeoutError:
                 if await self._folder_id() != folder:
                     return  # the watch died with the old folder's inode
