@@ -126,6 +126,8 @@ def clip_rows(disk: Path) -> list[sqlite3.Row]:
     conn.row_factory = sqlite3.Row
     try:
         return conn.execute("SELECT * FROM clips ORDER BY id").fetchall()
+    except sqlite3.OperationalError:
+        return []  # the file is there, edged is still creating its tables
     finally:
         conn.close()
 
