@@ -7,21 +7,22 @@ import asyncio
 import io
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 import yarl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edged.alerts.snapshot_store import SnapshotStore
 from edged.callbacks import CallbackApp, CallbackServer
-from edged.clip import Clip, NewClip
+from edged.clip import Clip
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.persons import build_directory
+from tests.integration.test_callbacks import listener
+
+__all__ = ["listener"]  # the fixture: a real listener on a clip waiting for its result
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 SEGMENT = st.text(
@@ -71,21 +72,6 @@ HEADERS = st.dictionaries(
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
     max_size=3,
 )
-
-
-@pytest.fixture
-async def listener(tmp_path: Path) -> AsyncIterator[tuple[str, AsyncLedger, Clip]]:
-    image = tmp_path / "a.png"
-    image.write_bytes(b"\x89PNG\r\n\x1a\n")
-    persons = build_directory((("Alice", None, image),), "http://x", "person-token")
-    db = AsyncLedger(Ledger(tmp_path / "state"))
-    await db.run(db.ledger.add_clip, NewClip("cam", tmp_path / "c.mp4", 10))
-    clip = await db.run(db.ledger.take_for_upload)
-    await db.run(db.ledger.mark_submitted, clip.id, "task-1")
-    server = CallbackServer(CallbackApp(db, persons).app(), "127.0.0.1", 0)
-    async with server:
-        yield f"http://127.0.0.1:{server.port}", db, clip
-    await db.aclose()
 
 
 async def snapshot(db: AsyncLedger) -> list[tuple]:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edged.alerts import outbox
+from edged.alerts.base import SimpleSink
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.model import Alert
 from edged.alerts.policy import AlertPolicy, PersonRule, over_hourly_limit, quiet_window
@@ -205,7 +206,7 @@ def test_unknown_alerts_follow_quiet_hours_too(ledger: Ledger) -> None:
 # ---- max_per_hour at delivery ---------------------------------------------------------------
 
 
-class Recorder:
+class Recorder(SimpleSink):
     """A sink that records what it is given; `sent` is set once `expected` alerts arrived."""
 
     def __init__(self, expected: int) -> None:
@@ -214,22 +215,10 @@ class Recorder:
         self.expected = expected
         self.sent = asyncio.Event()
 
-    async def start(self) -> None:
-        pass
-
-    async def run(self) -> None:
-        pass
-
-    async def wait_ready(self) -> None:
-        pass
-
     async def deliver(self, alert: Alert) -> None:
         self.alerts.append(alert)
         if len(self.alerts) >= self.expected:
             self.sent.set()
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def test_max_per_hour_suppresses_alerts_beyond_the_limit(tmp_path: Path) -> None:
