@@ -213,6 +213,13 @@ def _query(db: Path, sql: str, *params: object) -> list[sqlite3.Row]:
         conn.close()
 
 
+def _has_tables(db: Path) -> bool:
+    """Blocking: the ledger's schema is there. edged creates the file first and its tables in
+    the transaction after, so a kill (or a look) in between finds a database without them."""
+    sql = "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name IN ('clips', 'alerts')"
+    return int(_query(db, sql)[0][0]) == 2
+
+
 def _crash_state(state: Path, scratch: Path) -> tuple[str, int]:
     """Blocking: (integrity_check, clips uploading) of a copy of the ledger as the kill left
     it, database and WAL; the original stays untouched for the next start."""
@@ -221,11 +228,13 @@ def _crash_state(state: Path, scratch: Path) -> tuple[str, int]:
     for name in ("ledger.sqlite3", "ledger.sqlite3-wal"):
         if (state / name).exists():
             shutil.copy2(state / name, scratch / name)
-    if not (scratch / "ledger.sqlite3").exists():
+    copy = scratch / "ledger.sqlite3"
+    if not copy.exists():
         return "ok", 0  # killed before the ledger was created
-    verdict = str(_query(scratch / "ledger.sqlite3", "PRAGMA integrity_check")[0][0])
-    sql = "SELECT COUNT(*) FROM clips WHERE state='uploading'"
-    uploading = _query(scratch / "ledger.sqlite3", sql)[0][0]
+    verdict = str(_query(copy, "PRAGMA integrity_check")[0][0])
+    if not _has_tables(copy):
+        return verdict, 0  # killed before the schema: the next start creates it
+    uploading = _query(copy, "SELECT COUNT(*) FROM clips WHERE state='uploading'")[0][0]
     return verdict, int(uploading)
 
 
@@ -255,8 +264,8 @@ async def _live_for(process: asyncio.subprocess.Process, seconds: float) -> int 
 
 async def _settled(db: Path, written: list[Path], state: Path) -> bool:
     def check() -> bool:
-        if not db.exists():
-            return False
+        if not db.exists() or not _has_tables(db):
+            return False  # not yet created, or created and its schema not yet committed
         paths = {row[0] for row in _query(db, "SELECT path FROM clips")}
         marks = ",".join("?" * len(SETTLED))
         sql = f"SELECT COUNT(*) FROM clips WHERE state NOT IN ({marks})"

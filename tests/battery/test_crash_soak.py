@@ -8,9 +8,20 @@ kill and at the end, every `.part` a kill left turned into a clip."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sqlite3
 from pathlib import Path
 
-from bench.soak import SoakSettings, run_soak
+import pytest
+
+from bench.soak import SoakSettings, _crash_state, _settled, run_soak
+from edged.emulator import Emulator
+from edged.ledger import LEDGER_FILE
+from tests.battery.test_durability import rows
+from tests.conftest import write_config
+from tests.integration.test_daemon import until
+from tests.integration.test_daemon_faults import EdgedRun
 from tests.integration.test_rtsp import stream_file
 
 __all__ = ["stream_file"]  # fixture used here
@@ -28,3 +39,58 @@ async def test_kill_9_at_random_moments_loses_nothing(stream_file: Path, tmp_pat
     assert report.done["yard"] == report.folder_written > 0
     assert report.done["gate"] > 0
     assert report.alerts_expected > 0
+
+
+# ---- killed between the ledger's file and its tables ---------------------------------------
+
+
+def ledger_without_tables(db: Path, *, empty: bool) -> None:
+    """Blocking: the ledger as a kill can leave it on edged's first start. sqlite creates the
+    file on connect (0 bytes) and writes its header with `journal_mode=WAL`, before the
+    transaction that creates the tables."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if empty:
+        db.touch()
+        return
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+    assert db.stat().st_size > 0
+
+
+async def test_the_soak_audit_reads_a_ledger_killed_before_its_schema(tmp_path: Path):
+    state = tmp_path / "state"
+    db = state / LEDGER_FILE
+    await asyncio.to_thread(ledger_without_tables, db, empty=False)
+    assert await asyncio.to_thread(_crash_state, state, tmp_path / "copy") == ("ok", 0)
+    (state / "clips").mkdir()
+    assert await _settled(db, [], state) is False  # not settled: edged has not begun
+
+
+@pytest.mark.parametrize("empty", [True, False], ids=["empty-file", "no-tables"])
+async def test_edged_run_starts_on_a_ledger_file_without_tables(
+    emulator: Emulator, clip_factory, tmp_path: Path, empty: bool
+):
+    db = tmp_path / "state" / LEDGER_FILE
+    await asyncio.to_thread(ledger_without_tables, db, empty=empty)
+    clip = await clip_factory("rec-1.mp4", folder=tmp_path / "nvr")
+    camera = f"cameras:\n  - name: yard\n    folder: {clip.parent}\n    pattern: '*.mp4'\n"
+    config = write_config(tmp_path, emulator.url, extra=camera + "    since: 1d\n")
+    run = await EdgedRun.start(config)
+
+    async def done() -> bool:
+        try:
+            found = await asyncio.to_thread(rows, db, "SELECT path, state FROM clips")
+        except sqlite3.OperationalError:
+            return False  # the tables are not there yet
+        return [(r["path"], r["state"]) for r in found] == [(str(clip), "done")]
+
+    await until(done, run.output, what="the folder's clip done on the fresh ledger")
+    code, err = await run.stop(signal.SIGTERM)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert [r[0] for r in await asyncio.to_thread(rows, db, "PRAGMA integrity_check")] == ["ok"]
+    tables = await asyncio.to_thread(rows, db, "SELECT name FROM sqlite_master WHERE type='table'")
+    assert {"meta", "clips", "events", "results", "alerts", "outages"} <= {r[0] for r in tables}
