@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,28 @@ from edged.emulator import Emulator, EmulatorOptions, run_emulator
 from edged.samples import make_clip
 
 EDGED = [sys.executable, "-m", "edged.cli"]
+
+
+def in_ci() -> bool:
+    """`CI=true` (as CI services set it): what the suite needs must be there."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> None:
+    """A system program or capability a test needs is not here: skip on a workstation,
+    fail under CI=true, where a skip would hide that the test never ran."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing requirement fails, see .ci/apt-packages.txt)")
+    pytest.skip(reason)
+
+
+def require_program(name: str, *, fallback: str | None = None) -> str:
+    """The path of system program `name` (or `fallback` when it exists); else `missing`."""
+    found = shutil.which(name) or (fallback if fallback and Path(fallback).exists() else None)
+    if found is None:
+        missing(f"{name} is not installed")
+        raise AssertionError("unreachable")  # pytest.skip and pytest.fail raise
+    return found
 
 
 def free_port() -> int:
@@ -102,3 +127,31 @@ async def run_edged(*args: str, timeout_s: float = 60.0) -> tuple[int, str, str]
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+@contextlib.asynccontextmanager
+async def callbacks_held(
+    emulator: Emulator, ready: Callable[[Any], Awaitable[bool]], *, timeout_s: float = 60.0
+) -> AsyncIterator[None]:
+    """Each callback the emulator schedules waits until `ready(delivery)` (a condition on
+    edged's side, e.g. the upload's task id committed), then goes out after its own delay
+    counted from there: "after edged recorded the task id" holds however slow the machine."""
+    sender = emulator._callbacks
+    original = sender._deliver
+
+    async def deliver(delivery: Any) -> None:
+        await eventually(
+            lambda: ready(delivery), timeout_s=timeout_s, what=f"{delivery.task_id} ready"
+        )
+        await original(delivery)
+
+    sender._deliver = deliver  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        sender._deliver = original  # type: ignore[method-assign]
+
+
+def clip_id_of(delivery: Any) -> int:
+    """The clip id in a delivery's callback URL (…/callbacks/<id>/<token>)."""
+    return int(str(delivery.url).split("/callbacks/")[1].split("/")[0])

@@ -37,7 +37,14 @@ from edged.ledger import Ledger
 from edged.samples import make_clip
 from edged.uploader import UploadSettings
 from edged.wiring import upload_settings
-from tests.conftest import eventually, free_port, run_edged, start_edged
+from tests.conftest import (
+    callbacks_held,
+    clip_id_of,
+    eventually,
+    free_port,
+    run_edged,
+    start_edged,
+)
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -77,14 +84,33 @@ class Box:
         """Recordings written as `.part` (which edged ignores), then renamed, as NVRs do."""
         paths = []
         for _ in range(count):
-            name = f"{prefix}-{len(self.written):03d}.mp4"
+            paths += await self.rename_parts(
+                await self.write_parts(1, prefix, title=title, seconds=seconds)
+            )
+        return paths
+
+    async def write_parts(
+        self, count: int, prefix: str, *, title: str | None = "Alice", seconds: float = 1.0
+    ) -> list[Path]:
+        """Recordings still being written: `<name>.part`, invisible to edged."""
+        parts = []
+        for number in range(count):
+            name = f"{prefix}-{len(self.written) + number:03d}.mp4"
             part = self.folder / f"{name}.part"
             await asyncio.to_thread(
                 make_clip, part, seconds=seconds, width=640, height=480, title=title
             )
-            await asyncio.to_thread(os.rename, part, self.folder / name)
-            self.written.append(self.folder / name)
-            paths.append(self.folder / name)
+            parts.append(part)
+        return parts
+
+    async def rename_parts(self, parts: list[Path]) -> list[Path]:
+        """The recordings finished: each `.part` renamed into place."""
+        paths = []
+        for part in parts:
+            path = part.with_suffix("")
+            await asyncio.to_thread(os.rename, part, path)
+            self.written.append(path)
+            paths.append(path)
         return paths
 
     async def rows(self, sql: str, *params: object) -> list[dict[str, Any]]:
@@ -251,9 +277,14 @@ async def test_an_outage_is_ridden_out_within_the_backoff_bound(
         }
     )
     async with edged_box(tmp_path, emulator, ledger) as box:
+        # The recordings are written first (as `.part`, which edged ignores) and renamed into
+        # place once the outage runs, so edged meets its first phase however slowly they were
+        # encoded; each first try is then refused by the 503 phase (3 s of margin), whatever
+        # the machine's load.
+        parts = await box.write_parts(6, "outage")
         emulator.options.outage_s = OUTAGE_S  # from now
         began = time.time()
-        await box.add_clips(6, "outage")
+        await box.rename_parts(parts)
         per_clip = tries_bound(
             OUTAGE_S,
             base_s=box.settings.backoff_base_s,
@@ -297,13 +328,17 @@ async def test_an_outage_is_ridden_out_within_the_backoff_bound(
 
 # ---- a slow service, and one slower than api.request_timeout ------------------------------------
 
+TIMEOUT_S = 8.0
+
 
 async def test_a_slow_service_is_waited_for_and_a_timeout_is_retried(
     emulator: Emulator, ledger: Ledger, tmp_path: Path
 ):
-    # 30 s per request scaled to 2 s; api.request_timeout (3 s) above it, then below it.
+    # A slow answer (2 s) well within api.request_timeout (a 4x margin: the upload itself
+    # shares the timeout, and a loaded machine stretches it), then answers twice as slow as
+    # the timeout.
     emulator.options.latency_s = 2.0
-    async with edged_box(tmp_path, emulator, ledger, request_timeout="3s") as box:
+    async with edged_box(tmp_path, emulator, ledger, request_timeout=f"{TIMEOUT_S:g}s") as box:
         slow = await box.add_clips(4, "slow")
 
         async def listener_answers_mid_upload() -> bool:
@@ -319,7 +354,7 @@ async def test_a_slow_service_is_waited_for_and_a_timeout_is_retried(
         await box.until(box.in_states("done"), "the slow uploads done", timeout_s=60)
         first = {path.name for path in slow}
 
-        emulator.options.latency_s = 6.0  # now slower than request_timeout
+        emulator.options.latency_s = 2 * TIMEOUT_S  # now slower than request_timeout
         await box.add_clips(2, "slower")
 
         async def each_timed_out() -> bool:
@@ -329,7 +364,7 @@ async def test_a_slow_service_is_waited_for_and_a_timeout_is_retried(
                 "Timeout" in (c["last_error"] or "") or c["state"] == "done" for c in later
             )
 
-        await box.until(each_timed_out, "each slower upload timed out", timeout_s=40)
+        await box.until(each_timed_out, "each slower upload timed out", timeout_s=60)
         emulator.options.latency_s = 0.0
         await box.until(box.in_states("done"), "the timed-out clips done", timeout_s=60)
         clips = await box.clips()
@@ -424,8 +459,20 @@ async def test_malformed_duplicate_late_and_lost_callbacks(
     # Late: after callback.result_timeout (2 s) has expired the clip and it was sent again.
     faults = ["malformed", "duplicate:2", "late:5", "drop", "ok"]
     emulator.options.callback_faults = list(faults)
-    emulator.options.callback_delay_s = 0.5  # after edged recorded the task id
-    async with edged_box(tmp_path, emulator, ledger) as box:
+
+    async def ready(delivery: Any) -> bool:
+        """A callback leaves once edged committed its upload's task id; the late one once
+        the clip was expired and sent again (a new task id committed): conditions, not
+        margins, so a slow machine cannot turn "late" into "on time"."""
+        scripted = [r.callback_fault for r in emulator.received if r.task_id == delivery.task_id]
+        sql, clip_id = "SELECT task_id FROM clips WHERE id=?", clip_id_of(delivery)
+        rows = await asyncio.to_thread(ledger.execute, sql, (clip_id,))
+        task = rows[0]["task_id"] if rows else None
+        if scripted and scripted[0] == "late:5":
+            return task is not None and task != delivery.task_id
+        return bool(scripted) and task == delivery.task_id
+
+    async with edged_box(tmp_path, emulator, ledger) as box, callbacks_held(emulator, ready):
         await box.add_clips(len(faults), "cb")
 
         def settled() -> bool:
@@ -543,11 +590,24 @@ async def test_the_emulator_outage_runs_its_phases_then_ends():
             async with session.post(url, json=fields, headers=headers) as response:
                 return response.status, response.headers.get("Retry-After")
 
-        emu.options.outage_s = 1.0
+        # Phases long enough that no load turns an answer into the next phase's: each is
+        # checked at its own instants through outage_status(now), and over HTTP from within.
+        before = time.monotonic()
+        emu.options.outage_s = 600.0  # 503 for 300 s, then 429 for 300 s
+        after = time.monotonic()
         answers = [await post()]
-        await eventually(lambda: emu.options.outage_status() == 429, what="the 429 phase")
+        at = [before - 1, after + 1, after + 299, before + 301, after + 599, before + 601]
+        assert [emu.options.outage_status(now) for now in at] == [
+            None,
+            503,
+            503,
+            429,
+            429,
+            None,
+        ]
+        emu.options.outage_statuses = (429,)  # the same outage, now in its 429 phase
         answers.append(await post())
-        await eventually(lambda: emu.options.outage_status() is None, what="the outage end")
+        emu.options.outage_s = 0.0  # the outage over
         answers.append(await post())
     assert answers == [(503, None), (429, "2.5"), (200, None)]
     with pytest.raises(OptionError):

@@ -17,7 +17,7 @@ from edged.config import parse_config
 from edged.daemon import SHUTDOWN_GRACE_S, run_daemon
 from edged.emulator import Emulator
 from edged.ledger import Ledger
-from tests.conftest import start_edged
+from tests.conftest import callbacks_held, clip_id_of, start_edged
 from tests.integration.test_daemon import (
     Receiver,
     all_sent,
@@ -99,10 +99,21 @@ async def test_a_clip_whose_callback_never_comes_fails_after_max_attempts(
 async def test_a_late_callback_of_an_earlier_attempt_changes_nothing(
     emulator: Emulator, clip_factory, receiver: Receiver, ledger: Ledger, tmp_path: Path
 ):
-    emulator.options.late_callback_s = 3.0  # after callback.result_timeout (2s)
+    emulator.options.late_callback_s = 3.0
     config = daemon_config(tmp_path, emulator.url, receiver.url)
     clip = await queue_clip(ledger, await clip_factory("drive-3.mp4", title="Bob"))
-    async with edged_running(config) as daemon:
+
+    async def ready(delivery: Any) -> bool:
+        """The first upload's callback leaves only once the clip was expired (after
+        callback.result_timeout, 2 s) and sent again: late by a condition, not by a margin
+        over the expirer. Every other callback leaves once its task id is committed."""
+        stored = await asyncio.to_thread(ledger.get, clip_id_of(delivery))
+        task = stored.task_id if stored is not None else None
+        if delivery.task_id == uploads_of(emulator, clip)[0].task_id:
+            return task is not None and task != delivery.task_id
+        return task == delivery.task_id
+
+    async with edged_running(config) as daemon, callbacks_held(emulator, ready):
         await until(lambda: len(uploads_of(emulator, clip)) == 1, daemon, what="the upload")
         emulator.options.late_callback_s = 0.0
         late_task = uploads_of(emulator, clip)[0].task_id
