@@ -1,15 +1,15 @@
 """Client of the memories.ai security API: the four endpoints, streamed uploads, error classes.
 
 Whether a failure is transient (retry later), permanent (this clip will never be
-accepted) or an authentication problem (stop everything, fix the config) is decided
-here, once, and carried by `ApiError`.
+accepted), a pause of every upload (refused key, no credit, no permission) or a
+duplicate is decided here, once, from the table in edged/api_codes.py, and carried by
+`ApiError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import enum
 import json
 import logging
 import math
@@ -23,6 +23,15 @@ from typing import Any, Self
 
 import aiohttp
 
+from edged.api_codes import (
+    PAUSE_ADVICE,
+    UNKNOWN,
+    Failure,
+    Meaning,
+    PauseReason,
+    meaning_of_code,
+    meaning_of_status,
+)
 from edged.envelope import Envelope, parse_envelope
 from edged.errors import EdgedError
 from edged.upload_body import FilePayload
@@ -35,12 +44,6 @@ UPLOAD_URL = "/v1/understand/upload"
 UPLOAD_URL_SYNC = "/v1/understand/uploadSync"
 
 ProgressFn = Callable[[int, int], None]
-
-
-class Failure(enum.StrEnum):
-    TRANSIENT = "transient"  # retry with backoff: network, timeouts, 408, 429, 5xx
-    PERMANENT = "permanent"  # this request will never succeed: other 4xx, bad video
-    AUTH = "auth"  # 401/403: the key is wrong; pause all uploads until the config is fixed
 
 
 #: Vets an open file descriptor before upload: None if it may be sent, else why not.
@@ -60,16 +63,22 @@ class ApiError(EdgedError):
         status: int | None = None,
         code: str | None = None,
         retry_after_s: float | None = None,
+        meaning: Meaning | None = None,
     ) -> None:
         super().__init__(message)
         self.failure = failure
         self.status = status
         self.code = code
         self.retry_after_s = retry_after_s
+        self.meaning = meaning or Meaning(failure, failure.value)
 
     @property
     def transient(self) -> bool:
         return self.failure is Failure.TRANSIENT
+
+    @property
+    def pause(self) -> PauseReason | None:
+        return self.meaning.pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,53 +214,49 @@ def _check_answer(endpoint: str, status: int, headers: Any, raw: bytes) -> Envel
     retry_after = parse_retry_after(headers.get("Retry-After"))
     try:
         body: Any = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     envelope = parse_envelope(body) if body is not None else None
     detail = _detail(envelope, raw)
-    if status in (401, 403):
-        raise ApiError(
-            f"{endpoint}: HTTP {status}: the API key was refused ({detail}); check api.api_key",
-            Failure.AUTH,
-            status=status,
-        )
-    if status in (408, 429) or status >= 500:
-        raise ApiError(
-            f"{endpoint}: HTTP {status} ({detail})",
-            Failure.TRANSIENT,
-            status=status,
-            retry_after_s=retry_after,
-        )
-    if status >= 300:
-        raise ApiError(f"{endpoint}: HTTP {status} ({detail})", Failure.PERMANENT, status=status)
+    meaning = meaning_of_status(status)
+    if meaning is not None:
+        # The body's own code, when it has one, says more than the status (a 400 with
+        # code 0402 is out of credit).
+        if envelope is not None and envelope.code is not None and not envelope.ok:
+            by_code = meaning_of_code(envelope.code)
+            if by_code is not UNKNOWN:
+                meaning = by_code
+        raise _error(endpoint, f"HTTP {status} ({detail})", meaning, status, envelope, retry_after)
     if envelope is None:
         raise ApiError(
             f"{endpoint}: answer is not JSON ({detail})", Failure.TRANSIENT, status=status
         )
     if not envelope.ok:
-        raise ApiError(
-            f"{endpoint}: API error code={envelope.code} msg={envelope.msg!r}",
-            _classify_code(envelope.code),
-            status=status,
-            code=envelope.code,
-            retry_after_s=retry_after,
-        )
+        meaning = meaning_of_code(envelope.code)
+        what = f"API error code={envelope.code} msg={envelope.msg!r}"
+        raise _error(endpoint, what, meaning, status, envelope, retry_after)
     return envelope
 
 
-def _classify_code(code: str | None) -> Failure:
-    """An error envelope inside HTTP 200. Codes that read as HTTP 4xx are the request's fault;
-    anything else is taken as the service's (retried, bounded by api.max_attempts)."""
-    if code in ("401", "403"):
-        return Failure.AUTH
-    if (
-        code is not None
-        and code.isdigit()
-        and 400 <= int(code) < 500
-        and code not in ("408", "429")
-    ):
-        return Failure.PERMANENT
-    return Failure.TRANSIENT
+def _error(
+    endpoint: str,
+    what: str,
+    meaning: Meaning,
+    status: int,
+    envelope: Envelope | None,
+    retry_after: float | None,
+) -> ApiError:
+    message = f"{endpoint}: {what}: {meaning.what}"
+    if meaning.pause is not None:
+        message += f"; {PAUSE_ADVICE[meaning.pause]}"
+    return ApiError(
+        message,
+        meaning.failure,
+        status=status,
+        code=envelope.code if envelope is not None else None,
+        retry_after_s=retry_after if meaning.failure is Failure.TRANSIENT else None,
+        meaning=meaning,
+    )
 
 
 def _detail(envelope: Envelope | None, raw: bytes) -> str:

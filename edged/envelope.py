@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from edged.printable import without_surrogates
+
 SUCCESS_CODES = frozenset({"0", "0000", "200"})
+#: Longest code, message and id kept from an answer: anything longer is not one.
+CODE_LIMIT = 32
+MSG_LIMIT = 500
+ID_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,34 +26,73 @@ class Envelope:
 
 
 def parse_envelope(body: Any) -> Envelope:
-    """Read any of the envelope shapes API.md lists; never raises on odd shapes."""
+    """Read any of the envelope shapes API.md lists; never raises on odd shapes.
+
+    Success is `code` 0/"0"/"0000"/200, `success: true`, or (the caption callback)
+    `status: 0`; an explicit failure (`failed: true`, `success: false`, a `status` other
+    than 0) wins over a success code. Strings are cleaned of lone surrogates and numbers
+    of non-finite values, so whatever is kept can be stored."""
     if not isinstance(body, dict):
         return Envelope(False, None, f"answer is not a JSON object: {_clip(body)}", None, None)
-    code = body.get("code")
-    code_text = None if code is None else str(code).strip()
+    code_text = _code_text(body.get("code"))
+    status_text = _code_text(body.get("status"))
     ok = body.get("success") is True or code_text in SUCCESS_CODES
+    if code_text is None and status_text is not None:
+        code_text, ok = status_text, status_text == "0"
+    elif status_text is not None and status_text != "0":
+        ok = False
     if body.get("failed") is True or body.get("success") is False:
         ok = False
-    msg = str(body.get("msg") or body.get("message") or "")
+    msg = _text(body.get("msg") or body.get("message") or "", MSG_LIMIT) or ""
     data = _mapping(body.get("data"))
-    inner = _mapping(data.get("data"))
+    inner_value = data.get("data")
+    inner = _mapping(inner_value)
+    if inner.get("success") is False:
+        ok = False
     task_id = _first_str(
         data.get("task_id"), body.get("task_id"), data.get("taskId"), body.get("taskId")
     )
-    text = _first_str(inner.get("text"), data.get("text"), body.get("text"))
-    tokens_raw = data.get("token") if isinstance(data.get("token"), dict) else body.get("token")
-    tokens = _tokens(tokens_raw) if isinstance(tokens_raw, dict) else {}
+    text = _first_str(
+        inner.get("text"),
+        inner_value if isinstance(inner_value, str) else None,
+        data.get("text"),
+        body.get("text"),
+        limit=None,
+    )
+    tokens_raw = next(
+        (
+            t
+            for t in (data.get("token"), body.get("token"), inner.get("token"))
+            if isinstance(t, dict)
+        ),
+        None,
+    )
+    tokens = _tokens(tokens_raw) if tokens_raw is not None else {}
     return Envelope(ok, code_text, msg, task_id, text, tokens)
+
+
+def _code_text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    text = str(value).strip()
+    return _text(text, CODE_LIMIT) or None
+
+
+def _text(value: str, limit: int | None) -> str:
+    value = without_surrogates(value)
+    return value if limit is None else value[:limit]
 
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _first_str(*values: Any) -> str | None:
+def _first_str(*values: Any, limit: int | None = ID_LIMIT) -> str | None:
     for value in values:
         if isinstance(value, str) and value:
-            return value
+            return _text(value, limit)
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
     return None
@@ -55,9 +101,11 @@ def _first_str(*values: Any) -> str | None:
 def _tokens(raw: dict[str, Any]) -> dict[str, int | None]:
     def number(key: str) -> int | None:
         value = raw.get(key)
-        return (
-            int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-        )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if not math.isfinite(value) or not 0 <= value < 2**53:
+            return None  # NaN, 1e999 or a negative count: not a usage figure
+        return int(value)
 
     return {"input": number("input"), "output": number("output"), "total": number("total")}
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edged.api_codes import PAUSE_ADVICE, PauseReason
 from edged.ledger_async import AsyncLedger
 from edged.metrics import Metrics
 from edged.timeouts import within
@@ -20,13 +21,15 @@ from edged.timeouts import within
 #: A camera's last clip age is reported, not judged (a quiet camera recording on motion is
 #: normal); health fails on the ledger, the stages and the API key.
 LEDGER_PROBE_TIMEOUT_S = 5.0
+_PAUSES = frozenset(reason.value for reason in PauseReason)
 
 
 @dataclass
 class HealthInputs:
     tasks: Mapping[str, asyncio.Task[Any]]
-    auth_paused: Callable[[], bool]
     cameras: tuple[str, ...]
+    #: Extra reasons to report unhealthy (e.g. results without a verdict), by name.
+    warnings: Callable[[], dict[str, str]] = dict
 
 
 async def ledger_writable(db: AsyncLedger) -> bool:
@@ -54,15 +57,32 @@ async def health_report(db: AsyncLedger, inputs: HealthInputs) -> tuple[bool, di
         name: {"last_clip_age_s": round(last[name], 1) if name in last else None}
         for name in sorted(set(inputs.cameras) | set(last))
     }
-    api = {"auth_ok": not inputs.auth_paused()}
-    healthy = writable and all(s == "running" for s in stages.values()) and api["auth_ok"]
-    body = {
+    pause = await db.run(db.ledger.pause)
+    api: dict[str, Any] = {"auth_ok": pause is None or pause.get("reason") != "refused_key"}
+    reasons = [f"stage {name} stopped" for name, state in stages.items() if state != "running"]
+    if not writable:
+        reasons.append("the ledger is not writable")
+    if pause is not None:
+        why = str(pause.get("reason"))
+        api["uploads_paused"] = {
+            "reason": why,
+            "since": pause.get("since"),
+            "message": pause.get("message"),
+            "advice": PAUSE_ADVICE.get(PauseReason(why)) if why in _PAUSES else None,
+        }
+        reasons.append(f"uploads paused: {why}")
+    healthy = not reasons
+    body: dict[str, Any] = {
         "status": "ok" if healthy else "unhealthy",
+        "reasons": reasons,
         "stages": stages,
         "ledger_writable": writable,
         "api": api,
         "cameras": cameras,
     }
+    warnings = inputs.warnings()
+    if warnings:
+        body["warnings"] = warnings
     return healthy, body
 
 

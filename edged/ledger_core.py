@@ -7,6 +7,7 @@ The clip ledger (edged/ledger.py) is built on this, with the outage record
 
 from __future__ import annotations
 
+import json
 import secrets
 import sqlite3
 import time
@@ -54,6 +55,35 @@ class LedgerCore:
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def note(self, clip_id: int, kind: str, detail: str | None) -> None:
+        """An event in the clip's trace that changes nothing else."""
+        with self.transaction() as conn:
+            self._event(conn, clip_id, kind, detail)
+
+    def set_pause(self, reason: str | None, message: str | None, at: float) -> None:
+        """Uploads paused (reason, what the service said, since when), or resumed (None): kept
+        in the ledger, so `edged status`, /healthz and /metrics tell the same story."""
+        with self.transaction() as conn:
+            if reason is None:
+                conn.execute("DELETE FROM meta WHERE key='uploads_paused'")
+            else:
+                value = json.dumps({"reason": reason, "message": message, "since": at})
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('uploads_paused', ?)",
+                    (value,),
+                )
+
+    def pause(self) -> dict[str, Any] | None:
+        """{reason, message, since} while uploads are paused, else None."""
+        value = self.get_meta("uploads_paused")
+        if value is None:
+            return None
+        try:
+            found = json.loads(value)
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
 
     def install_id(self) -> str:
         """A random id of this ledger, made once: keeps alert ids unique across boxes."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edged.api_codes import PAUSE_ADVICE, PauseReason
 from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import Clip, ClipState, NewClip
 from edged.config import Config
@@ -53,7 +54,7 @@ async def upload_command(config: Config, path: Path, *, camera: str, sync: bool,
         if config.api.mode == "sync" or not wait:
             return await _drive(config, db, clip.id, persons, wait=wait)
         callbacks = CallbackApp(db, persons, max_attempts=config.api.max_attempts)
-        async with CallbackServer(callbacks.app(), config.callback.host, config.callback.port):
+        async with CallbackServer(callbacks, config.callback.host, config.callback.port):
             return await _drive(config, db, clip.id, persons, wait=wait)
     finally:
         await db.aclose()
@@ -101,10 +102,11 @@ async def _drive(
             if taken is None:
                 continue
             outcome = await _upload_with_bar(uploader, taken)
-            if outcome is Outcome.AUTH_PAUSED:
+            if outcome is Outcome.PAUSED:
+                advice = PAUSE_ADVICE[uploader.paused or PauseReason.REFUSED_KEY]
                 print(
-                    f"edged upload: {taken.path.name}: the API refused the key; the clip stays"
-                    " queued. Check api.api_key.",
+                    f"edged upload: {taken.path.name}: uploads are paused, {advice};"
+                    " the clip stays queued.",
                     file=sys.stderr,
                 )
                 return 1

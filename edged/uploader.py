@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edged.api import AnalysisRequest, ApiClient, ApiError, Failure, FileChanged, ProgressFn
+from edged.api import AnalysisRequest, ApiClient, ApiError, FileChanged, ProgressFn
+from edged.api_codes import PAUSE_ADVICE, Failure, PauseReason
 from edged.backoff import retry_delay
 from edged.clip import Clip
 from edged.guardrails import Guardrails
@@ -33,7 +34,8 @@ class Outcome(enum.StrEnum):
     ANALYZED = "analyzed"
     RETRY = "retry"
     FAILED = "failed"
-    AUTH_PAUSED = "auth_paused"
+    PAUSED = "paused"  # every upload waits: refused key, no credit, no permission
+    DUPLICATE = "duplicate"  # the service already had it: waiting for that upload's result
     SKIPPED = "skipped"  # a cost guardrail (schedule, budget) kept it back
 
 
@@ -47,7 +49,7 @@ class UploadSettings:
     workers: int = 2
     backoff_base_s: float = 5.0
     backoff_cap_s: float = 900.0
-    auth_retry_s: float = 300.0  # how often a paused uploader re-tries a refused key
+    auth_retry_s: float = 300.0  # how often paused uploads try again (api.pause_probe_interval)
     idle_poll_s: float = 1.0  # picks up clips queued by other processes (`edged retry`)
 
 
@@ -76,8 +78,11 @@ class Uploader:
         self._guardrails = guardrails
         self._rng = rng or random.Random()
         self._clock = clock
-        self._auth_ok = asyncio.Event()
+        self._auth_ok = asyncio.Event()  # clear while uploads are paused
         self._auth_ok.set()
+        self._paused: PauseReason | None = None
+        self._pause_on_record = True  # a pause of an earlier run may still be in the ledger
+        self._probe: asyncio.TimerHandle | None = None
         self._stopping = asyncio.Event()
         # When the service first refused or failed to answer since it last accepted a clip.
         self._down_since: float | None = None
@@ -87,13 +92,19 @@ class Uploader:
     def auth_paused(self) -> bool:
         return not self._auth_ok.is_set()
 
+    @property
+    def paused(self) -> PauseReason | None:
+        """Why uploads are paused, until an upload is accepted again (probes included)."""
+        return self._paused
+
     def set_guardrails(self, guardrails: Guardrails | None) -> None:
         self._guardrails = guardrails
 
     def resume_after_auth(self) -> None:
-        """The key was changed (config reload): try again now rather than at the next retry."""
+        """The config was reloaded (a new key, credit bought): try again now rather than at
+        the next probe."""
         if not self._auth_ok.is_set():
-            log.warning("uploads resumed with the reloaded api key")
+            log.warning("uploads resumed after a reload: trying again now")
             self._auth_ok.set()
 
     def stop_taking(self) -> None:
@@ -195,6 +206,7 @@ class Uploader:
             return await self._retry(clip, f"reading the clip failed: {exc}", None, counted=True)
 
         await self._service_is_up()
+        await self._unpaused()
         if sync:
             await self._db.run(ledger.mark_submitted, clip.id, envelope.task_id)
             await self._db.run(
@@ -212,12 +224,18 @@ class Uploader:
         return Outcome.SUBMITTED
 
     async def _api_failed(self, clip: Clip, exc: ApiError) -> Outcome:
-        if exc.failure is Failure.AUTH:
+        if exc.failure is Failure.PAUSED:
+            # Not the clip's fault: it goes back to the queue, its attempt not counted.
             await self._db.run(self._db.ledger.release, clip.id, str(exc))
-            self._pause_for_auth(str(exc))
-            return Outcome.AUTH_PAUSED
+            await self._pause(exc.pause or PauseReason.REFUSED_KEY, str(exc))
+            return Outcome.PAUSED
         if exc.failure is Failure.PERMANENT:
             return await self._fail(clip, str(exc))
+        if exc.failure is Failure.DUPLICATE:
+            return await self._duplicate(clip, str(exc))
+        tries = exc.meaning.max_tries
+        if tries is not None and clip.attempts >= tries:
+            return await self._fail(clip, f"{exc} (gave up after {clip.attempts} attempts)")
         # The service answering with an error envelope counts against the clip; the service
         # being down, overloaded or unreachable does not (it is retried for as long as it lasts).
         answered = exc.status is not None and exc.status < 300
@@ -271,15 +289,48 @@ class Uploader:
         log.error("clip failed camera=%s clip=%s: %s", clip.camera, clip.id, reason)
         return Outcome.FAILED
 
-    def _pause_for_auth(self, reason: str) -> None:
+    async def _duplicate(self, clip: Clip, reason: str) -> Outcome:
+        """The service says it has this upload already (an earlier attempt that edged did not
+        see accepted, e.g. cut off by a crash). The clip waits for that attempt's result,
+        which the listener accepts with that attempt's token; if none comes within
+        callback.result_timeout, the expirer sends it again, so nothing is lost."""
+        await self._db.run(self._db.ledger.mark_submitted, clip.id, None)
+        await self._db.run(self._db.ledger.note, clip.id, "duplicate", reason)
+        log.warning(
+            "the service already has this clip camera=%s clip=%s: waiting for its result (%s)",
+            clip.camera,
+            clip.id,
+            reason,
+        )
+        return Outcome.DUPLICATE
+
+    async def _pause(self, why: PauseReason, reason: str) -> None:
+        """Every upload waits; one try every auth_retry_s, or at once on a reload."""
+        first = self._paused is None
+        self._paused = why
+        if first:
+            await self._db.run(self._db.ledger.set_pause, why.value, reason, self._clock())
+            self._pause_on_record = True
         if not self._auth_ok.is_set():
             return
         self._auth_ok.clear()
-        log.critical(
-            "uploads paused: %s. The queue is kept; fix api.api_key and reload or restart edged"
-            " (one retry every %.0fs meanwhile)",
+        (log.critical if first else log.error)(
+            "uploads paused (%s): %s. The queue is kept: %s (one try every %.0fs meanwhile)",
+            why.value,
             reason,
+            PAUSE_ADVICE[why],
             self._settings.auth_retry_s,
         )
+        if self._probe is not None:
+            self._probe.cancel()
         loop = asyncio.get_running_loop()
-        loop.call_later(self._settings.auth_retry_s, self._auth_ok.set)
+        self._probe = loop.call_later(self._settings.auth_retry_s, self._auth_ok.set)
+
+    async def _unpaused(self) -> None:
+        if not self._pause_on_record:
+            return
+        why, self._paused = self._paused, None
+        await self._db.run(self._db.ledger.set_pause, None, None, self._clock())
+        self._pause_on_record = False
+        if why is not None:
+            log.warning("uploads resumed: the service accepts uploads again (was %s)", why.value)

@@ -47,7 +47,7 @@ async def test_auth_and_permanent_errors_are_classified(emulator: Emulator, clip
     async with ApiClient(emulator.url, "wrong-key") as api:
         with pytest.raises(ApiError) as refused:
             await api.upload_file(clip, REQUEST)
-    assert refused.value.failure is Failure.AUTH and refused.value.status == 401
+    assert refused.value.failure is Failure.PAUSED and refused.value.status == 401
     assert "api.api_key" in str(refused.value)
     async with ApiClient(emulator.url, "right-key") as api:
         with pytest.raises(ApiError) as bad:
@@ -205,7 +205,7 @@ async def test_401_stops_upload_with_a_clear_message_and_keeps_the_queue(
     config = write_config(tmp_path, emulator.url, api_key="a-wrong-key")
     code, _, err = await run_edged("upload", "-c", str(config), "--wait", str(await clip_factory()))
     assert code == 1
-    assert "refused the key" in err and "a-wrong-key" not in err
+    assert "API key was refused" in err and "a-wrong-key" not in err
     ledger = Ledger(tmp_path / "state")
     [clip] = ledger.in_state(ClipState.QUEUED)
     assert clip.attempts == 0
