@@ -25,6 +25,22 @@ class ClipState(enum.StrEnum):
 #: States a clip never leaves on its own.
 FINAL_STATES = frozenset({ClipState.DONE, ClipState.FAILED, ClipState.DROPPED})
 
+#: States in which a clip's analysis may still arrive: it is being uploaded or was submitted,
+#: or it waits to be sent again (a resubmission after a timeout or a failure) while a late
+#: result of an earlier attempt may still come.
+AWAITING_RESULT_STATES = frozenset(
+    {
+        ClipState.UPLOADING,
+        ClipState.SUBMITTED,
+        ClipState.QUEUED,
+        ClipState.RETRY_WAIT,
+        ClipState.EXPIRED,
+    }
+)
+
+#: States in which the clip's analysis is in the ledger.
+HAS_RESULT_STATES = frozenset({ClipState.ANALYZED, ClipState.DONE})
+
 #: States in which a clip still waits for upload work.
 PENDING_UPLOAD_STATES = frozenset({ClipState.QUEUED, ClipState.RETRY_WAIT, ClipState.EXPIRED})
 

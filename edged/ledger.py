@@ -138,15 +138,30 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
             ).fetchone()
             if row is None:
                 return None
+            token = new_callback_token()
             conn.execute(
                 "UPDATE clips SET state=?, attempts=attempts+1, callback_token=?, task_id=NULL,"
                 " upload_started_at=?, upload_finished_at=NULL, next_attempt_at=NULL,"
                 " updated_at=? WHERE id=?",
-                (ClipState.UPLOADING, new_callback_token(), now, now, row["id"]),
+                (ClipState.UPLOADING, token, now, now, row["id"]),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO callback_tokens (clip_id, attempt, token, issued_at)"
+                " SELECT id, attempts, ?, ? FROM clips WHERE id=?",
+                (token, now, row["id"]),
             )
             self._event(conn, row["id"], "uploading", None)
             taken = conn.execute("SELECT * FROM clips WHERE id=?", (row["id"],)).fetchone()
         return clip_from_row(taken)
+
+    def issued_tokens(self, clip_id: int) -> list[tuple[str, str | None]]:
+        """(token, task id) of every upload attempt of the clip, latest first: the callback
+        URLs the service was given for it."""
+        rows = self._conn.execute(
+            "SELECT token, task_id FROM callback_tokens WHERE clip_id=? ORDER BY attempt DESC",
+            (clip_id,),
+        ).fetchall()
+        return [(row["token"], row["task_id"]) for row in rows]
 
     def next_due_at(self) -> float | None:
         """When the earliest waiting retry becomes due (None: nothing waits)."""
@@ -165,6 +180,11 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
                 " failures=0,"
                 " state=CASE WHEN state=? THEN ? ELSE state END WHERE id=?",
                 (task_id, now, now, ClipState.UPLOADING, ClipState.SUBMITTED, clip_id),
+            )
+            conn.execute(
+                "UPDATE callback_tokens SET task_id=COALESCE(task_id, ?)"
+                " WHERE clip_id=? AND token=(SELECT callback_token FROM clips WHERE id=?)",
+                (task_id, clip_id, clip_id),
             )
             self._event(conn, clip_id, "submitted", task_id)
 

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edged.clip import ClipState
+from edged.clip import AWAITING_RESULT_STATES, ClipState
 from edged.ledger_core import LedgerCore
 from edged.ledger_schema import LedgerError
 
@@ -55,13 +55,13 @@ class ResultRecords(LedgerCore):
         raw: str,
     ) -> bool:
         """Store a clip's analysis and move it to `analyzed`; False if it already had one
-        (a repeated or late callback changes nothing)."""
+        (a repeated or late callback changes nothing) or no longer waits for one."""
         now = self._clock()
         with self.transaction() as conn:
             row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
             if row is None:
                 raise LedgerError(f"clip {clip_id} is not in the ledger")
-            if row["state"] in (ClipState.ANALYZED, ClipState.DONE):
+            if row["state"] not in AWAITING_RESULT_STATES:
                 return False
             conn.execute(
                 "INSERT OR REPLACE INTO results (clip_id, task_id, text, tokens_input,"

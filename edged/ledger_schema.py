@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edged.errors import EdgedError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Version 1. A later release appends migration steps to MIGRATIONS, keyed by the
 # version they upgrade from, so an old ledger is upgraded in place on start.
@@ -91,7 +91,27 @@ CREATE INDEX alerts_by_state ON alerts (sink, state, next_attempt_at);
 CREATE INDEX alerts_by_camera_person ON alerts (camera, person, sink, state, event_at);
 """
 
-MIGRATIONS: dict[int, str] = {}
+# Version 2: every upload attempt's callback token is kept (with the task id the service gave
+# that attempt), so a late result of an earlier attempt is still recognised as the cloud's.
+CALLBACK_TOKENS = """
+CREATE TABLE callback_tokens (
+    clip_id   INTEGER NOT NULL REFERENCES clips (id),
+    attempt   INTEGER NOT NULL,
+    token     TEXT NOT NULL,
+    task_id   TEXT,
+    issued_at REAL NOT NULL,
+    PRIMARY KEY (clip_id, attempt)
+);
+"""
+
+MIGRATIONS: dict[int, str] = {
+    1: CALLBACK_TOKENS
+    + """
+INSERT INTO callback_tokens (clip_id, attempt, token, task_id, issued_at)
+    SELECT id, attempts, callback_token, task_id, updated_at FROM clips
+    WHERE callback_token IS NOT NULL;
+""",
+}
 
 
 class LedgerError(EdgedError):
@@ -121,7 +141,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
         ).fetchone()
         if not has_meta:
-            for statement in _statements(SCHEMA_V1):
+            for statement in _statements(SCHEMA_V1 + CALLBACK_TOKENS):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
