@@ -22,7 +22,7 @@ from pathlib import Path
 from aiohttp import web
 
 from edged.alerts.setup import alert_stages
-from edged.callbacks import CallbackApp, CallbackServer
+from edged.callbacks import CallbackApp, CallbackServer, ListenerRole, listener_role
 from edged.clip import ClipState
 from edged.config import CameraConfig, Config, split_host_port
 from edged.errors import EdgedError
@@ -30,6 +30,7 @@ from edged.health import HealthInputs, health_app, ledger_writable
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.metrics import Metrics
+from edged.rejections import Rejections
 from edged.reload import reload_config
 from edged.sdnotify import Notifier, Watchdog
 from edged.sources.folder import FolderSource
@@ -113,14 +114,17 @@ async def run_daemon(
         persons = await db.run(person_directory, config, ledger)
         alerts = await alert_stages(config, db, persons.names)
         analyzer, delivery = alerts.analyzer, alerts.delivery
+        metrics = Metrics(db, config.storage.dir)
+        role = listener_role(config.api.mode, bool(persons.images))
         callbacks = CallbackApp(
             db,
             persons,
             max_attempts=config.api.max_attempts,
             on_result=lambda _clip_id: analyzer.wake.set(),
             snapshots=alerts.snapshots,
+            rejections=Rejections(on_count=lambda r: metrics.callbacks_rejected.labels(r).inc()),
+            callbacks=role is ListenerRole.CALLBACKS,
         )
-        metrics = Metrics(db, config.storage.dir)
         async with api_client(config) as api, contextlib.AsyncExitStack() as stack:
             uploader = Uploader(
                 db,
@@ -138,8 +142,16 @@ async def run_daemon(
             supervisor = SourceSupervisor(
                 lambda camera: make_source(db, camera, clip_added, config.storage.dir)
             )
-            server = CallbackServer(callbacks.app(), config.callback.host, config.callback.port)
-            await stack.enter_async_context(server)
+            listener_port = 0
+            if role is not ListenerRole.NONE:
+                server = CallbackServer(
+                    callbacks,
+                    config.callback.host,
+                    config.callback.port,
+                    on_close=lambda r: metrics.listener_closed.labels(r).inc(),
+                )
+                await stack.enter_async_context(server)
+                listener_port = server.port
             group = await stack.enter_async_context(asyncio.TaskGroup())
             sources_task = group.create_task(supervisor.run(config.cameras), name="sources")
             upload_task = group.create_task(uploader.run(), name="uploader")
@@ -157,20 +169,18 @@ async def run_daemon(
             }
             stages = {"sources": sources_task, "uploader": upload_task, **others}
             if config.metrics.listen is not None:
-                inputs = HealthInputs(
-                    stages, lambda: uploader.auth_paused, tuple(c.name for c in config.cameras)
-                )
+                inputs = HealthInputs(stages, tuple(c.name for c in config.cameras))
                 host, port = split_host_port(config.metrics.listen)
                 await stack.enter_async_context(_serve(health_app(db, metrics, inputs), host, port))
             log.info(
-                "edged running: %d cameras, %d upload workers, callbacks on port %d",
+                "edged running: %d cameras, %d upload workers; public listener: %s",
                 len(config.cameras),
                 config.api.max_concurrent_uploads,
-                server.port,
+                role.describe(listener_port),
             )
             notifier.ready()
             if on_ready is not None:
-                on_ready(server.port)
+                on_ready(listener_port)
             while not shutdown.is_set():
                 await _first(shutdown, reload)
                 if reload.is_set() and not shutdown.is_set():

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edged.api_codes import PauseReason
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 
@@ -47,6 +48,7 @@ class Snapshot:
     outage_seconds: dict[str, float] = field(default_factory=dict)
     tokens_today: int = 0
     storage_bytes: int = 0
+    uploads_paused: str | None = None  # the reason, while uploads are paused
 
 
 def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
@@ -98,6 +100,8 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
         (day_start,),
     )
     snap.tokens_today = int(tokens[0]["n"])
+    pause = ledger.pause()
+    snap.uploads_paused = str(pause.get("reason")) if pause is not None else None
     return snap
 
 
@@ -188,6 +192,14 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "edged_storage_bytes", "Bytes of edged's own clips on disk", snap.storage_bytes
         )
+        paused = GaugeMetricFamily(
+            "edged_uploads_paused",
+            "1 while every upload waits (refused key, no credit, no permission)",
+            labels=["reason"],
+        )
+        for reason in PauseReason:
+            paused.add_metric([reason.value], 1 if snap.uploads_paused == reason.value else 0)
+        yield paused
 
 
 class Metrics:
@@ -209,6 +221,21 @@ class Metrics:
             "Time of each step of a clip",
             ["step"],
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        # Counted as they happen on the public listener (not in the ledger: a flood of
+        # requests must not become a flood of writes).
+        self.callbacks_rejected = Counter(
+            "edged_callbacks_rejected",
+            "Requests the public callback listener turned away",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.listener_closed = Counter(
+            "edged_listener_connections_closed",
+            "Connections the public listener closed: no request head in time (head_timeout),"
+            " closed for a newer one at the connection cap (evicted), refused at the cap",
+            ["reason"],
             registry=self.registry,
         )
         self._db = db

@@ -44,6 +44,7 @@ def upload_settings(config: Config) -> UploadSettings:
         max_file_bytes=config.api.max_file_bytes,
         max_duration_s=config.api.max_duration,
         workers=config.api.max_concurrent_uploads,
+        auth_retry_s=config.api.pause_probe_interval,
     )
 
 

@@ -34,7 +34,7 @@ async def listener(tmp_path: Path) -> AsyncIterator[tuple[str, AsyncLedger, Clip
     await db.run(db.ledger.add_clip, NewClip("cam", tmp_path / "c.mp4", 10))
     clip = await db.run(db.ledger.take_for_upload)
     await db.run(db.ledger.mark_submitted, clip.id, "task-1")
-    server = CallbackServer(CallbackApp(db, persons).app(), "127.0.0.1", 0)
+    server = CallbackServer(CallbackApp(db, persons), "127.0.0.1", 0)
     async with server:
         yield f"http://127.0.0.1:{server.port}", db, clip
     await db.aclose()

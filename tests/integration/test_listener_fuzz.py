@@ -172,7 +172,7 @@ async def test_picture_paths_serve_their_own_file_and_nothing_else(tmp_path: Pat
         "/../state/secret.txt",
     ]
     db = AsyncLedger(Ledger(tmp_path / "state"))
-    server = CallbackServer(CallbackApp(db, persons, snapshots=store).app(), "127.0.0.1", 0)
+    server = CallbackServer(CallbackApp(db, persons, snapshots=store), "127.0.0.1", 0)
     try:
         async with server, aiohttp.ClientSession() as http:
             base = f"http://127.0.0.1:{server.port}"
