@@ -7,10 +7,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from aiohttp import hdrs
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 
 CHUNK_BYTES = 1 << 20
+#: What the HTML standard percent-encodes in a form-data parameter: LF, CR and `"`.
+_FORM_ESCAPES = {10: "%0A", 13: "%0D", 34: "%22"}
+
+
+def form_data_disposition(**params: str) -> str:
+    """`form-data; name="…"; filename="…"` as browsers, curl and requests (urllib3 2) write
+    it, after the WHATWG HTML standard: the value in UTF-8 as it is, only LF, CR and `"`
+    percent-encoded. aiohttp's own percent-encodes every byte outside a token, so
+    "Cam 1 – Façade.mp4" would reach a standard multipart parser as
+    "Cam%201%20%E2%80%93%20Fa%C3%A7ade.mp4"."""
+    quoted = [f'{key}="{value.translate(_FORM_ESCAPES)}"' for key, value in params.items()]
+    return "; ".join(["form-data", *quoted])
 
 
 class UploadStalled(TimeoutError):
@@ -40,6 +53,16 @@ class FilePayload(Payload):
         self._length = size  # the declared size, typed as int for the loop below
         self._progress = progress
         self._stall_timeout_s = stall_timeout_s
+
+    def set_content_disposition(
+        self, disptype: str, quote_fields: bool = True, _charset: str = "utf-8", **params: str
+    ) -> None:
+        """A form-data part's name and file name as requests sends them (see
+        form_data_disposition): a recording's name arrives intact, spaces, accents and all."""
+        if disptype != "form-data" or _charset.lower() != "utf-8":
+            super().set_content_disposition(disptype, quote_fields, _charset, **params)
+            return
+        self._headers[hdrs.CONTENT_DISPOSITION] = form_data_disposition(**params)
 
     async def write(self, writer: AbstractStreamWriter) -> None:
         # The caller owns the handle (opened before the request, closed after it), so an
