@@ -176,7 +176,8 @@ class CameraConfig(_Section):
     rtsp: RtspUrl | None = None
     folder: ConfigPath | None = None
     # Folder cameras.
-    pattern: Text = "*"
+    #: None: the video extensions of edged/sources/recordings.py (VIDEO_EXTENSIONS).
+    pattern: Text | None = None
     ignore: tuple[str, ...] = ("*.part", "*.tmp", "incomplete.*", ".*")
     preset: Literal["frigate", "zoneminder", "blueiris", "synology", "custom"] | None = None
     path_regex: Regex | None = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+from pathlib import Path
 
 from edged.clip import Clip
 
@@ -34,9 +36,28 @@ def changed_since_queued(clip: Clip, fd: int) -> str | None:
     and files given to `edged upload` change in no one else's hands."""
     if clip.fingerprint is None:
         return None
-    size = os.fstat(fd).st_size
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return "source changed since it was queued: no longer a regular file"
+    opened = _opened_path(fd)
+    if opened is not None and opened != _real_parent(clip.path):
+        # A symbolic link put in its place: the descriptor names another file.
+        return f"source changed since it was queued: the path now leads to {opened}"
+    size = st.st_size
     if size != clip.size:
         return f"source changed since it was queued: {clip.size} bytes then, {size} now"
     if fingerprint_of(fd, size) != clip.fingerprint:
         return "source changed since it was queued: same size, other content"
     return None
+
+
+def _opened_path(fd: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _real_parent(path: Path) -> str:
+    """The path with its folder resolved but not its last part (which must not be a link)."""
+    return os.path.join(os.path.realpath(path.parent), path.name)

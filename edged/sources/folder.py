@@ -28,6 +28,7 @@ from watchdog.observers.polling import PollingObserverVFS
 
 from edged.config import CameraConfig
 from edged.ledger_async import AsyncLedger
+from edged.regular_files import kind_of
 from edged.sources.recordings import Naming, Verdict, examine, scan
 from edged.timeouts import within
 
@@ -115,6 +116,7 @@ class FolderSource:
         self._clock = clock
         self._tick_s = min(tick_s, camera.settle / 2) if camera.settle > 0 else tick_s
         self._candidates: dict[str, _Candidate] = {}
+        self._refused: set[str] = set()  # paths reported as not regular files
         #: Set once the watcher runs and the catch-up scan is done.
         self.ready = asyncio.Event()
 
@@ -253,12 +255,15 @@ class FolderSource:
 
     async def _seen(self, path: str, *, closed: bool) -> None:
         try:
-            st = await asyncio.to_thread(os.stat, path)
+            st = await asyncio.to_thread(os.lstat, path)
         except OSError:
             self._candidates.pop(path, None)
             return
         if not stat.S_ISREG(st.st_mode):
-            return  # a folder or a device under a recording's name
+            # A link, FIFO, folder or device under a recording's name: never read.
+            self._candidates.pop(path, None)
+            self._not_regular(path, st.st_mode)
+            return
         candidate = self._candidates.get(path)
         if candidate is None or not candidate.same(st):
             self._candidates[path] = _Candidate.of(st, self._clock())
@@ -269,18 +274,39 @@ class FolderSource:
         now = self._clock()
         for path, candidate in list(self._candidates.items()):
             try:
-                st = await asyncio.to_thread(os.stat, path)
+                st = await asyncio.to_thread(os.lstat, path)
             except OSError:
                 self._candidates.pop(path, None)
+                continue
+            if not stat.S_ISREG(st.st_mode):  # e.g. a FIFO renamed over a recording
+                self._candidates.pop(path, None)
+                self._not_regular(path, st.st_mode)
                 continue
             if not candidate.same(st):
                 self._candidates[path] = _Candidate.of(st, now)
             elif not candidate.rejected and now - candidate.changed_at >= self._camera.settle:
                 await self._try_finish(path, settled=True)
 
+    def _not_regular(self, path: str, mode: int) -> None:
+        """One line per path: only regular files inside the folder are read."""
+        if path in self._refused:
+            return
+        if len(self._refused) > 10_000:  # bounded memory whatever lands in the folder
+            self._refused.clear()
+        self._refused.add(path)
+        log.warning(
+            "ignoring camera=%s file=%s: %s; edged reads only regular files inside the folder",
+            self.name,
+            path,
+            kind_of(mode),
+        )
+
     async def _try_finish(self, path: str, *, settled: bool) -> None:
-        result = await examine(self._db, self._naming, path)
+        result = await examine(self._db, self._naming, path, settled=settled)
         if result.verdict is Verdict.CHANGING:
+            return
+        if result.verdict is Verdict.NOT_OURS:
+            self._candidates.pop(path, None)
             return
         if result.verdict is Verdict.INCOMPLETE:
             candidate = self._candidates.get(path)

@@ -9,6 +9,7 @@ import asyncio
 import enum
 import fnmatch
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,13 +19,22 @@ from edged.clip import Clip, NewClip
 from edged.config import CameraConfig
 from edged.ledger_async import AsyncLedger
 from edged.probe import ClipRejected, probe_video
+from edged.regular_files import kind_of, opened_regular
 from edged.source_check import fingerprint_of
 from edged.sources.presets import PathTemplate, camera_allowed
+from edged.timeouts import within
 
 #: Generous limits for telling whether a file is complete; the uploader applies the
 #: configured API limits later and fails the clip with a clear reason.
 _PROBE_LIMIT_BYTES = 1 << 62
 _PROBE_LIMIT_S = float("inf")
+#: How long reading one file may take (a hung network share): then it is looked at later.
+EXAMINE_TIMEOUT_S = 60.0
+#: File names the default `pattern` takes: the containers cameras and NVRs record into.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".ts", ".mts", ".m2ts", ".avi", ".mpg"}
+    | {".mpeg", ".ps", ".flv", ".dav", ".3gp"}
+)
 
 
 def identity_prefix(st: os.stat_result) -> str:
@@ -36,10 +46,11 @@ def file_identity(st: os.stat_result) -> str:
     return f"{identity_prefix(st)}{st.st_mtime_ns}"
 
 
-def file_fingerprint(path: str | Path, size: int) -> str:
-    """Blocking: a hash of the first and last 64 KiB and the size. Cheap even for big files."""
-    with open(path, "rb") as handle:
-        return fingerprint_of(handle.fileno(), size)
+def file_fingerprint(path: str | Path, size: int, *, inside: Path | None = None) -> str:
+    """Blocking: a hash of the first and last 64 KiB and the size. Cheap even for big files.
+    Reads only a regular file (inside `inside`): see edged/regular_files.py."""
+    with opened_regular(path, inside=inside) as (fd, _):
+        return fingerprint_of(fd, size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +71,11 @@ class Naming:
 
     def wanted(self, path: str) -> bool:
         name = os.path.basename(path)
-        if not fnmatch.fnmatch(name, self.camera.pattern):
+        pattern = self.camera.pattern
+        if pattern is None:
+            if os.path.splitext(name)[1].lower() not in VIDEO_EXTENSIONS:
+                return False
+        elif not fnmatch.fnmatch(name, pattern):
             return False
         return not any(fnmatch.fnmatch(name, pattern) for pattern in self.camera.ignore)
 
@@ -96,35 +111,57 @@ class Examined:
 
 
 async def examine(
-    db: AsyncLedger, naming: Naming, path: str, *, again_tag: str | None = None
+    db: AsyncLedger,
+    naming: Naming,
+    path: str,
+    *,
+    again_tag: str | None = None,
+    settled: bool = True,
+    timeout_s: float = EXAMINE_TIMEOUT_S,
 ) -> Examined:
     """Queue `path` if it is a complete recording not yet in the ledger. `again_tag` queues
-    a known file once more under a new identity (re-analysis by `edged backfill`)."""
+    a known file once more under a new identity (re-analysis by `edged backfill`);
+    `settled`: unchanged for the camera's `settle` (see edged/mp4boxes.py)."""
     owner = naming.identify(path)
     if owner is None:
         return Examined(Verdict.NOT_OURS)
     camera, start = owner
+    folder = naming.folder
     try:
-        st = await asyncio.to_thread(os.stat, path)
+        st = await asyncio.to_thread(os.lstat, path)
+        if not stat.S_ISREG(st.st_mode):
+            return Examined(Verdict.NOT_OURS, reason=kind_of(st.st_mode))
         key = file_identity(st)
         known = await db.run(db.ledger.fingerprints_with_prefix, identity_prefix(st))
         if again_tag is None and key in known:
             return Examined(Verdict.KNOWN)  # the common case on restart: no read needed
-        fingerprint = await asyncio.to_thread(file_fingerprint, path, st.st_size)
+        fingerprint = await within(
+            asyncio.to_thread(file_fingerprint, path, st.st_size, inside=folder), timeout_s
+        )
         if again_tag is None and fingerprint in known.values():
             return Examined(Verdict.KNOWN)  # renamed or touched, same content
-        info = await asyncio.to_thread(
-            probe_video, Path(path), max_bytes=_PROBE_LIMIT_BYTES, max_duration_s=_PROBE_LIMIT_S
+        probe = asyncio.to_thread(
+            probe_video,
+            Path(path),
+            max_bytes=_PROBE_LIMIT_BYTES,
+            max_duration_s=_PROBE_LIMIT_S,
+            inside=folder,
+            settled=settled,
         )
-        if file_identity(await asyncio.to_thread(os.stat, path)) != key:
+        info = await within(probe, timeout_s)
+        if file_identity(await asyncio.to_thread(os.lstat, path)) != key:
             return Examined(Verdict.CHANGING)
     except FileNotFoundError:
         return Examined(Verdict.GONE)
+    except TimeoutError:
+        return Examined(Verdict.CHANGING, reason=f"not read within {timeout_s:g}s")
     except PermissionError as exc:
         reason = f"{exc.strerror or 'permission denied'} for edged's user (uid {os.geteuid()})"
         return Examined(Verdict.INCOMPLETE, reason=reason, unreadable=True)
-    except (ClipRejected, OSError) as exc:
+    except ClipRejected as exc:
         return Examined(Verdict.INCOMPLETE, reason=str(exc))
+    except OSError as exc:
+        return Examined(Verdict.INCOMPLETE, reason=exc.strerror or str(exc))
     if start is None:  # the file was finished at its mtime
         start = datetime.fromtimestamp(st.st_mtime - info.duration_s, UTC)
     source_key = key if again_tag is None else f"{key}#{again_tag}"
@@ -153,7 +190,7 @@ def scan(
     folder inside it), oldest first. Folders that cannot be listed (permissions) are
     skipped, their errors appended to `unlisted`."""
     found: list[tuple[float, str]] = []
-    if under is not None and not os.path.isdir(under):
+    if under is not None and not _is_folder(under):
         walk: Iterable[tuple[str, list[str], list[str]]] = [
             (os.path.dirname(under), [], [os.path.basename(under)])
         ]
@@ -167,10 +204,21 @@ def scan(
             if naming.identify(path) is None:
                 continue
             try:
-                mtime = os.stat(path).st_mtime
+                st = os.lstat(path)  # a link is never followed: the source reports it
             except OSError:
                 continue
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            mtime = st.st_mtime
             if not_before is None or mtime >= not_before:
                 found.append((mtime, path))
     found.sort()
     return found
+
+
+def _is_folder(path: str) -> bool:
+    """A folder itself, not a link to one (which would lead out of the NVR folder)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False

@@ -432,12 +432,70 @@ async def test_symlink_loops_neither_hang_nor_grow_edged_nor_duplicate_a_recordi
         clips = await daemon.clips()
         peak_mb = daemon.rss_kib() / 1024
 
-    assert sorted(Path(c["path"]).name for c in clips) in (
-        ["after.mp4", "before.mp4", "top.mp4"],
-        ["after.mp4", "alias.mp4", "top.mp4"],  # the link was seen first: the same file
-    )
+    # A link is never followed, even to a recording of the same folder.
+    assert sorted(Path(c["path"]).name for c in clips) == ["after.mp4", "before.mp4", "top.mp4"]
     assert accepted(emulator) == Counter({before: 1, after: 1, top: 1})
     print(f"\nsymlink loops ({'polling' if poll else 'inotify'}): peak RSS {peak_mb:.0f} MB")
+
+
+def _hostile_entries(folder: Path, private: Path) -> None:
+    """Blocking: what whoever can write into an NVR folder might leave there."""
+    os.symlink(private / "secret.mp4", folder / "front-0001.mp4")  # another camera's recording
+    os.symlink("/etc/passwd", folder / "passwd.txt")
+    (folder / "notes.txt").write_text("root:x:0:0:root:/root:/bin/bash\n" * 100)  # "tty video"
+    (folder / "list.m3u8").write_text(  # a playlist of the private recording
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1,\n{private / 'secret.mp4'}\n#EXT-X-ENDLIST\n"
+    )
+    (folder / "list.ffconcat").write_text(f"ffconcat version 1.0\nfile {private / 'secret.mp4'}\n")
+    os.mkfifo(folder / "pipe.mp4")
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
+async def test_links_fifos_text_and_playlists_in_the_folder_are_never_read_or_sent(
+    emulator: Emulator, tmp_path: Path, poll: bool
+):
+    """A link to another camera's recording or to /etc/passwd, text (FFmpeg's tty demuxer
+    calls it video), playlists naming other files, and a FIFO renamed over a recording that
+    is being written: none is uploaded, none blocks the camera, each is refused with a line."""
+    folder, private = tmp_path / "nvr", tmp_path / "private"
+    folder.mkdir()
+    secret = await write_recording(private / "secret.mp4", "another camera")
+    await asyncio.to_thread(_hostile_entries, folder, private)
+    options = "    pattern: '*'\n" + ("    poll: 0.3s\n" if poll else "")
+    config = folder_config(tmp_path, emulator.url, folder, options)
+    emulator.options.api_key = None
+    async with Daemon.running(config) as daemon:
+        await daemon.until(lambda: daemon.lines("catch-up camera=nvr"), "the catch-up scan")
+        # A recording being written (only its first bytes so far), then a FIFO put in its place.
+        sample = tmp_path / "scratch" / "sample.mp4"
+        await asyncio.to_thread(make_clip, sample, seconds=1, width=160, height=120)
+        await asyncio.to_thread((folder / "slow.mp4").write_bytes, sample.read_bytes()[:2000])
+        await daemon.until(
+            lambda: daemon.lines("skipping camera=nvr", "slow.mp4"), "slow.mp4 seen as unfinished"
+        )
+        await asyncio.to_thread(os.mkfifo, folder / ".slow.fifo")
+        await asyncio.to_thread(os.replace, folder / ".slow.fifo", folder / "slow.mp4")
+        after = await write_recording(folder / "after.mp4", "after")
+        await daemon.until(daemon.states({"after.mp4": "done"}), "after.mp4 done")
+        for name in ("front-0001.mp4", "passwd.txt", "pipe.mp4"):
+            await daemon.until(
+                lambda name=name: daemon.lines("ignoring camera=nvr", name), f"{name} refused"
+            )
+        for name in ("notes.txt", "list.m3u8", "list.ffconcat"):
+            await daemon.until(
+                lambda name=name: daemon.lines("skipping camera=nvr", name, "accepts MP4"),
+                f"{name} refused",
+            )
+        await daemon.until(lambda: daemon.lines("ignoring camera=nvr", "slow.mp4", "FIFO"), "FIFO")
+        # The camera still works after all of it.
+        later = await write_recording(folder / "later.mp4", "later", how="in-place")
+        await daemon.until(daemon.states({"later.mp4": "done"}), "later.mp4 done")
+        clips = await daemon.clips()
+
+    assert sorted(Path(c["path"]).name for c in clips) == ["after.mp4", "later.mp4"]
+    assert accepted(emulator) == Counter({after: 1, later: 1})
+    assert secret not in accepted(emulator)
+    assert len(daemon.lines("ignoring camera=nvr", "front-0001.mp4")) == 1
 
 
 @pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])

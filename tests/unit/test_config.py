@@ -459,7 +459,7 @@ def test_rtsp_and_folder_cameras(tmp_path: Path) -> None:
         7200.0,
         "Europe/Berlin",
     )
-    assert (yard.pattern, yard.settle) == ("*", 5.0)
+    assert (yard.pattern, yard.settle) == (None, 5.0)
     assert yard.ignore == ("*.part", "*.tmp", "incomplete.*", ".*")
     assert (nvr.poll, nvr.since_s) == (30.0, None)
     assert (every.cameras, every.poll) == (("a", "b"), None)

@@ -30,8 +30,23 @@ def test_every_truncation_is_caught(clip_bytes: bytes) -> None:
 
 def test_mdat_without_size_is_still_being_written() -> None:
     data = b"\0\0\0\x10ftypisom\0\0\0\0" + b"\0\0\0\0mdat" + b"x" * 100
-    reason = mp4_incomplete_reason(io.BytesIO(data), len(data))
+    reason = mp4_incomplete_reason(io.BytesIO(data), len(data), settled=False)
     assert reason is not None and "still being written" in reason
+    # Settled, it extends to the end of the file; but with no index it is no recording.
+    reason = mp4_incomplete_reason(io.BytesIO(data), len(data), settled=True)
+    assert reason is not None and "no moov" in reason
+
+
+def test_a_last_box_of_size_zero_extends_to_the_end_once_settled(clip_bytes: bytes) -> None:
+    """ISO/IEC 14496-12 4.2: size 0 means "to the end of the file". A complete recording
+    followed by such a box (the padding of bench/upload_rss.py's sample, zeros) is complete
+    once the file has settled, and not before (a recorder's mdat while it records)."""
+    padded = clip_bytes + b"\0" * 4096
+    assert mp4_incomplete_reason(io.BytesIO(padded), len(padded), settled=True) is None
+    reason = mp4_incomplete_reason(io.BytesIO(padded), len(padded), settled=False)
+    assert reason is not None and "settles" in reason
+    free = clip_bytes + b"\0\0\0\0free" + b"x" * 100
+    assert mp4_incomplete_reason(io.BytesIO(free), len(free)) is None
 
 
 def test_not_mp4_is_recognised() -> None:
