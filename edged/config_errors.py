@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edged.errors import EdgedError
+from edged.logs import redact_url_value
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -34,7 +35,6 @@ LineMap = dict[Loc, int]
 #: Keys whose values are never shown in a message.
 SECRET_KEYS = frozenset({"api_key", "secret", "password"})
 
-_CREDENTIALS = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@", re.IGNORECASE)
 _QUOTED = re.compile(r"'([^']*)'")
 _VAR = re.compile(r"\$\{([^}]*)\}")
 _VAR_BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
@@ -68,8 +68,9 @@ class ConfigError(EdgedError):
 
 
 def redact_url(text: str) -> str:
-    """Hide the password of any `scheme://user:password@` in text, keeping the user name."""
-    return _CREDENTIALS.sub(r"\g<head>:***@", text)
+    """A config value with the userinfo of its URL hidden (everything before the last `@`
+    after the scheme: a password may hold a space, `/` or `@`), keeping a plain user name."""
+    return redact_url_value(text)
 
 
 def did_you_mean(word: object, choices: Sequence[str]) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from edged.config import Config, MqttSink, WebhookSink
+from edged.logs import url_password
 
 
 def config_secrets(config: Config) -> dict[str, str]:
@@ -22,12 +23,21 @@ def config_secrets(config: Config) -> dict[str, str]:
             found[f"alerts.sinks[{index}].secret"] = sink.secret.get_secret_value()
         if isinstance(sink, MqttSink) and sink.password is not None:
             found[f"alerts.sinks[{index}].password"] = sink.password.get_secret_value()
+    urls = {"api.base_url": config.api.base_url, "callback.public_url": config.callback.public_url}
+    for index, sink in enumerate(config.alerts.sinks):
+        if isinstance(sink, WebhookSink):
+            urls[f"alerts.sinks[{index}].url"] = sink.url
+    for index, person in enumerate(config.persons):
+        urls[f"persons[{index}].url"] = person.url
     for index, camera in enumerate(config.cameras):
-        password = urlsplit(camera.rtsp).password if camera.rtsp else None
+        urls[f"cameras[{index}].rtsp"] = camera.rtsp
+    for key, url in urls.items():
+        # The userinfo structurally (before the last `@`): a password may hold `/`, `@`, spaces.
+        password = url_password(url) if url else None
         if password:
             # Both spellings: the URL may carry it percent-encoded, a library may print it decoded.
-            found[f"cameras[{index}].rtsp"] = password
-            found[f"cameras[{index}].rtsp (decoded)"] = unquote(password)
+            found[key] = password
+            found[f"{key} (decoded)"] = unquote(password)
     return found
 
 

@@ -1,10 +1,15 @@
-"""The record of camera outages: when each camera sent no footage, and why."""
+"""The record of camera outages: when each camera sent no footage, and why.
+
+A reason is redacted before it is stored (edged/logs.py: URL userinfo, configured secrets):
+it often quotes the camera's URL, and `edged status` shows it to whoever may read the ledger.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 
 from edged.ledger_core import LedgerCore
+from edged.logs import redact
 
 
 class OutageRecords(LedgerCore):
@@ -25,7 +30,7 @@ class OutageRecords(LedgerCore):
             conn.execute(
                 "UPDATE outages SET ended_at=?, reason=reason || ? WHERE camera=?"
                 " AND ended_at IS NULL",
-                (self._clock(), f" ({reason})", camera),
+                (self._clock(), f" ({redact(reason)})", camera),
             )
 
     def open_outage_at(self, camera: str, started_at: float, reason: str) -> int:
@@ -34,7 +39,7 @@ class OutageRecords(LedgerCore):
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO outages (camera, started_at, reason) VALUES (?, ?, ?)",
-                (camera, started_at, reason),
+                (camera, started_at, redact(reason)),
             )
             return int(cursor.lastrowid or 0)
 
