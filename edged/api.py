@@ -110,8 +110,10 @@ class AnalysisRequest:
             body["video_url"] = video_url
         if self.callback is not None:
             body["callback"] = self.callback
-        # The service documents reasoning_effort only together with thinking.
-        if self.thinking and self.reasoning_effort is not None:
+        # The service applies reasoning_effort only with thinking, and its default (-1, the
+        # model decides) needs no field: it is sent only when the operator set one
+        # (`edged check-config` says when it has no effect).
+        if self.reasoning_effort is not None:
             body["reasoning_effort"] = self.reasoning_effort
         if self.persons:
             body["persons"] = [{"name": p.name, "url": p.url} for p in self.persons]

@@ -22,13 +22,14 @@ from pathlib import Path
 from aiohttp import web
 
 from edged.alerts.setup import alert_stages
-from edged.callbacks import CallbackApp, CallbackServer, ListenerRole, listener_role
+from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import ClipState
 from edged.config import CameraConfig, Config, split_host_port
 from edged.errors import EdgedError
 from edged.health import HealthInputs, health_app, ledger_writable
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
+from edged.listener_role import ListenerRole, listener_role
 from edged.metrics import Metrics
 from edged.rejections import Rejections
 from edged.reload import reload_config
@@ -42,6 +43,7 @@ from edged.wiring import (
     analysis_template,
     api_client,
     guardrails,
+    listener_limits,
     person_directory,
     upload_settings,
 )
@@ -124,6 +126,7 @@ async def run_daemon(
             snapshots=alerts.snapshots,
             rejections=Rejections(on_count=lambda r: metrics.callbacks_rejected.labels(r).inc()),
             callbacks=role is ListenerRole.CALLBACKS,
+            limits=listener_limits(config),
         )
         async with api_client(config) as api, contextlib.AsyncExitStack() as stack:
             uploader = Uploader(

@@ -23,10 +23,13 @@ from edged.emulator_options import (
     ReceivedRequest,
 )
 from edged.emulator_protocol import (
+    BUSINESS_MESSAGES,
     Rejection,
     ack_body,
     bad_request,
     callback_body,
+    caption_callback_body,
+    caption_failure_body,
     error_body,
     http_error,
     result_body,
@@ -166,6 +169,10 @@ class Emulator:
 
     def _inject_failure(self) -> None:
         options = self.options
+        refusal = options.refusal()
+        if refusal is not None:
+            message = BUSINESS_MESSAGES.get(refusal, "refused")
+            raise Rejection(options.refuse_status, refusal, message)
         outage = options.outage_status()
         if outage is not None:
             raise http_error(outage)
@@ -227,7 +234,19 @@ class Emulator:
         draft.task_id = f"task-{uuid.uuid4().hex}"
         if options.callback_faults:
             draft.callback_fault = options.callback_faults.pop(0)
-        result = callback_body(options.envelope, draft.task_id, text, token)
+        shape = options.callback_shape
+        if shape == "mixed":
+            shape = self._rng.choice(("envelope", "caption"))
+        if draft.callback_fault == "failed":  # the service reports that the analysis failed
+            if shape == "caption":
+                result = caption_failure_body(draft.task_id)
+            else:
+                result = error_body(options.envelope, "5001", "analysis failed")
+                result["task_id"] = draft.task_id
+        elif shape == "caption":
+            result = caption_callback_body(draft.task_id, text, token)
+        else:
+            result = callback_body(options.envelope, draft.task_id, text, token)
         fault = draft.callback_fault
         delivery = plan_delivery(options, req["callback"], draft.task_id, result, fault)
         if delivery is not None:
@@ -274,7 +293,12 @@ class Emulator:
     # ---- control endpoints, for tests that run the emulator in another process -----------
 
     async def _get_requests(self, request: web.Request) -> web.Response:
-        return web.json_response([dataclasses.asdict(item) for item in self.received])
+        # Whoever can reach this port must not learn the key: only whether one was sent.
+        redacted = [
+            {**dataclasses.asdict(item), "authorization": "***" if item.authorization else None}
+            for item in self.received
+        ]
+        return web.json_response(redacted)
 
     async def _get_callbacks(self, request: web.Request) -> web.Response:
         return web.json_response([dataclasses.asdict(item) for item in self.callbacks_sent])

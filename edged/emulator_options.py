@@ -18,9 +18,14 @@ from edged.errors import EdgedError
 # Success envelope variants seen in the API documentation (see API.md).
 ENVELOPES = ("code0", "code0000", "code200", "string0", "toplevel_task_id", "taskId")
 
+# Shapes of the callback body (API.md "Callbacks"): "envelope" follows `envelope` (the
+# vendor's {code, message, data, task_id}); "caption" is the v1.2 caption page's
+# {status, task_id, data: {text, token}}; "mixed" picks one of them at random per callback.
+CALLBACK_SHAPES = ("envelope", "caption", "mixed")
+
 # What `callback_faults` can ask of one upload's callback; late and duplicate take a number
 # ("late:40" seconds, "duplicate:2" extra copies).
-CALLBACK_FAULTS = ("ok", "drop", "late", "duplicate", "malformed")
+CALLBACK_FAULTS = ("ok", "drop", "late", "duplicate", "malformed", "failed")
 
 
 class OptionError(EdgedError, ValueError):
@@ -57,6 +62,14 @@ class EmulatorOptions:
     # Scripted callbacks: one entry per acknowledged async upload, in order, in place of the
     # callback options above (see CALLBACK_FAULTS).
     callback_faults: list[str] = field(default_factory=list)
+    callback_shape: str = "envelope"
+    # A business refusal: every API request answered with this documented code (API.md:
+    # "0402" out of credit, "0401" refused key, "9009" no permission, "0409" duplicate…)
+    # for `refuse_for_s` seconds from when it is set (0: until it is cleared), inside an
+    # envelope with HTTP status `refuse_status` (200, or the aligned HTTP status).
+    refuse_code: str | None = None
+    refuse_for_s: float = 0.0
+    refuse_status: int = 200
 
     def __post_init__(self) -> None:
         self.validate()
@@ -65,6 +78,18 @@ class EmulatorOptions:
         super().__setattr__(name, value)
         if name == "outage_s":  # the outage runs from now, however the option was set
             super().__setattr__("_outage_from", time.monotonic())
+        if name in ("refuse_code", "refuse_for_s"):
+            super().__setattr__("_refuse_from", time.monotonic())
+
+    def refusal(self, now: float | None = None) -> str | None:
+        """The business code to refuse with at `now` (monotonic), or None."""
+        if self.refuse_code is None:
+            return None
+        if self.refuse_for_s:
+            started = float(getattr(self, "_refuse_from", 0.0))
+            if (time.monotonic() if now is None else now) - started >= self.refuse_for_s:
+                return None
+        return self.refuse_code
 
     def _outage_elapsed_s(self, now: float | None) -> float:
         started = float(getattr(self, "_outage_from", 0.0))  # not a field: never in the JSON
@@ -85,6 +110,14 @@ class EmulatorOptions:
         """Raise OptionError on values the emulator cannot act on."""
         if self.envelope not in ENVELOPES:
             raise OptionError(f"envelope: expected one of {', '.join(ENVELOPES)}")
+        if self.callback_shape not in CALLBACK_SHAPES:
+            raise OptionError(f"callback_shape: expected one of {', '.join(CALLBACK_SHAPES)}")
+        if self.refuse_code is not None and not (
+            self.refuse_code.isascii() and self.refuse_code.isdigit()
+        ):
+            raise OptionError('refuse_code: expected a code of digits, such as "0402"')
+        if not 200 <= self.refuse_status <= 599:
+            raise OptionError("refuse_status: expected an HTTP status (200..599)")
         for name in ("error_rate", "error_envelope_rate", "drop_connection_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise OptionError(f"{name}: expected a fraction between 0 and 1")
@@ -98,6 +131,7 @@ class EmulatorOptions:
             "max_file_bytes",
             "max_duration_s",
             "outage_s",
+            "refuse_for_s",
         ):
             if getattr(self, name) < 0:
                 raise OptionError(f"{name}: must not be negative")

@@ -164,6 +164,29 @@ def callback_body(
     return variant.stamp(body, ok=True)
 
 
+def caption_callback_body(task_id: str, text: str, token: Mapping[str, int]) -> dict[str, Any]:
+    """The one callback body the v1.2 caption page documents: status 0 is success."""
+    return {"status": 0, "task_id": task_id, "data": {"text": text, "token": dict(token)}}
+
+
+def caption_failure_body(task_id: str) -> dict[str, Any]:
+    """The caption page's failure: status -1."""
+    return {"status": -1, "task_id": task_id, "data": {}}
+
+
+#: Messages of the documented business codes (API.md), for the emulator's refusals.
+BUSINESS_MESSAGES = {
+    "0001": "parameter error",
+    "0003": "parameter error",
+    "0401": "authorization invalid",
+    "0402": "not enough points",
+    "0403": "account disabled",
+    "0409": "duplicate request",
+    "0429": "too busy",
+    "9009": "permission denied",
+}
+
+
 def error_body(envelope: str, code: str, msg: str) -> dict[str, Any]:
     return VARIANTS[envelope].stamp({"code": code, "msg": msg}, ok=False)
 

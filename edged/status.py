@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from edged.alerts import outbox
 from edged.clip import PENDING_UPLOAD_STATES, ClipState
@@ -39,6 +40,7 @@ class StatusReport:
     tokens_total: int = 0
     tokens_today: int = 0
     outages: list[OutageLine] = field(default_factory=list)
+    paused: dict[str, Any] | None = None  # {reason, message, since} while uploads wait
 
 
 def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
@@ -89,6 +91,7 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
             OutageLine(row["camera"], row["started_at"], row["ended_at"], row["reason"])
             for row in ledger.recent_outages()
         ],
+        paused=ledger.pause(),
     )
 
 
@@ -111,6 +114,13 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
         + (", ".join(f"{s} {report.by_state[s]}" for s in order if s in report.by_state) or "none")
     ]
     lines.append(f"oldest pending clip: {_age(report.oldest_pending_at, now)}")
+    if report.paused is not None:
+        since = report.paused.get("since")
+        lines.append(
+            f"UPLOADS PAUSED ({report.paused.get('reason')}) since"
+            f" {_age(since if isinstance(since, int | float) else None, now)}:"
+            f" {report.paused.get('message')}"
+        )
     for camera in report.cameras:
         states = ", ".join(f"{s} {camera.by_state[s]}" for s in order if s in camera.by_state)
         lines.append(

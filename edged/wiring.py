@@ -8,6 +8,7 @@ from edged.api import AnalysisRequest, ApiClient
 from edged.config import Config
 from edged.guardrails import CameraRules, Guardrails, HourRange
 from edged.ledger import Ledger
+from edged.listener_guard import ListenerLimits
 from edged.matcher import build_prompts
 from edged.persons import PersonDirectory, build_directory, persons_token
 from edged.uploader import UploadSettings
@@ -45,6 +46,14 @@ def upload_settings(config: Config) -> UploadSettings:
         max_duration_s=config.api.max_duration,
         workers=config.api.max_concurrent_uploads,
         auth_retry_s=config.api.pause_probe_interval,
+    )
+
+
+def listener_limits(config: Config) -> ListenerLimits:
+    return ListenerLimits(
+        head_timeout_s=config.callback.head_timeout,
+        body_timeout_s=config.callback.body_timeout,
+        max_connections=config.callback.max_connections,
     )
 
 

@@ -1,0 +1,193 @@
+"""Every answer and callback shape API.md documents, and every business code, read right.
+
+Answers come from the emulator over HTTP (its `refuse_code` answers a documented code inside
+an HTTP 200 envelope or as the aligned HTTP status); callbacks are posted over HTTP to the
+real listener, one documented shape at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from edged.api import AnalysisRequest, ApiClient, ApiError
+from edged.api_codes import BUSINESS_CODES, Failure, PauseReason
+from edged.callbacks import CallbackApp, CallbackServer
+from edged.clip import Clip, ClipState, NewClip
+from edged.emulator import Emulator
+from edged.ledger import Ledger
+from edged.ledger_async import AsyncLedger
+from edged.metrics import read_snapshot
+from edged.status import build_report
+
+REQUEST = AnalysisRequest(user_prompt="Who is there?", system_prompt="You watch a camera.")
+CALLBACK = "http://127.0.0.1:9/callbacks/1/x"
+
+#: What each documented business code must mean (API.md), whichever way it arrives.
+EXPECTED: dict[str, tuple[Failure, PauseReason | None]] = {
+    "0001": (Failure.TRANSIENT, None),
+    "0003": (Failure.PERMANENT, None),
+    "0401": (Failure.PAUSED, PauseReason.REFUSED_KEY),
+    "0402": (Failure.PAUSED, PauseReason.NO_CREDIT),
+    "0403": (Failure.PAUSED, PauseReason.REFUSED_KEY),
+    "0409": (Failure.DUPLICATE, None),
+    "0429": (Failure.TRANSIENT, None),
+    "9009": (Failure.PAUSED, PauseReason.NO_PERMISSION),
+}
+#: The newer page's HTTP statuses, each as a status and as a body code.
+EXPECTED_HTTP: dict[int, tuple[Failure, PauseReason | None]] = {
+    400: (Failure.PERMANENT, None),
+    401: (Failure.PAUSED, PauseReason.REFUSED_KEY),
+    402: (Failure.PAUSED, PauseReason.NO_CREDIT),
+    403: (Failure.PAUSED, PauseReason.REFUSED_KEY),
+    405: (Failure.PERMANENT, None),
+    409: (Failure.DUPLICATE, None),
+    415: (Failure.PERMANENT, None),
+    429: (Failure.TRANSIENT, None),
+    500: (Failure.TRANSIENT, None),
+}
+
+
+def test_the_table_covers_every_documented_code():
+    assert set(BUSINESS_CODES) == set(EXPECTED)
+
+
+async def _refused(emulator: Emulator, clip: Path, code: str, status: int) -> ApiError:
+    emulator.options.update({"refuse_code": code, "refuse_status": status})
+    async with ApiClient(emulator.url, "test-key") as api:
+        with pytest.raises(ApiError) as caught:
+            await api.upload_file(clip, REQUEST)
+    return caught.value
+
+
+@pytest.mark.parametrize("code", sorted(EXPECTED))
+async def test_business_code_in_a_200_envelope(emulator: Emulator, clip_factory, code: str):
+    error = await _refused(emulator, await clip_factory(), code, 200)
+    assert (error.failure, error.pause) == EXPECTED[code], str(error)
+    assert error.code == code and error.status == 200
+
+
+@pytest.mark.parametrize("status", sorted(EXPECTED_HTTP))
+async def test_http_status_and_the_same_number_as_a_body_code_mean_the_same(
+    emulator: Emulator, clip_factory, status: int
+):
+    clip = await clip_factory()
+    as_status = await _refused(emulator, clip, str(status), status)
+    as_code = await _refused(emulator, clip, str(status), 200)
+    assert (as_status.failure, as_status.pause) == EXPECTED_HTTP[status], str(as_status)
+    assert (as_code.failure, as_code.pause) == EXPECTED_HTTP[status], str(as_code)
+
+
+async def test_a_business_code_under_an_http_status_is_read_by_the_code(
+    emulator: Emulator, clip_factory
+):
+    """A 400 whose body says 0402 is out of credit, not a bad clip."""
+    error = await _refused(emulator, await clip_factory(), "0402", 400)
+    assert (error.failure, error.pause) == (Failure.PAUSED, PauseReason.NO_CREDIT)
+    assert "out of credit" in str(error)
+
+
+async def test_reasoning_effort_is_sent_only_when_set(emulator: Emulator, clip_factory):
+    clip = await clip_factory()
+    async with ApiClient(emulator.url, "test-key") as api:
+        # thinking false and no effort, then thinking with no effort: no field either time
+        await api.upload_file(clip, AnalysisRequest("u", "s", callback=CALLBACK))
+        await api.upload_file(clip, AnalysisRequest("u", "s", CALLBACK, thinking=True))
+        await api.upload_file(clip, AnalysisRequest("u", "s", CALLBACK, reasoning_effort="3"))
+    sent = [request.req for request in emulator.received]
+    assert "reasoning_effort" not in sent[0] and "reasoning_effort" not in sent[1]
+    assert sent[2]["reasoning_effort"] == "3"
+
+
+# ---- callbacks: each documented shape, over HTTP to the real listener ----------------------
+
+CAPTION_OK = {
+    "status": 0,
+    "task_id": "task-1",
+    "data": {
+        "text": "A man enters the room. Alice is identified by the reference image.",
+        "token": {"input": 123, "output": 456, "total": 579},
+    },
+}
+VENDOR_OK = {
+    "code": "0000",
+    "message": "SUCCESS",
+    "data": {"data": {"text": "Alice walks in."}, "msg": "ok", "success": True},
+    "task_id": "task-1",
+    "token": {"input": 1, "output": 2, "total": 3},
+}
+ENVELOPE_OK = {
+    "code": 0,
+    "msg": "success",
+    "data": {"data": {"text": "Alice walks in."}, "token": {"input": 5, "output": 6, "total": 11}},
+}
+TOP_LEVEL_OK = {"code": "0", "taskId": "task-1", "text": "Alice walks in.", "token": {"total": 7}}
+CAPTION_FAILED = {"status": -1, "task_id": "task-1", "data": {}}
+VENDOR_FAILED = {"code": "5001", "message": "analysis failed", "task_id": "task-1"}
+FLAGGED_FAILED = {"code": "0000", "success": False, "failed": True, "msg": "no"}
+
+
+@pytest.fixture
+async def listener(tmp_path: Path) -> AsyncIterator[tuple[str, AsyncLedger, Clip]]:
+    db = AsyncLedger(Ledger(tmp_path / "state"))
+    await db.run(db.ledger.add_clip, NewClip("cam", tmp_path / "c.mp4", 10))
+    clip = await db.run(db.ledger.take_for_upload)
+    await db.run(db.ledger.mark_submitted, clip.id, "task-1")
+    server = CallbackServer(CallbackApp(db, max_attempts=3), "127.0.0.1", 0)
+    async with server:
+        yield f"http://127.0.0.1:{server.port}/callbacks/{clip.id}/{clip.callback_token}", db, clip
+    await db.aclose()
+
+
+async def _post(url: str, body: dict[str, Any]) -> int:
+    async with aiohttp.ClientSession() as http, http.post(url, data=json.dumps(body)) as answer:
+        return answer.status
+
+
+@pytest.mark.parametrize(
+    ("body", "text", "total"),
+    [
+        (CAPTION_OK, CAPTION_OK["data"]["text"], 579),
+        (VENDOR_OK, "Alice walks in.", 3),
+        (ENVELOPE_OK, "Alice walks in.", 11),
+        (TOP_LEVEL_OK, "Alice walks in.", 7),
+    ],
+    ids=["caption-status-0", "vendor-code-0000", "code-0-data-data", "top-level"],
+)
+async def test_success_shapes_are_results_with_text_and_tokens(
+    listener, body: dict[str, Any], text: str, total: int
+):
+    url, db, clip = listener
+    assert await _post(url, body) == 200
+    stored = await db.run(db.ledger.get, clip.id)
+    result = await db.run(db.ledger.result, clip.id)
+    assert stored.state is ClipState.ANALYZED
+    assert result.text == text and result.tokens_total == total and result.task_id == "task-1"
+    # The tokens reach the metric and `edged status`.
+    snapshot = await db.run(read_snapshot, db.ledger, result.received_at)
+    report = await db.run(build_report, db.ledger)
+    assert snapshot.tokens_today == total and report.tokens_today == total
+
+
+@pytest.mark.parametrize(
+    "body",
+    [CAPTION_FAILED, VENDOR_FAILED, FLAGGED_FAILED],
+    ids=["caption-status-minus-1", "vendor-error-code", "success-false"],
+)
+async def test_failure_shapes_resubmit_the_clip(listener, body: dict[str, Any]):
+    url, db, clip = listener
+    assert await _post(url, body) == 200
+    stored = await db.run(db.ledger.get, clip.id)
+    assert stored.state is ClipState.RETRY_WAIT and "analysis failed" in stored.last_error
+    assert await db.run(db.ledger.result, clip.id) is None
+
+
+async def test_caption_callback_with_a_wrong_task_id_is_refused(listener):
+    url, db, clip = listener
+    assert await _post(url, {**CAPTION_OK, "task_id": "someone-else"}) == 409
+    assert (await db.run(db.ledger.get, clip.id)).state is ClipState.SUBMITTED
