@@ -1,10 +1,12 @@
 """The matcher stage: analyzed clips → person matches → policy → snapshots → outbox → done.
 
-For each analyzed clip: the result is matched and the person policy applied (one ledger
-call); a picture of each alert is decoded in a thread, before the clip is marked done, since
-the clip file may be deleted afterwards (storage quota, keep_uploaded); then its alerts are
-queued in the transaction that marks it done, so a crash redoes both or neither: never a done
-clip with lost alerts. Redoing after a crash only rewrites the same picture files.
+For each analyzed clip: the result is read from the ledger, parsed in a worker thread (the
+ledger's thread only runs SQL, so a hostile text can slow its clip, never the box), and the
+person policy applied; a picture of each alert is decoded in a thread, before the clip is
+marked done, since the clip file may be deleted afterwards (storage quota, keep_uploaded);
+then its alerts are queued in the transaction that marks it done, so a crash redoes both or
+neither: never a done clip with lost alerts. Redoing after a crash only rewrites the same
+picture files.
 """
 
 from __future__ import annotations
@@ -25,14 +27,19 @@ from edged.clip import Clip, ClipState
 from edged.config_alerts import UNKNOWN_PERSON
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
-from edged.matcher import Match, parse_matches, parse_unknown, select_present, summarize
+from edged.matcher import Match, Reading, read_result, select_present, summarize
 from edged.timeouts import within
+from edged.verdict import one_line
+from edged.verdict_stats import without_verdict_streak
 
 __all__ = ["AlertPolicy", "Analyzer", "Plan", "build_alerts", "finish_clip", "plan_alerts"]
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+#: After this many results in a row without a valid verdict, and every as many after, a
+#: warning says that the service does not follow the verdict format.
+NO_VERDICT_WARN_AFTER = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,7 @@ class Plan:
     text: str
     raised: tuple[Match, ...]
     skipped: tuple[tuple[Match, str], ...] = ()
+    reading: Reading | None = None
 
 
 def _iso(epoch: float) -> str:
@@ -57,14 +65,16 @@ def _moment(clip: Clip, match: Match) -> float:
     return match.timestamps[0] if match.timestamps else (clip.duration_s or 0.0) / 2
 
 
-def plan_alerts(ledger: Ledger, clip: Clip, policy: AlertPolicy) -> Plan:
-    """Blocking: the clip's matches, split by the policy into raised and skipped."""
-    result = ledger.result(clip.id)
-    text = result.text if result else ""
-    matches = parse_matches(text, policy.person_names)
-    if policy.unknown:
-        unknown = parse_unknown(text, UNKNOWN_PERSON)
-        matches += [unknown] if unknown is not None else []
+def read_clip(text: str, policy: AlertPolicy) -> Reading:
+    """CPU-bound: run in a worker thread, never on the loop or the ledger's thread."""
+    unknown = UNKNOWN_PERSON if policy.unknown else None
+    return read_result(text, policy.person_names, unknown_name=unknown)
+
+
+def plan_from(clip: Clip, text: str, reading: Reading, policy: AlertPolicy) -> Plan:
+    """The reading's matches, split by the policy into raised and skipped."""
+    matches = list(reading.matches)
+    matches += [reading.unknown] if reading.unknown is not None else []
     raised: list[Match] = []
     skipped: list[tuple[Match, str]] = []
     for match in select_present(matches, policy.min_confidence):
@@ -74,7 +84,15 @@ def plan_alerts(ledger: Ledger, clip: Clip, policy: AlertPolicy) -> Plan:
             raised.append(match)
         else:
             skipped.append((match, reason))
-    return Plan(text, tuple(raised), tuple(skipped))
+    return Plan(text, tuple(raised), tuple(skipped), reading)
+
+
+def plan_alerts(ledger: Ledger, clip: Clip, policy: AlertPolicy) -> Plan:
+    """Blocking, all in the caller's thread: for tools and tests. The stage reads the result
+    on the ledger's thread and parses it in a worker thread."""
+    result = ledger.result(clip.id)
+    text = result.text if result else ""
+    return plan_from(clip, text, read_clip(text, policy), policy)
 
 
 def build_alerts(
@@ -85,7 +103,13 @@ def build_alerts(
     install_id: str,
     now: float,
     snapshots: Mapping[str, Snapshot] | None = None,
+    reading: Reading | None = None,
 ) -> list[outbox.NewAlert]:
+    """The alerts of `matches`, one per sink. Pass the clip's `reading` when there is one: its
+    summary, title and threat level are then not worked out again (on the ledger's thread)."""
+    summary = reading.summary if reading is not None else summarize(text)
+    title = reading.title if reading is not None else None
+    threat_level = reading.threat_level if reading is not None else None
     start = _start(clip)
     end = start + clip.duration_s if clip.duration_s is not None else None
     alerts = []
@@ -109,7 +133,11 @@ def build_alerts(
             "moment_s": moment,
             "timestamps": list(match.timestamps),
             "seen_at": _iso(start + moment),
-            "summary": summarize(text),
+            # Text from the result: control characters are gone, so no sink or receiver
+            # (a shell script, an argv, a terminal) gets a NUL or an escape sequence.
+            "summary": one_line(summary, 1000),
+            "title": title,
+            "threat_level": threat_level,
             # Sinks render this reference their own way (inline, link, topic, path).
             "snapshot": snapshot.as_json() if snapshot is not None else None,
             "instance": policy.instance,
@@ -143,8 +171,12 @@ def finish_clip(
     """Blocking: queue the clip's alerts and mark it done, in one transaction. Returns the
     matches that raised alerts."""
     plan = plan if plan is not None else plan_alerts(ledger, clip, policy)
-    alerts = build_alerts(clip, plan.text, plan.raised, policy, ledger.install_id(), now, snapshots)
-    ledger.mark_done(clip.id, extra=lambda conn: outbox.enqueue(conn, alerts, now))
+    install_id = ledger.install_id()
+    alerts = build_alerts(
+        clip, plan.text, plan.raised, policy, install_id, now, snapshots, plan.reading
+    )
+    detail = plan.reading.detail() if plan.reading is not None else None
+    ledger.mark_done(clip.id, extra=lambda conn: outbox.enqueue(conn, alerts, now), detail=detail)
     return list(plan.raised)
 
 
@@ -183,7 +215,10 @@ class Analyzer:
 
     async def _finish(self, clip: Clip, install_id: str) -> None:
         ledger = self._db.ledger
-        plan = await self._db.run(plan_alerts, ledger, clip, self._policy)
+        result = await self._db.run(ledger.result, clip.id)
+        text = result.text if result else ""
+        reading = await asyncio.to_thread(read_clip, text, self._policy)
+        plan = plan_from(clip, text, reading, self._policy)
         for match, reason in plan.skipped:
             log.info(
                 "no alert person=%s camera=%s clip=%s: %s",
@@ -203,8 +238,33 @@ class Analyzer:
         await self._db.run(finish_clip, ledger, clip, self._policy, self._clock(), plan, pictures)
         names = ", ".join(m.person for m in plan.raised) or "nobody"
         log.info("done camera=%s clip=%s alerts: %s", clip.camera, clip.id, names)
+        if not reading.has_verdict:
+            await self._no_verdict(clip, reading)
         if plan.raised:
             self._on_alerts()
+
+    async def _no_verdict(self, clip: Clip, reading: Reading) -> None:
+        """Never silent: each result without a verdict is logged (and counted in the ledger);
+        a run of them says the service does not follow the format."""
+        mentioned = ", ".join(m.person for m in reading.matches if m.present) or "nobody"
+        log.info(
+            "no verdict camera=%s clip=%s (%s%s): prose mentions %s, below min_confidence",
+            clip.camera,
+            clip.id,
+            reading.status,
+            f": {reading.problem}" if reading.problem else "",
+            mentioned,
+        )
+        streak = await self._db.run(without_verdict_streak, self._db.ledger)
+        if streak and streak % NO_VERDICT_WARN_AFTER == 0:
+            log.warning(
+                "the last %d results had no valid verdict: the service is not following the"
+                " verdict format (a fenced ```json block at the end); persons named only in"
+                " prose do not alert camera=%s clip=%s",
+                streak,
+                clip.camera,
+                clip.id,
+            )
 
     async def _prune(self) -> None:
         now = self._clock()

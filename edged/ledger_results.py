@@ -86,9 +86,14 @@ class ResultRecords(LedgerCore):
         return True
 
     def mark_done(
-        self, clip_id: int, extra: Callable[[sqlite3.Connection], None] | None = None
+        self,
+        clip_id: int,
+        extra: Callable[[sqlite3.Connection], None] | None = None,
+        *,
+        detail: str | None = None,
     ) -> None:
-        """analyzed → done; `extra` runs in the same transaction (e.g. enqueueing alerts)."""
+        """analyzed → done; `extra` runs in the same transaction (e.g. enqueueing alerts);
+        `detail` (how the result was read, as JSON) goes with the `done` event."""
         now = self._clock()
         with self.transaction() as conn:
             if extra is not None:
@@ -97,4 +102,4 @@ class ResultRecords(LedgerCore):
                 "UPDATE clips SET state=?, done_at=?, updated_at=? WHERE id=? AND state=?",
                 (ClipState.DONE, now, now, clip_id, ClipState.ANALYZED),
             )
-            self._event(conn, clip_id, "done", None)
+            self._event(conn, clip_id, "done", detail)

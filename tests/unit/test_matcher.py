@@ -10,7 +10,7 @@ import pytest
 
 from edged.matcher import (
     EVIDENCE_CHARS,
-    TEXT_MATCH_CONFIDENCE,
+    PROSE_CONFIDENCE,
     Match,
     build_prompts,
     parse_matches,
@@ -57,10 +57,10 @@ ROWS = {
         ("Bob",),
         ("Alice",),
     ),
-    "bare-json-in-prose": row(
+    "json-in-prose-is-not-a-verdict": row(
         'A courier rings. {"persons": [{"name": "Bob", "present": true, "confidence": 0.8}, '
         '{"name": "Alice", "present": false}]} That is all.',
-        ("Bob",),
+        (),
         ("Alice",),
     ),
     "json-then-prose-after": row(
@@ -68,12 +68,20 @@ ROWS = {
         + "\n\nLet me know if you want a closer look at the second person.",
         ("Alice", "Bob"),
     ),
-    "two-blocks-last-wins": row(
+    "two-blocks-that-disagree-are-no-verdict": row(
         block({"name": "Alice", "present": True}, {"name": "Bob", "present": False})
         + "\nCorrection:\n"
         + block({"name": "Alice", "present": False}, {"name": "Bob", "present": True}),
-        ("Bob",),
+        (),
+    ),
+    "two-blocks-that-agree": row(
+        block({"name": "Alice", "present": True}, {"name": "Bob", "present": False})
+        + "\nAgain:\n"
+        + block(
+            {"name": "Alice", "present": True, "confidence": 0.7}, {"name": "Bob", "present": False}
+        ),
         ("Alice",),
+        ("Bob",),
     ),
     "broken-last-block-ignored": row(
         block({"name": "Alice", "present": True}, {"name": "Bob", "present": False})
@@ -81,9 +89,9 @@ ROWS = {
         ("Alice",),
         ("Bob",),
     ),
-    "nested-object": row(
+    "nested-object-is-not-a-verdict": row(
         '{"result": {"summary": {"people": 2}, "persons": [{"name": "Bob", "present": true}]}}',
-        ("Bob",),
+        (),
     ),
     "string-booleans": row(
         block({"name": "Alice", "present": "yes"}, {"name": "Bob", "present": "no"}),
@@ -98,9 +106,16 @@ ROWS = {
     "percent-confidence": row(
         block(
             {"name": "Alice", "present": True, "confidence": "87%"},
-            {"name": "Bob", "present": True, "confidence": 64},
+            {"name": "Bob", "present": True, "confidence": 0.64},
         ),
         ("Alice", "Bob"),
+    ),
+    "confidence-on-another-scale-is-no-verdict": row(
+        block(
+            {"name": "Alice", "present": True, "confidence": "87%"},
+            {"name": "Bob", "present": True, "confidence": 64},
+        ),
+        (),
     ),
     "mm-ss-timestamps": row(
         block({"name": "Bob", "present": True, "timestamps": ["00:12", "1:02:03", "12.5s"]}),
@@ -131,7 +146,6 @@ ROWS = {
         '```json\n{"persons": [{"name": "Alice", "present": false,},]}\n```\n'
         "Bob waits at the gate.",
         ("Bob",),
-        ("Alice",),
     ),
     "python-dict-falls-back-to-text": row(
         "{'persons': [{'name': 'Alice', 'present': True}, {'name': 'Bob', 'present': False}]}",
@@ -222,10 +236,9 @@ DETAILS = {
     "emulator": (EMULATOR_TEXT, "Alice", True, 0.92, (1.0,), "json"),
     "emulator-absent": (EMULATOR_TEXT, "Bob", False, 0.05, (), "json"),
     "percent-string": (alice(True, confidence="87%"), "Alice", True, 0.87, (), "json"),
-    "percent-number": (alice(True, confidence=87), "Alice", True, 0.87, (), "json"),
+    "percent-fraction-string": (alice(True, confidence="0.5"), "Alice", True, 0.5, (), "json"),
     "missing-confidence-present": (alice(True), "Alice", True, 0.9, (), "json"),
     "missing-confidence-absent": (alice(False), "Alice", False, 0.0, (), "json"),
-    "confidence-over-100-clamped": (alice(True, confidence=250), "Alice", True, 1.0, (), "json"),
     "timestamp-forms": (
         block({"name": "Bob", "present": "yes", "timestamps": ["00:12", "1:02:03", "12.5s", 4]}),
         "Bob",
@@ -238,7 +251,7 @@ DETAILS = {
         "Bob enters at 00:12, returns at 1:02:03 and waves at 7s.",
         "Bob",
         True,
-        TEXT_MATCH_CONFIDENCE,
+        PROSE_CONFIDENCE,
         (7.0, 12.0, 3723.0),
         "text",
     ),
@@ -375,9 +388,9 @@ def _match(person: str, present: bool, confidence: float) -> Match:
     ("min_confidence", "expected"),
     [
         (0.0, ["a", "b", "c", "d"]),
-        (0.5, ["b", "c", "d"]),
-        (0.6, ["c", "d"]),
-        (0.61, ["d"]),
+        (0.3, ["b", "c", "d"]),
+        (0.31, ["b", "d"]),
+        (0.5, ["b", "d"]),
         (1.0, ["d"]),
         (1.01, []),
     ],
@@ -386,7 +399,7 @@ def test_select_present_boundaries(min_confidence: float, expected: list[str]) -
     matches = [
         _match("a", True, 0.0),
         _match("b", True, 0.5),
-        _match("c", True, TEXT_MATCH_CONFIDENCE),
+        _match("c", True, PROSE_CONFIDENCE),
         _match("d", True, 1.0),
         _match("absent", False, 1.0),
     ]
@@ -413,9 +426,8 @@ def test_summarize_removes_the_block() -> None:
     assert "  " not in summary
 
 
-def test_summarize_removes_a_bare_block() -> None:
-    text = 'A van stops.  {"persons": [{"name": "Bob", "present": true}]}\n\nIt leaves.'
-    assert summarize(text) == "A van stops. It leaves."
+def test_summarize_of_a_bare_verdict_is_empty() -> None:
+    assert summarize('  {"persons": [{"name": "Bob", "present": true}]}\n') == ""
 
 
 def test_summarize_removes_an_unclosed_fence_marker() -> None:
