@@ -302,6 +302,19 @@ class MqttSink(_Section):
     secret_files = ("password",)
 
     type: Literal["mqtt"] = "mqtt"
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        problems = super().prepare(data, context)
+        secret = data.get("secret")
+        if isinstance(secret, str) and secret.startswith("whsec_"):
+            from edged.alerts.webhook import signing_key
+
+            try:
+                signing_key(secret)
+            except ValueError as exc:
+                problems.append((("secret",), f"{exc} (Standard Webhooks)"))
+        return problems
+
     host: Text
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     topic_prefix: Text = "edged"

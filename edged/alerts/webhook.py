@@ -1,8 +1,13 @@
 """The webhook sink: the alert as JSON, signed the Standard Webhooks way.
 
-Headers: `webhook-id` (the alert id), `webhook-timestamp` (unix seconds) and
-`webhook-signature` = `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")),
-repeated as `X-Edged-Signature`. A receiver recomputes it and refuses stale timestamps.
+Headers: `webhook-id` (the alert id), `webhook-timestamp` (unix seconds, the time of this
+try) and `webhook-signature` = `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")),
+repeated as `X-Edged-Signature`: the Standard Webhooks scheme, so its libraries verify it
+(`standardwebhooks.Webhook(secret).verify(body, headers)`), and refuse stale timestamps.
+
+The key: a secret in the spec's form `whsec_<base64>` is base64-decoded (that is what the
+libraries do with it); any other secret is used as its UTF-8 bytes (a library is then given
+those bytes: `Webhook(secret.encode())`).
 
 The alert's `snapshot` is sent as `snapshot:` says: inline (the JPEG in base64), url (a
 signed link on the callback listener, valid for alerts.snapshot_retention) or none.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -28,9 +34,28 @@ from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 SINK_TYPE = "webhook"
 
 
+SECRET_PREFIX = "whsec_"
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a secret (see the module's doc). ValueError: a `whsec_` secret that
+    is not base64 (the config check reports it)."""
+    if secret.startswith(SECRET_PREFIX):
+        encoded = secret.removeprefix(SECRET_PREFIX)
+        try:
+            # Padding is optional in the spec's secrets, as in its libraries.
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error:
+            raise ValueError("a whsec_ secret is base64 after the prefix") from None
+        if not key:
+            raise ValueError("a whsec_ secret needs bytes after the prefix")
+        return key
+    return secret.encode()
+
+
 def sign(secret: str, alert_id: str, timestamp: int, body: bytes) -> str:
     message = f"{alert_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    digest = hmac.new(signing_key(secret), message, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import standardwebhooks
 
 from edged.alerts import outbox as outbox_rows
 from edged.alerts.command import CommandSink
@@ -267,3 +268,33 @@ async def test_unknown_people_and_alert_never_end_to_end(
     assert hit.alert["snapshot"]["at_s"] == pytest.approx(0.7)
     (upload,) = emulator.received
     assert '"unknown_people": 0' in upload.req["user_prompt"]
+
+
+#: A secret in the Standard Webhooks form: `whsec_` and the base64 of the key's bytes.
+WHSEC = "whsec_" + base64.b64encode(b"edged-test-key-0123456789abcdef!").decode()
+
+
+async def test_webhook_signatures_verify_with_the_standard_webhooks_library(
+    emulator: Emulator, clip_factory, receiver: Receiver, ledger: Ledger, tmp_path: Path
+):
+    """The official `standardwebhooks` package accepts every delivery: a `whsec_` secret is
+    the base64 of the key, any other secret is its UTF-8 bytes; the timestamp is now."""
+    async with Receiver().serve() as raw:
+        sinks = (
+            f"    - {{type: webhook, url: {receiver.url}, secret: {WHSEC}}}\n"
+            f"    - {{type: webhook, url: {raw.url}, secret: {SECRET}}}\n"
+        )
+        config = config_with(tmp_path, emulator.url, sinks=sinks)
+        await queue_clip(ledger, await clip_factory("alice.mp4", title="Alice"))
+        async with edged_running(config) as daemon:
+            await until(all_sent(ledger, 2), daemon, what="the alert on both webhooks")
+    for hits, key in ((receiver.delivered, WHSEC), (raw.delivered, SECRET.encode())):
+        assert len(hits) == 1
+        headers = {name.lower(): value for name, value in hits[0].headers.items()}
+        payload = standardwebhooks.Webhook(key).verify(hits[0].body, headers)  # raises if not
+        assert payload["alert_id"] == headers["webhook-id"]
+        assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60, "signed now"
+    # The whole `whsec_...` string as the key (what a receiver must not need) does not verify.
+    headers = {name.lower(): value for name, value in receiver.delivered[0].headers.items()}
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(WHSEC.encode()).verify(receiver.delivered[0].body, headers)
