@@ -2,6 +2,10 @@
 
 Before sending, a worker applies the limits that depend on what was actually sent: the
 cooldown and alerts.max_per_hour, both per sink, camera and person, by sighting time.
+
+A sink that raises anything while delivering has failed that delivery: the alert is retried
+with backoff and `failed` after alerts.retry_max_age. No alert, whatever its text, can end
+the worker (and with it the process, which would meet the same alert first on restart).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from edged.alerts.model import Alert
 from edged.backoff import full_jitter
 from edged.ledger_async import AsyncLedger
 from edged.timeouts import within
+from edged.verdict import one_line
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +95,18 @@ class AlertDelivery:
                 await sink.deliver(alert)
             except DeliveryError as exc:
                 if exc.sink_down:
-                    await self._sink_down(alert, sink, str(exc))
+                    await self._sink_down(alert, sink, _reason(exc))
                 else:
-                    await self._failed(alert, sink, str(exc))
+                    await self._failed(alert, sink, _reason(exc))
+                continue
+            except Exception as exc:  # any fault of one alert fails only that delivery
+                log.exception(
+                    "alert delivery raised camera=%s clip=%s sink=%s",
+                    alert.camera,
+                    alert.clip_id,
+                    sink.name,
+                )
+                await self._failed(alert, sink, _reason(exc, unexpected=True))
                 continue
             await self._db.run(outbox.mark, ledger, alert, outbox.SENT, self._clock())
             log.info(
@@ -181,3 +195,9 @@ class AlertDelivery:
             event.clear()
         except TimeoutError:
             pass
+
+
+def _reason(exc: BaseException, *, unexpected: bool = False) -> str:
+    """The error as one printable line for the outbox and the log (it may quote the alert)."""
+    text = one_line(str(exc), 500)
+    return f"{type(exc).__name__}: {text}" if unexpected else text
