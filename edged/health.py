@@ -17,6 +17,7 @@ from edged.api_codes import PAUSE_ADVICE, PauseReason
 from edged.ledger_async import AsyncLedger
 from edged.metrics import Metrics
 from edged.timeouts import within
+from edged.verdict_stats import verdict_health
 
 #: A camera's last clip age is reported, not judged (a quiet camera recording on motion is
 #: normal); health fails on the ledger, the stages and the API key.
@@ -58,6 +59,7 @@ async def health_report(db: AsyncLedger, inputs: HealthInputs) -> tuple[bool, di
         for name in sorted(set(inputs.cameras) | set(last))
     }
     pause = await db.run(db.ledger.pause)
+    verdicts = await db.run(verdict_health, db.ledger)
     api: dict[str, Any] = {"auth_ok": pause is None or pause.get("reason") != "refused_key"}
     reasons = [f"stage {name} stopped" for name, state in stages.items() if state != "running"]
     if not writable:
@@ -79,6 +81,7 @@ async def health_report(db: AsyncLedger, inputs: HealthInputs) -> tuple[bool, di
         "ledger_writable": writable,
         "api": api,
         "cameras": cameras,
+        "verdicts": verdicts,
     }
     warnings = inputs.warnings()
     if warnings:

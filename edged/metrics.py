@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from edged.api_codes import PauseReason
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
+from edged.verdict_stats import without_verdict_total
 
 _CODE = re.compile(r"HTTP (\d{3})|code=(\w+)")
 _BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -49,6 +50,7 @@ class Snapshot:
     tokens_today: int = 0
     storage_bytes: int = 0
     uploads_paused: str | None = None  # the reason, while uploads are paused
+    results_without_verdict: int = 0
 
 
 def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
@@ -102,6 +104,7 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
     snap.tokens_today = int(tokens[0]["n"])
     pause = ledger.pause()
     snap.uploads_paused = str(pause.get("reason")) if pause is not None else None
+    snap.results_without_verdict = without_verdict_total(ledger)
     return snap
 
 
@@ -191,6 +194,12 @@ class LedgerCollector(Collector):
         )
         yield GaugeMetricFamily(
             "edged_storage_bytes", "Bytes of edged's own clips on disk", snap.storage_bytes
+        )
+        yield CounterMetricFamily(
+            "edged_results_without_verdict",
+            "Results without a valid verdict block (missing, invalid or contradictory); their"
+            " persons were read from the prose and do not alert at the default min_confidence",
+            snap.results_without_verdict,
         )
         paused = GaugeMetricFamily(
             "edged_uploads_paused",

@@ -11,6 +11,7 @@ from edged.alerts import outbox
 from edged.clip import PENDING_UPLOAD_STATES, ClipState
 from edged.guardrails import utc_day_start
 from edged.ledger import Ledger
+from edged.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class StatusReport:
     tokens_today: int = 0
     outages: list[OutageLine] = field(default_factory=list)
     paused: dict[str, Any] | None = None  # {reason, message, since} while uploads wait
+    without_verdict: int = 0
+    recent_without_verdict: list[NoVerdict] = field(default_factory=list)
 
 
 def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
@@ -92,6 +95,8 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
             for row in ledger.recent_outages()
         ],
         paused=ledger.pause(),
+        without_verdict=without_verdict_total(ledger),
+        recent_without_verdict=recent_without_verdict(ledger),
     )
 
 
@@ -132,6 +137,15 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
     if report.last_errors:
         lines.append("last errors:")
         lines += [f"  clip {i} ({camera}): {error}" for i, camera, error in report.last_errors]
+    if report.without_verdict:
+        lines.append(
+            f"results without a valid verdict: {report.without_verdict} (persons named only in"
+            " prose do not alert at the default min_confidence); latest:"
+        )
+        for item in report.recent_without_verdict:
+            why = f"{item.status}: {item.problem}" if item.problem else item.status
+            lines.append(f"  clip {item.clip_id} ({item.camera}): {why}")
+            lines += [f"    mentions {mention}" for mention in item.mentions]
     if report.outages:
         lines.append("camera outages (latest first):")
         lines += [_outage(outage, now) for outage in report.outages]

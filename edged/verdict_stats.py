@@ -70,3 +70,11 @@ def recent_without_verdict(ledger: Ledger, count: int = 5) -> list[NoVerdict]:
             )
         )
     return found
+
+
+def verdict_health(ledger: Ledger) -> dict[str, int]:
+    """For /healthz: reported, not judged (a service that ignores the format still works)."""
+    return {
+        "results_without_verdict": without_verdict_total(ledger),
+        "without_verdict_in_a_row": without_verdict_streak(ledger),
+    }
