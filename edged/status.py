@@ -11,6 +11,7 @@ from edged.alerts import outbox
 from edged.clip import PENDING_UPLOAD_STATES, ClipState
 from edged.guardrails import utc_day_start
 from edged.ledger import Ledger
+from edged.printable import printable
 from edged.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
 
 
@@ -124,7 +125,7 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
         lines.append(
             f"UPLOADS PAUSED ({report.paused.get('reason')}) since"
             f" {_age(since if isinstance(since, int | float) else None, now)}:"
-            f" {report.paused.get('message')}"
+            f" {printable(str(report.paused.get('message')))}"
         )
     for camera in report.cameras:
         states = ", ".join(f"{s} {camera.by_state[s]}" for s in order if s in camera.by_state)
@@ -136,7 +137,9 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
     lines.append(f"tokens used: {report.tokens_today} today (UTC), {report.tokens_total} in all")
     if report.last_errors:
         lines.append("last errors:")
-        lines += [f"  clip {i} ({camera}): {error}" for i, camera, error in report.last_errors]
+        lines += [
+            f"  clip {i} ({camera}): {printable(error)}" for i, camera, error in report.last_errors
+        ]
     if report.without_verdict:
         lines.append(
             f"results without a valid verdict: {report.without_verdict} (persons named only in"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from edged.ledger import Ledger
+from edged.printable import printable
 
 _STEPS = (
     ("found (queued)", "found_at"),
@@ -49,11 +50,11 @@ def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
         at = _when(sent) if sent else "-"
         lines.append(f"  alert {row['person']} → {row['sink']}: {row['state']} {at}{after}")
     if clip.last_error:
-        lines.append(f"  last error: {clip.last_error}")
+        lines.append(f"  last error: {printable(clip.last_error)}")
     lines.append("  events:")
     for row in ledger.execute(
         "SELECT at, kind, detail FROM events WHERE clip_id=? ORDER BY id", (clip_id,)
     ):
-        detail = f": {row['detail']}" if row["detail"] else ""
+        detail = f": {printable(row['detail'])}" if row["detail"] else ""
         lines.append(f"    {_when(row['at'])} {row['kind']}{detail}")
     return "\n".join(lines)
