@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -232,7 +233,8 @@ def _from_entry(name: str, entry: PersonVerdict) -> Match:
 
 def _prose(body: str, found: Found) -> str:
     """The text outside fenced blocks (and outside a bare verdict)."""
-    return "" if found.bare else strip_fences(body)
+    # NFKC, as names are: "José" written in NFD, or in full-width letters, is found too.
+    return "" if found.bare else unicodedata.normalize("NFKC", strip_fences(body))
 
 
 def _from_prose(name: str, names: list[str], prose: str) -> Match | None:

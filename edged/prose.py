@@ -142,7 +142,7 @@ class NameFinder:
             return "word"  # "Will you…", "Mark the time", "in May"
         if self._before.search(before) or self._after.match(after):
             return "absent"
-        if _quoted(before) or _ON_SCREEN.search(before):
+        if _quoted(clause[max(0, at - WINDOW) : at + 1]) or _ON_SCREEN.search(before):
             return "quoted"
         if _UNSURE_BEFORE.search(before) or _UNSURE_AFTER.match(after):
             return "unsure"
@@ -162,6 +162,7 @@ def _clause(prose: str, start: int, end: int) -> tuple[str, int]:
     return prose[begin:finish], start - begin
 
 
-def _quoted(before: str) -> bool:
-    """An odd number of quote marks before the name in its clause: it is inside a quote."""
-    return len(_OPEN_QUOTE.findall(before)) % 2 == 1
+def _quoted(upto: str) -> bool:
+    """An odd number of quote marks before the name (`upto` ends with its first letter) in
+    its clause: it is inside a quote."""
+    return len(_OPEN_QUOTE.findall(upto[:-1] + (upto[-1:] and "x"))) % 2 == 1

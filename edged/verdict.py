@@ -32,8 +32,8 @@ DEFAULT_CONFIDENCE = 0.9
 # ``` + an info string on its line + the body up to the next ```. No part can give back what
 # it took (the old `.*?` pattern was quadratic on an unclosed fence before a long line).
 _FENCED = re.compile(r"```([^\n`]{0,64}+)\n((?:[^`]++|`(?!``))*+)```")
+_FENCE = "```"
 _JSON_LANGS = ("", "json")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _CLOCK = re.compile(r"(\d{1,3}):(\d{1,2})(?::(\d{1,2}))?(\.\d+)?")
 _PLAIN = re.compile(r"(\d{1,6}(?:\.\d+)?)\s*(?:s|secs?|seconds?)?")
 
@@ -51,8 +51,12 @@ def name_key(name: str) -> str:
 
 
 def one_line(text: str, limit: int) -> str:
-    """Control characters and line breaks become spaces; cut at `limit` characters."""
-    line = " ".join(_CONTROL.sub(" ", text).split())
+    """Printable text on one line, at most `limit` characters: control and format characters
+    (NUL, escapes, bidirectional overrides), lone surrogates and unassigned code points become
+    spaces, runs of whitespace one space."""
+    work = text[: limit * 8]  # whitespace is squeezed afterwards: more than enough
+    clean = "".join(ch if ch.isprintable() else " " for ch in work)
+    line = " ".join(clean.split())
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
@@ -216,16 +220,27 @@ def strip_fences(text: str) -> str:
 
 def find_verdict(text: str) -> Found:
     """The verdict of `text` (already cut to its tail)."""
-    candidates: deque[re.Match[str]] = deque(maxlen=MAX_FENCES)
+    candidates: deque[str] = deque(maxlen=MAX_FENCES)
     fenced = False
+    end = -1
     for block in _FENCED.finditer(text):
         fenced = True
+        end = block.end()
         if block.group(1).strip().casefold() in _JSON_LANGS:
-            candidates.append(block)
+            candidates.append(block.group(2))
+    last = text.rfind(_FENCE)
+    if last >= 0 and last + len(_FENCE) != end:
+        # The last ``` closes no block when a fence before it pairs the other way (one whose
+        # opening the cut to the tail removed, a run of backticks): the block it closes,
+        # looked for backwards, is the one the answer ends with.
+        body = _block_ending_at(text, last)
+        if body is not None:
+            fenced = True
+            candidates.append(body)
     valid: list[Verdict] = []
     problem: str | None = None
-    for index, block in enumerate(candidates):
-        verdict, why = validate(block.group(2))
+    for index, body in enumerate(candidates):
+        verdict, why = validate(body)
         if verdict is not None:
             valid.append(verdict)
         elif why is not None and index == len(candidates) - 1:
@@ -241,6 +256,21 @@ def find_verdict(text: str) -> Found:
     if len({v.gist() for v in valid}) > 1:
         return Found(None, "conflict", f"{len(valid)} verdict blocks that disagree")
     return Found(valid[-1], "ok", None)
+
+
+def _block_ending_at(text: str, closing: int) -> str | None:
+    """The body of a json (or plain) fenced block closed by the ``` at `closing`: its opening
+    is the ``` before it, followed by an info string and a line break."""
+    opening = text.rfind(_FENCE, 0, closing)
+    if opening < 0:
+        return None
+    after = opening + len(_FENCE)
+    newline = text.find("\n", after, min(closing, after + 65))
+    if newline < 0 or "`" in text[after:newline]:
+        return None
+    if text[after:newline].strip().casefold() not in _JSON_LANGS:
+        return None
+    return text[newline + 1 : closing]
 
 
 def validate(body: str) -> tuple[Verdict | None, str | None]:

@@ -147,9 +147,9 @@ ROWS = {
         "Bob waits at the gate.",
         ("Bob",),
     ),
-    "python-dict-falls-back-to-text": row(
+    "python-dict-is-quoted-text": row(
         "{'persons': [{'name': 'Alice', 'present': True}, {'name': 'Bob', 'present': False}]}",
-        ("Alice",),
+        (),
         ("Bob",),
     ),
     # ---- text: plain mentions ----
