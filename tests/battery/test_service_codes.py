@@ -1,0 +1,140 @@
+"""The service as it documents itself, against a real `edged run`: the caption callback
+shape end to end, an account out of credit (0402) pausing and resuming the queue, a
+duplicate (0409) resolved by the ledger, 0001 retried once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from edged.emulator import Emulator
+from tests.battery.running import running_edged
+from tests.conftest import run_edged
+
+pytestmark = pytest.mark.timeout(150)
+
+#: How long the emulator refuses with 0402; probes every PROBE.
+CREDIT_OUT_S = 20.0
+PROBE = "  pause_probe_interval: 2s\n"
+
+
+async def test_a_whole_run_with_caption_callbacks_raises_every_alert(
+    tmp_path: Path, emulator: Emulator
+):
+    emulator.options.callback_shape = "caption"
+    async with running_edged(tmp_path, emulator.url) as edged:
+        for number in range(4):
+            await edged.add_clip(f"gate-{number:03d}.mp4", title="Alice")
+
+        async def all_done() -> bool:
+            rows = await edged.rows("SELECT state FROM clips")
+            return len(rows) == 4 and all(row["state"] == "done" for row in rows)
+
+        await edged.until(all_done, "every clip done")
+        assert all("status" in record.body for record in emulator.callbacks_sent)
+        alerts = await edged.rows("SELECT clip_id, person, state FROM alerts")
+        assert len(alerts) == 4 and {a["person"] for a in alerts} == {"Alice"}
+        tokens = await edged.rows("SELECT tokens_total FROM results")
+        assert all(row["tokens_total"] for row in tokens)
+        assert (await edged.rows("SELECT COUNT(*) AS n FROM results"))[0]["n"] == 4
+
+
+async def _health(edged) -> dict:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://{edged.metrics}/healthz") as answer,
+    ):
+        return json.loads(await answer.text())
+
+
+async def test_out_of_credit_pauses_the_queue_and_it_resumes_by_itself(
+    tmp_path: Path, emulator: Emulator
+):
+    emulator.options.update({"refuse_code": "0402", "refuse_for_s": CREDIT_OUT_S})
+    async with running_edged(tmp_path, emulator.url, api=PROBE) as edged:
+        for number in range(3):
+            await edged.add_clip(f"gate-{number:03d}.mp4")
+
+        async def paused() -> bool:
+            return (await _health(edged)).get("api", {}).get("uploads_paused") is not None
+
+        await edged.until(paused, "/healthz to report the pause")
+        health = await _health(edged)
+        assert health["status"] == "unhealthy" and "uploads paused: no_credit" in health["reasons"]
+        assert "out of credit" in health["api"]["uploads_paused"]["advice"]
+        assert edged.logged("uploads paused (no_credit)") == 1
+        code, out, _ = await run_edged("status", "-c", str(edged.config))
+        assert code == 0 and "UPLOADS PAUSED (no_credit)" in out
+        # Probes while the credit is out: each refused, no clip failed, none counted.
+        await edged.until(
+            lambda: sum(r.error == "not enough points" for r in emulator.received) >= 3,
+            "a few probes refused",
+        )
+        rows = await edged.rows("SELECT state, attempts FROM clips")
+        assert all(row["state"] == "queued" and row["attempts"] == 0 for row in rows), rows
+
+        async def all_done() -> bool:
+            rows = await edged.rows("SELECT state FROM clips")
+            return len(rows) == 3 and all(row["state"] == "done" for row in rows)
+
+        await edged.until(all_done, "every clip done once the credit is back", timeout_s=90)
+        assert (await _health(edged))["status"] == "ok"
+        assert edged.logged("uploads resumed") == 1
+        code, out, _ = await run_edged("status", "-c", str(edged.config))
+        assert "PAUSED" not in out
+        failed = await edged.rows("SELECT COUNT(*) AS n FROM clips WHERE state='failed'")
+        assert failed[0]["n"] == 0
+
+
+async def test_a_duplicate_waits_for_the_earlier_uploads_result(tmp_path: Path, emulator: Emulator):
+    """Attempt 1 was accepted but its result is late; the clip is sent again and the service
+    answers 0409 (it has it). The clip waits instead of failing, and attempt 1's result,
+    when it comes, completes it."""
+    emulator.options.callback_faults = ["drop"]
+    async with running_edged(tmp_path, emulator.url, callback="  result_timeout: 4s\n") as edged:
+        await edged.add_clip("gate-000.mp4")
+
+        async def submitted() -> bool:
+            rows = await edged.rows("SELECT state FROM clips")
+            return bool(rows) and rows[0]["state"] == "submitted"
+
+        await edged.until(submitted, "the first upload accepted")
+        emulator.options.update({"refuse_code": "0409"})
+
+        async def duplicate_seen() -> bool:
+            return bool(await edged.rows("SELECT 1 FROM events WHERE kind='duplicate'"))
+
+        await edged.until(duplicate_seen, "the resubmission answered 0409")
+        clip = (await edged.rows("SELECT * FROM clips"))[0]
+        assert clip["state"] in ("submitted", "expired"), clip
+        first = (await edged.rows("SELECT * FROM callback_tokens WHERE attempt=1"))[0]
+        url = f"{edged.url}/callbacks/{clip['id']}/{first['token']}"
+        body = {"status": 0, "task_id": first["task_id"], "data": {"text": "Alice at the gate."}}
+        async with aiohttp.ClientSession() as http, http.post(url, json=body) as answer:
+            assert answer.status == 200
+
+        async def done() -> bool:
+            return bool(await edged.rows("SELECT 1 FROM clips WHERE state='done'"))
+
+        await edged.until(done, "the clip done with attempt 1's result")
+        results = await edged.rows("SELECT task_id, text FROM results")
+        assert results == [{"task_id": first["task_id"], "text": "Alice at the gate."}]
+
+
+async def test_0001_is_retried_once_then_the_clip_fails_with_the_reason(
+    tmp_path: Path, emulator: Emulator
+):
+    emulator.options.update({"refuse_code": "0001"})
+    async with running_edged(tmp_path, emulator.url) as edged:
+        await edged.add_clip("gate-000.mp4")
+
+        async def failed() -> bool:
+            return bool(await edged.rows("SELECT 1 FROM clips WHERE state='failed'"))
+
+        await edged.until(failed, "the clip failed", timeout_s=60)
+        clip = (await edged.rows("SELECT * FROM clips"))[0]
+        assert clip["attempts"] == 2 and "parameter error" in clip["last_error"]
+        assert len(emulator.received) == 2
