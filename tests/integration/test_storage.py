@@ -1,11 +1,14 @@
 """The storage quota on real files and a real ledger: done clips lose their file, and over
 storage.max_bytes the oldest clips not yet uploaded are dropped (logged, recorded, counted),
-never a file of an NVR folder; with a live camera the disk stays within the quota."""
+never a file of an NVR folder; a real `edged run` recording a live camera keeps the disk
+within the quota by its own quota stage, sampled from outside as it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,17 +17,20 @@ import pytest
 
 from edged.clip import NewClip
 from edged.config import StorageConfig
-from edged.ledger import Ledger
+from edged.emulator import Emulator
+from edged.ledger import LEDGER_FILE, Ledger
 from edged.ledger_async import AsyncLedger
 from edged.samples import make_clip
 from edged.sources.rtsp_files import clips_root, source_key
 from edged.storage import StorageQuota
-from tests.conftest import eventually
+from tests.battery.test_durability import rows
+from tests.conftest import write_config
+from tests.integration.test_daemon import until
+from tests.integration.test_daemon_faults import EdgedRun
 from tests.integration.test_rtsp import (
     ServerFactory,
     camera_yaml,
     rtsp_server,
-    running_cameras,
     stream_file,
 )
 
@@ -155,28 +161,72 @@ async def _keep_uploaded(db: AsyncLedger, storage: Path, clock: Clock) -> None:
     assert not (await db.run(db.ledger.get, later[0])).path.exists()  # type: ignore[union-attr]
 
 
-async def test_a_live_camera_under_a_small_quota_keeps_the_disk_bounded(
-    rtsp_server: ServerFactory, tmp_path: Path
+@pytest.mark.parametrize("api", ["up", "down"])
+async def test_edged_run_keeps_its_disk_under_max_bytes_by_its_own_quota(
+    emulator: Emulator, rtsp_server: ServerFactory, tmp_path: Path, api: str
 ):
+    """A real `edged run` recording a camera into a quota of 1.5 clips, the disk sampled from
+    outside all along (not right after a quota round the test ran itself). API up: clips
+    uploaded and done are kept (keep_uploaded 1h) until the quota needs their space, then
+    edged deletes them, each only after it is done, and drops nothing. API down (503): the
+    oldest clips not yet uploaded are dropped, logged, and their files gone."""
+    emulator.options.error_rate = 1.0 if api == "down" else 0.0
     server = await rtsp_server()
     max_bytes = 60_000  # about one and a half clips of the test stream
-    storage = f"  max_bytes: {max_bytes}\n"
-    async with running_cameras(tmp_path, camera_yaml("lot", server.url), storage=storage) as cams:
-        quota = StorageQuota(cams.db, StorageConfig(dir=cams.storage, max_bytes=max_bytes))
-        highest = 0
+    camera = "cameras:\n" + camera_yaml("lot", server.url)
+    config = write_config(tmp_path, emulator.url, extra=camera)
+    quota = f"storage:\n  max_bytes: {max_bytes}\n  keep_uploaded: 1h\n  min_free: 0\n"
+    config.write_text(config.read_text().replace("storage:\n", quota))
+    clips_dir = tmp_path / "state" / "clips"
+    db = tmp_path / "state" / LEDGER_FILE
+    gone_sql = (
+        "SELECT c.id, c.path, c.state, c.done_at, e.at AS deleted_at, e.detail FROM clips c"
+        " JOIN events e ON e.clip_id = c.id AND e.kind = 'file_deleted' ORDER BY c.id"
+    )
+    samples: list[int] = []
 
-        async def dropped_two() -> bool:
-            nonlocal highest
-            usage = await quota.enforce()
-            highest = max(highest, usage.used_bytes)
-            return quota.stats.dropped >= 2
+    async def three_gone() -> bool:
+        samples.append(await asyncio.to_thread(tree_bytes, clips_dir))
+        if not db.exists():
+            return False
+        try:
+            return len(await asyncio.to_thread(rows, db, gone_sql)) >= 3
+        except sqlite3.OperationalError:
+            return False  # the tables are not there yet
 
-        await eventually(dropped_two, timeout_s=30, interval_s=0.2, what="two clips dropped")
-        clips = await cams.clips("lot")
+    run = await EdgedRun.start(config)
+    await until(three_gone, run.output, what="three clips' files deleted by edged", timeout_s=60)
+    code, err = await run.stop(signal.SIGTERM)
+    assert code == 0, err
+    gone = await asyncio.to_thread(rows, db, gone_sql)
+    clips = await asyncio.to_thread(rows, db, "SELECT state, size FROM clips")
 
-    assert highest <= max_bytes
-    assert [c["state"] for c in clips[:2]] == ["dropped", "dropped"]
-    assert not any(await asyncio.to_thread(_exist, [c["path"] for c in clips[:2]]))
+    assert not any(await asyncio.to_thread(_exist, [r["path"] for r in gone]))
+    if api == "up":
+        assert {r["detail"] for r in gone} == {"uploaded; space needed before keep_uploaded"}
+        assert all(r["done_at"] is not None and r["done_at"] <= r["deleted_at"] for r in gone)
+        assert "dropped" not in {c["state"] for c in clips}, "done clips go first"
+    else:
+        assert {(r["state"], r["detail"]) for r in gone} == {("dropped", "dropped")}
+        assert err.count("storage full: dropped camera=lot") == len(gone)
+    sizes = [c["size"] for c in clips if c["size"]]
+    # A round of the quota follows every finished clip: beyond max_bytes there are at most
+    # the clip in progress and the one just finished (uploading, so not yet deletable).
+    bound = max_bytes + 2 * max(sizes)
+    assert max(samples) <= bound, (max(samples), max_bytes, sizes)
+    assert sum(sizes) > bound, "the camera wrote more than the bound: it was enforced"
+
+
+def tree_bytes(root: Path) -> int:
+    """Blocking: bytes of every file under `root`, as `du --apparent-size` would count."""
+    total = 0
+    for path in root.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except FileNotFoundError:
+            continue  # deleted while walking
+    return total
 
 
 def _exist(paths: list[str]) -> list[bool]:
