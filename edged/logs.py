@@ -83,6 +83,10 @@ _ESCAPES |= {code: f"\\u{code:04x}" for code in (0x2028, 0x2029, 0x200E, 0x200F,
 _ESCAPES |= {code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 
+#: Code points that are never written as they are (escaped here, removed by the command sink).
+CONTROL_CODES = frozenset(_ESCAPES)
+
+
 def escape_controls(text: str) -> str:
     return text.translate(_ESCAPES)
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -19,8 +22,10 @@ import pytest
 import standardwebhooks
 
 from edged.alerts import outbox as outbox_rows
+from edged.alerts.base import DeliveryError
 from edged.alerts.command import CommandSink
 from edged.alerts.delivery import AlertDelivery
+from edged.alerts.model import Alert
 from edged.alerts.policy import AlertPolicy
 from edged.analysis import build_alerts
 from edged.clip import NewClip
@@ -298,3 +303,123 @@ async def test_webhook_signatures_verify_with_the_standard_webhooks_library(
     headers = {name.lower(): value for name, value in receiver.delivered[0].headers.items()}
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(WHSEC.encode()).verify(receiver.delivered[0].body, headers)
+
+
+# ---- the command sink against real programs -------------------------------------------------
+
+#: Exits 0 at once, leaving a child in the background that holds its stderr.
+BACKGROUND = """\
+import pathlib, subprocess, sys
+out = pathlib.Path(sys.argv[1])
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+(out / "child.pid").write_text(str(child.pid))
+with open(out / "runs", "a") as runs:
+    runs.write("run\\n")
+"""
+#: Never exits, and has a child of its own.
+HANGING = """\
+import os, pathlib, subprocess, sys, time
+out = pathlib.Path(sys.argv[1])
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+(out / "pids").write_text(f"{os.getpid()} {child.pid}")
+time.sleep(60)
+"""
+#: Writes the arguments it got.
+ARGS = """\
+import json, pathlib, sys
+pathlib.Path(sys.argv[1], "argv.json").write_text(json.dumps(sys.argv[2:]))
+"""
+
+
+def _alert(person: str = "Alice", summary: str = "Alice at the gate.") -> Alert:
+    payload = {"alert_id": "al_1", "summary": summary, "seen_at": "2024-01-01T00:00:00Z"}
+    return Alert(
+        "al_1", "command", 1, "gate", person, 0.9, 0.0, json.dumps(payload), 0, time.time()
+    )
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its exit status is left (a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_command_that_exits_0_is_one_delivery_even_if_its_child_holds_stderr(
+    tmp_path: Path,
+):
+    script, out = tmp_path / "background.py", tmp_path / "out"
+    script.write_text(BACKGROUND)
+    out.mkdir()
+    ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
+    db = AsyncLedger(ledger)
+    policy = AlertPolicy(("Alice",), 0.5, ("command",), "box")
+
+    def enqueue() -> None:
+        clip, _ = ledger.add_clip(NewClip("gate", tmp_path / "a.mp4", 10, duration_s=2.0))
+        now = time.time()
+        alerts = build_alerts(
+            clip, "Alice.", [Match("Alice", True, 0.9, (), "json", "")], policy, "i", now
+        )
+        with ledger.transaction() as conn:
+            outbox_rows.enqueue(conn, alerts, now)
+
+    await asyncio.to_thread(enqueue)
+    sink = CommandSink("command", [sys.executable, str(script), str(out)], 5.0)
+    delivery = AlertDelivery(
+        db, [sink], cooldown_s=0, retry_max_age_s=600, backoff_base_s=0.01, backoff_cap_s=0.05
+    )
+    running = asyncio.create_task(delivery.run())
+    try:
+
+        async def sent() -> bool:
+            rows = await db.run(ledger.execute, "SELECT state FROM alerts")
+            return rows[0]["state"] == "sent"
+
+        await eventually(sent, what="the delivery", timeout_s=20)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        if (out / "child.pid").exists():
+            _kill(int((out / "child.pid").read_text()))
+    (row,) = await db.run(ledger.execute, "SELECT attempts, last_error FROM alerts")
+    assert (row["attempts"], row["last_error"]) == (1, None)
+    assert (out / "runs").read_text() == "run\n", "run once, not again at a timeout"
+    await db.aclose()
+
+
+async def test_a_command_past_its_timeout_is_killed_with_its_whole_process_group(tmp_path: Path):
+    script, out = tmp_path / "hanging.py", tmp_path / "out"
+    script.write_text(HANGING)
+    out.mkdir()
+    sink = CommandSink("command", [sys.executable, str(script), str(out)], 5.0)
+    started = time.monotonic()
+    with pytest.raises(DeliveryError, match="did not finish in 5s"):
+        await sink.deliver(_alert())
+    # Decided at the timeout, not when the child's 60 s are over and its stderr closes.
+    assert time.monotonic() - started < 20
+    pids = [int(pid) for pid in (out / "pids").read_text().split()]
+    try:
+        await eventually(lambda: all(_gone(pid) for pid in pids), what="program and child gone")
+    finally:
+        for pid in pids:
+            _kill(pid)
+
+
+async def test_command_fields_lose_control_characters_and_never_read_as_options(tmp_path: Path):
+    script, out = tmp_path / "args.py", tmp_path / "out"
+    script.write_text(ARGS)
+    out.mkdir()
+    argv = [sys.executable, str(script), str(out), "{person}", "{summary}", "x{person}"]
+    argv += ["--", "{person}", "{summary}"]
+    sink = CommandSink("command", argv, 10.0)
+    await sink.deliver(_alert(person="-rf\x00\x1b[31m", summary="--help\nforged\u202e\x7f"))
+    got = json.loads((out / "argv.json").read_text())
+    assert got == [" -rf[31m", " --helpforged", "x-rf[31m", "--", "-rf[31m", "--helpforged"]
