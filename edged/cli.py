@@ -144,6 +144,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edged.upload_cmd import upload_command
 
         return asyncio.run(
+    from edged.storage import private_storage
+
+    problem = private_storage(config.storage.dir)
+    if problem is not None:
+        log.warning("%s", problem)
             upload_command(config, args.file, camera=args.camera, sync=args.sync, wait=args.wait)
         )
     if args.command == "run":

@@ -10,6 +10,9 @@ Each round, in this order:
    skipped by a schedule or budget) are dropped, each one logged as an error, recorded in
    the ledger and counted.
 
+storage.dir itself is private to edged's user and group whatever the umask it was started
+with (`private_storage`): the ledger holds the snapshot key, callback tokens and results.
+
 Only files under storage.dir/clips whose clip edged itself recorded there are ever deleted:
 never a file of an NVR folder, nor anything `edged upload` was given. Clips being uploaded,
 or uploaded and waiting for their result, are left alone.
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,8 +81,30 @@ def measure(root: Path) -> Usage:
                 used += os.stat(os.path.join(folder, name)).st_size
             except OSError:
                 continue  # deleted meanwhile
-    stat = os.statvfs(root)
-    return Usage(used, stat.f_bavail * stat.f_frsize)
+    fs = os.statvfs(root)
+    return Usage(used, fs.f_bavail * fs.f_frsize)
+
+
+#: Permission bits no one but edged's user and group gets on what edged writes (the systemd
+#: unit's UMask=0027, applied to the process whatever umask it was started with).
+PRIVATE_UMASK = 0o027
+
+
+def private_storage(directory: Path) -> str | None:
+    """Blocking, on start, before anything is written: tighten the process umask to at least
+    PRIVATE_UMASK, make `directory` (0750) and take other users' access from it and from
+    what it already holds at its top (the ledger and its -wal/-shm, the reserve, snapshots,
+    clips: left world-readable by a run under umask 022). None, or why it could not."""
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        for path in (directory, *directory.iterdir()):
+            st = os.lstat(path)
+            if st.st_mode & 0o007 and not stat.S_ISLNK(st.st_mode) and st.st_uid == os.geteuid():
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o007)
+    except OSError as exc:
+        return f"cannot make {directory} private to edged's user: {exc.strerror or exc}"
+    return None
 
 
 def _disk_bytes(path: Path) -> int:

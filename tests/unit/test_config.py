@@ -760,3 +760,16 @@ def test_parse_size(value: str | int, size: int) -> None:
 def test_parse_size_refuses(value: object) -> None:
     with pytest.raises(ValueError, match="invalid size"):
         parse_size(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", [".", "..", "...", ".hidden", "-rf", "--help"])
+def test_camera_names_of_dots_or_starting_with_a_dot_or_dash_are_refused(name: str) -> None:
+    """`..` would put RTSP clips and snapshots outside storage.dir/clips, `-rf` would read as
+    an option of a command sink's program."""
+    assert problems(
+        f'api: {{api_key: k}}\ncameras:\n  - {{name: "{name}", folder: /srv/nvr}}\n'
+    ) == [
+        f"cameras[0].name (line 3): a camera name may not start with '.' or '-' (it names"
+        f" folders and is passed to commands), got {name!r}"
+    ]
+    assert parse('api: {api_key: k}\ncameras:\n  - {name: "gate.2-a", folder: /srv/nvr}\n')
