@@ -140,15 +140,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         print(redacted_yaml(config), end="")
         return EXIT_OK
-    if args.command == "upload":
-        from edged.upload_cmd import upload_command
-
-        return asyncio.run(
     from edged.storage import private_storage
 
     problem = private_storage(config.storage.dir)
     if problem is not None:
         log.warning("%s", problem)
+    if args.command == "upload":
+        from edged.upload_cmd import upload_command
+
+        return asyncio.run(
             upload_command(config, args.file, camera=args.camera, sync=args.sync, wait=args.wait)
         )
     if args.command == "run":

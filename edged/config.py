@@ -169,13 +169,6 @@ _FOLDER_KEYS += ("poll", "settle", "since", "cameras")
 _RTSP_KEYS = ("clip_seconds", "rtsp_transport", "stall_timeout", "audio")
 
 
-class CameraConfig(_Section):
-    """An RTSP camera (rtsp) or an NVR recording folder (folder), and the options of its kind."""
-
-    name: Annotated[CameraName, AfterValidator(_safe_camera_name)]
-    rtsp: RtspUrl | None = None
-    folder: ConfigPath | None = None
-    # Folder cameras.
 def _safe_camera_name(value: str) -> str:
     # A camera name is a folder of clips/ and snapshots/ and an argument of command sinks:
     # `..` would lead out of them, `-rf` would read as an option.
@@ -187,6 +180,13 @@ def _safe_camera_name(value: str) -> str:
     return value
 
 
+class CameraConfig(_Section):
+    """An RTSP camera (rtsp) or an NVR recording folder (folder), and the options of its kind."""
+
+    name: Annotated[CameraName, AfterValidator(_safe_camera_name)]
+    rtsp: RtspUrl | None = None
+    folder: ConfigPath | None = None
+    # Folder cameras.
     #: None: the video extensions of edged/sources/recordings.py (VIDEO_EXTENSIONS).
     pattern: Text | None = None
     ignore: tuple[str, ...] = ("*.part", "*.tmp", "incomplete.*", ".*")
