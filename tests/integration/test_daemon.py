@@ -301,8 +301,11 @@ async def test_a_result_that_negates_the_persons_raises_no_alert(
         stored = await asyncio.to_thread(ledger.result, quiet)
         assert stored is not None and stored.text == negated
 
-        # The same path does alert when the prose says someone is there.
-        emulator.options.text = "Alice walks up to the gate at 00:01 and rings the bell."
+        # Prose alone is recorded below min_confidence; the verdict block is what alerts.
+        emulator.options.text = (
+            "Alice walks up to the gate at 00:01 and rings the bell.\n```json\n"
+            '{"persons": [{"name": "Alice", "present": true, "confidence": 0.9}]}\n```'
+        )
         seen = await queue_clip(ledger, await clip_factory("yard-2.mp4"))
         await until(reached(ledger, {seen: "done"}), daemon, what="the second clip done")
         await until(all_sent(ledger, 2), daemon, what="Alice's alerts sent")
