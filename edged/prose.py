@@ -19,7 +19,7 @@ from typing import Literal
 Kind = Literal["seen", "absent", "unsure", "quoted", "word"]
 
 WINDOW = 160  # characters around a mention that can change what it means
-MAX_MENTIONS = 200  # per person
+MAX_MENTIONS = 40  # per person: an answer names someone a few times
 CLAUSE_REACH = 400  # how far a clause is followed from a mention
 
 #: Names that are also ordinary words: they count only written as the name, mid-sentence.
@@ -115,7 +115,9 @@ class NameFinder:
         self.name = unicodedata.normalize("NFKC", name).strip()
         body = r"\s+".join(map(re.escape, self.name.split()))
         self.word_like = self.name.casefold() in WORD_NAMES
-        self._pattern = re.compile(rf"(?<!\w){body}(?!\w)", 0 if self.word_like else re.I)
+        # No look-behind in front: the search can then skip to the name's letters; the
+        # character before a hit is checked in `mentions`.
+        self._pattern = re.compile(rf"{body}(?!\w)", 0 if self.word_like else re.I)
         bodies = [r"\s+".join(map(re.escape, n.split())) for n in [*others, self.name]]
         anyone = "|".join(sorted(bodies, key=len, reverse=True))
         joiner = r"(?:,|\band\b|\bor\b|\bnor\b|&|/)"
@@ -126,9 +128,14 @@ class NameFinder:
 
     def mentions(self, prose: str) -> Iterator[Mention]:
         """Each mention of the name with what it means, at most MAX_MENTIONS."""
+        hits = 0
         for count, found in enumerate(self._pattern.finditer(prose)):
-            if count >= MAX_MENTIONS:
+            if count >= 4 * MAX_MENTIONS or hits >= MAX_MENTIONS:
                 return
+            before = prose[found.start() - 1 : found.start()]
+            if before.isalnum() or before == "_":
+                continue  # inside a word: "MaryAlice"
+            hits += 1
             clause, at = _clause(prose, found.start(), found.end())
             kind = self._kind(clause, at, at + found.end() - found.start())
             yield Mention(kind, clause, at)

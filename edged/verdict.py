@@ -24,8 +24,8 @@ MAX_TEXT_CHARS = 200_000
 MAX_PERSONS = 200
 MAX_TIMESTAMPS = 100
 MAX_TITLE_CHARS = 120
-#: JSON fences examined, from the end of the text.
-MAX_FENCES = 16
+#: Fenced blocks examined, from the end of the text.
+MAX_FENCES = 32
 #: Confidence of an entry that says present but gives no number.
 DEFAULT_CONFIDENCE = 0.9
 
@@ -220,14 +220,11 @@ def strip_fences(text: str) -> str:
 
 def find_verdict(text: str) -> Found:
     """The verdict of `text` (already cut to its tail)."""
-    candidates: deque[str] = deque(maxlen=MAX_FENCES)
-    fenced = False
-    end = -1
-    for block in _FENCED.finditer(text):
-        fenced = True
-        end = block.end()
-        if block.group(1).strip().casefold() in _JSON_LANGS:
-            candidates.append(block.group(2))
+    # The deque drains the scan in C and keeps only the last blocks, however many there are.
+    last_blocks = deque(_FENCED.finditer(text), maxlen=MAX_FENCES)
+    fenced = bool(last_blocks)
+    end = last_blocks[-1].end() if last_blocks else -1
+    candidates = [b.group(2) for b in last_blocks if b.group(1).strip().casefold() in _JSON_LANGS]
     last = text.rfind(_FENCE)
     if last >= 0 and last + len(_FENCE) != end:
         # The last ``` closes no block when a fence before it pairs the other way (one whose
