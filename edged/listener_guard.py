@@ -5,16 +5,18 @@ hundred half-sent requests would hold the box's file descriptors for good. Every
 connection here is wrapped: outside a request handler it must complete a request head
 within `head_timeout_s` of opening or of its last answer (which also bounds an idle
 keep-alive and a slow reader of the answer); bodies are read under `body_timeout_s` by
-the handler itself. At `max_connections`, a new connection closes the oldest one that is
-not inside a handler (a client mid-request is never cut for a newcomer), so holding
-connections open cannot lock the cloud's callbacks out.
+the handler itself. One remote address holds at most `max_per_address` connections and
+the listener `max_connections`: past either, a new connection closes the oldest one not
+inside a handler of the address holding the most (its own, at the per-address cap), so
+whoever floods the listener pushes out only their own connections, never a request in
+progress and never the cloud's callback from another address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,25 +31,38 @@ class ListenerLimits:
     head_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
     max_connections: int = 256
+    max_per_address: int = 64
 
 
 #: Called with the reason a connection was closed: "head_timeout", "evicted", "refused".
 CloseHook = Callable[[str], None]
 
 
+class _Refused(asyncio.Protocol):
+    """Stands for aiohttp's protocol on a connection refused before it was made."""
+
+
 class _Guarded(asyncio.Protocol):
     """Forwards everything to aiohttp's protocol; the guard arms and disarms its deadline."""
 
-    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
-        self.inner = inner
+    def __init__(self, guard: ConnectionGuard, make_inner: Callable[[], asyncio.Protocol]) -> None:
+        self.inner: asyncio.Protocol = _Refused()
+        self._make_inner = make_inner
         self.transport: asyncio.Transport | None = None
         self.busy = 0  # requests of this connection inside a handler
+        self.address = "unknown"
         self._guard = guard
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if not self._guard.admit(self):
+            transport.abort()  # before aiohttp spends anything on it
+            return
+        self.inner = self._make_inner()
         self.inner.connection_made(transport)
         self._guard.opened(self)
 
@@ -66,7 +81,8 @@ class _Guarded(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm()
         self._guard.closed(self)
-        self.inner.connection_lost(exc)
+        if not isinstance(self.inner, _Refused):
+            self.inner.connection_lost(exc)
 
     def arm(self, after_s: float) -> None:
         self.disarm()
@@ -90,34 +106,65 @@ class ConnectionGuard:
         self.limits = limits
         self._on_close = on_close
         self._open: dict[int, _Guarded] = {}  # by id() of aiohttp's protocol
-        self._idle: OrderedDict[int, _Guarded] = OrderedDict()  # oldest first
+        # Per remote address: its connections not inside a handler, oldest first.
+        self._idle: dict[str, OrderedDict[int, _Guarded]] = {}
+        self._count: Counter[str] = Counter()
 
     @property
     def open_connections(self) -> int:
         return len(self._open)
 
     def factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-        return lambda: _Guarded(self, inner())
+        return lambda: _Guarded(self, inner)
+
+    def admit(self, conn: _Guarded) -> bool:
+        """Whether a new connection may stay, making room for it if it is fair to. An address
+        at its cap is refused; at the listener's cap, a newcomer pushes out the oldest idle
+        connection of the address holding the most, if that address holds more than the
+        newcomer's would (so a flood from a few addresses cannot churn, and cannot keep out
+        an address that holds few, such as the cloud's)."""
+        address = conn.address
+        if self._count[address] >= self.limits.max_per_address:
+            self._report("refused")
+            return False
+        if len(self._open) < self.limits.max_connections:
+            return True
+        crowded = max(self._count, key=lambda a: (self._count[a], bool(self._idle.get(a))))
+        idle = self._idle.get(crowded)
+        if not idle or self._count[crowded] <= self._count[address] + 1:
+            self._report("refused")
+            return False
+        _, oldest = idle.popitem(last=False)
+        self._report("evicted")
+        oldest.abort()
+        self._forget(oldest)
+        return True
 
     def opened(self, conn: _Guarded) -> None:
-        if len(self._open) >= self.limits.max_connections:
-            if not self._idle:
-                self._report("refused")
-                conn.abort()
-                return
-            _, oldest = self._idle.popitem(last=False)
-            self._report("evicted")
-            oldest.abort()
+        address = conn.address
         key = id(conn.inner)
         self._open[key] = conn
-        self._idle[key] = conn
+        self._count[address] += 1
+        self._idle.setdefault(address, OrderedDict())[key] = conn
         conn.arm(self.limits.head_timeout_s)
 
     def closed(self, conn: _Guarded) -> None:
+        self._forget(conn)
+
+    def _forget(self, conn: _Guarded) -> None:
         key = id(conn.inner)
-        if self._open.get(key) is conn:
-            del self._open[key]
-            self._idle.pop(key, None)
+        if self._open.get(key) is not conn:
+            return
+        del self._open[key]
+        address = conn.address
+        idle = self._idle.get(address)
+        if idle is not None:
+            idle.pop(key, None)
+            if not idle:
+                del self._idle[address]
+        self._count[address] -= 1
+        if self._count[address] <= 0:
+            del self._count[address]
 
     def expired(self, conn: _Guarded) -> None:
         if conn.busy:
@@ -133,18 +180,19 @@ class ConnectionGuard:
     async def middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]
     ) -> Any:
-        conn = self._open.get(id(request.protocol))
+        key = id(request.protocol)
+        conn = self._open.get(key)
         if conn is None:  # not a guarded connection (a test's own server)
             return await handler(request)
         conn.busy += 1
         conn.disarm()
-        self._idle.pop(id(request.protocol), None)
+        self._idle.get(conn.address, OrderedDict()).pop(key, None)
         try:
             return await handler(request)
         finally:
             conn.busy -= 1
-            if not conn.busy and self._open.get(id(request.protocol)) is conn:
-                self._idle[id(request.protocol)] = conn
+            if not conn.busy and self._open.get(key) is conn:
+                self._idle.setdefault(conn.address, OrderedDict())[key] = conn
                 conn.arm(self.limits.head_timeout_s)
 
 
