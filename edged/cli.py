@@ -138,7 +138,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             ", ".join(exposed),
         )
     if args.command == "check-config":
+        from edged.config_notes import config_notes
+
         print(redacted_yaml(config), end="")
+        for note in config_notes(config):  # as YAML comments: the output stays a config
+            print(f"# {note}")
         return EXIT_OK
     from edged.storage import private_storage
 
@@ -173,6 +177,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _ledger_command(config: Config, args: argparse.Namespace) -> int:
     from edged.clip import ClipState
     from edged.ledger import LEDGER_FILE, Ledger
+    from edged.printable import printable
     from edged.status import build_report, format_report
     from edged.trace import clip_trace
 
@@ -186,10 +191,12 @@ def _ledger_command(config: Config, args: argparse.Namespace) -> int:
             if trace is None:
                 print(f"edged status: no clip {args.clip} in the ledger", file=sys.stderr)
                 return EXIT_RUNTIME
-            print(trace)
+            # Task ids, errors and results come from outside: no escape sequence reaches
+            # the operator's terminal.
+            print(printable(trace, keep_newlines=True))
             return EXIT_OK
         if args.command == "status":
-            print(format_report(build_report(ledger)))
+            print(printable(format_report(build_report(ledger)), keep_newlines=True))
             return EXIT_OK
         if not args.clip_ids and not args.failed and not args.skipped:
             print("edged retry: give CLIP_ID…, --failed or --skipped", file=sys.stderr)

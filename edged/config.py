@@ -101,6 +101,8 @@ class ApiConfig(_Section):
     request_timeout: Timeout = 600.0
     max_file_bytes: Size = 8 * 10**9
     max_duration: Timeout = 7200.0
+    #: While uploads are paused (refused key, no credit, no permission): one try this often.
+    pause_probe_interval: Timeout = 300.0
 
 
 class CallbackConfig(_Section):
@@ -109,6 +111,11 @@ class CallbackConfig(_Section):
     listen: HostPort = "0.0.0.0:8080"
     public_url: HttpUrl | None = None
     result_timeout: Timeout = 1800.0
+    #: Limits of the public listener (edged/listener_guard.py): a request head must arrive
+    #: within head_timeout of connecting or of the last answer, a body within body_timeout.
+    head_timeout: Timeout = 10.0
+    body_timeout: Timeout = 30.0
+    max_connections: Annotated[int, Field(ge=8, le=65536)] = 256
 
     @property
     def host(self) -> str:
@@ -306,13 +313,6 @@ class WebhookSink(_Section):
     #: inline: base64 in the body; url: a signed link on the callback listener; none.
     snapshot: Literal["inline", "url", "none"] = "inline"
 
-
-class MqttSink(_Section):
-    """Publishes each alert to an MQTT broker under topic_prefix."""
-
-    secret_files = ("password",)
-
-    type: Literal["mqtt"] = "mqtt"
     @classmethod
     def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
         problems = super().prepare(data, context)
@@ -326,6 +326,13 @@ class MqttSink(_Section):
                 problems.append((("secret",), f"{exc} (Standard Webhooks)"))
         return problems
 
+
+class MqttSink(_Section):
+    """Publishes each alert to an MQTT broker under topic_prefix."""
+
+    secret_files = ("password",)
+
+    type: Literal["mqtt"] = "mqtt"
     host: Text
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     topic_prefix: Text = "edged"
