@@ -43,6 +43,28 @@ def require_program(name: str, *, fallback: str | None = None) -> str:
     return found
 
 
+#: Test modules outside tests/battery/ marked slow as a whole: real RTSP cameras (GStreamer
+#: servers recording clips of seconds), kill loops, live quotas and scrapes.
+SLOW_MODULES = frozenset(
+    {
+        "test_rtsp.py",
+        "test_rtsp_crash.py",
+        "test_rtsp_faults.py",
+        "test_metrics_live.py",
+        "test_storage.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`slow` on the fault battery and on SLOW_MODULES: `pytest -m "not slow"` is the fast
+    part (unit tests and the quicker integration tests)."""
+    for item in items:
+        path = item.path
+        if path.parent.name == "battery" or path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
