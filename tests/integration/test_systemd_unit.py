@@ -36,3 +36,15 @@ def test_unit_declares_notify_watchdog_and_hardening() -> None:
     assert lines["ProtectSystem"] == "strict" and lines["NoNewPrivileges"] == "yes"
     assert lines["CapabilityBoundingSet"] == "" and "@system-service" in UNIT.read_text()
     assert lines["StateDirectory"] == "edged" and lines["LoadCredential"].startswith("api_key:")
+
+
+def test_unit_allows_the_listener_and_cameras_their_file_descriptors() -> None:
+    """The default soft limit (1024) is what a listener under attack used to exhaust."""
+    from edged.config import CallbackConfig
+
+    limit = next(
+        int(line.split("=", 1)[1])
+        for line in UNIT.read_text().splitlines()
+        if line.startswith("LimitNOFILE=")
+    )
+    assert limit >= CallbackConfig().max_connections + 4 * 500 + 100
