@@ -143,6 +143,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(redacted_yaml(config), end="")
         for note in config_notes(config):  # as YAML comments: the output stays a config
             print(f"# {note}")
+        _inotify_check(config)
         return EXIT_OK
     from edged.storage import private_storage
 
@@ -172,6 +173,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("status", "retry"):
         return _ledger_command(config, args)
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _inotify_check(config: Config) -> None:
+    """check-config: what the folder cameras need of inotify, and the limits found."""
+    from edged.inotify_limits import inotify_report
+
+    report = inotify_report(config)
+    for line in report.lines:  # as YAML comments: the output stays a config
+        print(f"# {line}")
+    if report.warning is not None:
+        log.warning("%s", report.warning)
 
 
 def _ledger_command(config: Config, args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ scans it for what appeared meanwhile.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import stat
@@ -21,14 +22,10 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserverVFS
-
 from edged.config import CameraConfig
 from edged.ledger_async import AsyncLedger
 from edged.regular_files import kind_of
+from edged.sources.folder_watch import Forwarder, PolledWatch, SharedObserver
 from edged.sources.recordings import Naming, Verdict, examine, scan
 from edged.timeouts import within
 
@@ -36,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: How often the whole folder is scanned again, for events that were lost.
 RESCAN_S = 300.0
+#: How often a folder is polled whose inotify watch could not be set.
+FALLBACK_POLL_S = 10.0
 
 # watchdog's inotify backend warns when a new sub-folder's watch is registered twice (a
 # benign race when an NVR creates nested day/hour folders at once); it is not ours to act on.
@@ -64,40 +63,6 @@ class _Candidate:
         )
 
 
-class _Forwarder(FileSystemEventHandler):
-    """Runs on watchdog's thread: hands (kind, path) to the loop, nothing else."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, str]], root: str
-    ):
-        self._loop = loop
-        self._queue = queue
-        self._root = root
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
-            # The watched folder itself deleted: the watch ends with it (a folder made again
-            # at once may even get the same inode, so this event is the only sign).
-            if event.event_type == "deleted" and os.fsdecode(event.src_path) == self._root:
-                self._loop.call_soon_threadsafe(self._queue.put_nowait, ("gone", self._root))
-            elif event.event_type == "moved":
-                # A folder moved in, or (polling matches inodes, which get reused) a new
-                # file that looks like a folder moved there: see what is there now.
-                dest = os.fsdecode(event.dest_path)
-                if dest.startswith(self._root + os.sep):
-                    self._loop.call_soon_threadsafe(self._queue.put_nowait, ("tree", dest))
-            return
-        if event.event_type == "closed":
-            item = ("closed", str(event.src_path))
-        elif event.event_type == "moved":
-            item = ("closed", str(event.dest_path))
-        elif event.event_type in ("created", "modified"):
-            item = ("changed", str(event.src_path))
-        else:
-            return
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-
-
 class FolderSource:
     def __init__(
         self,
@@ -107,6 +72,8 @@ class FolderSource:
         on_clip: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         tick_s: float = 0.5,
+        observer: SharedObserver | None = None,
+        fallback_poll_s: float = FALLBACK_POLL_S,
     ) -> None:
         self.name = camera.name
         self._db = db
@@ -117,15 +84,11 @@ class FolderSource:
         self._tick_s = min(tick_s, camera.settle / 2) if camera.settle > 0 else tick_s
         self._candidates: dict[str, _Candidate] = {}
         self._refused: set[str] = set()  # paths reported as not regular files
+        self._shared = observer or SharedObserver.default()
+        self._fallback_poll_s = fallback_poll_s
+        self._polled = camera.poll is not None  # no close events to trust: settle decides
         #: Set once the watcher runs and the catch-up scan is done.
         self.ready = asyncio.Event()
-
-    def _observer(self) -> BaseObserver:
-        if self._camera.poll:
-            # lstat: a symlink to a folder is not walked into, or a link back up the tree
-            # (a loop) would make each poll recurse without end.
-            return PollingObserverVFS(os.lstat, os.scandir, polling_interval=self._camera.poll)
-        return Observer()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -135,21 +98,16 @@ class FolderSource:
             # A queue per life: late events of the last watch must not end this one.
             queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
             root = str(self._naming.folder)
-            observer = self._observer()
-            observer.schedule(_Forwarder(loop, queue, root), root, recursive=True)
-            try:
-                await asyncio.to_thread(observer.start)
-            except OSError:
-                if await self._folder_id() == folder:
-                    raise  # not the folder going away: an error to report (inotify limits)
+            handler = Forwarder(loop, queue, root)
+            stop = await self._start_watch(handler, root, folder)
+            if stop is None:
                 continue  # gone again before the watch was set
             try:
                 await self._catch_up()
                 self.ready.set()
                 await self._watch(queue, folder)
             finally:
-                observer.stop()
-                await asyncio.to_thread(observer.join, 5)
+                await asyncio.to_thread(stop)
             lost = True
             log.warning(
                 "folder gone camera=%s folder=%s (deleted, moved or unmounted): watching for it"
@@ -157,6 +115,40 @@ class FolderSource:
                 self.name,
                 self._naming.folder,
             )
+
+    async def _start_watch(
+        self, handler: Forwarder, root: str, folder: tuple[int, int]
+    ) -> Callable[[], None] | None:
+        """Watch the folder (inotify, shared by all folder cameras, or polling); returns how
+        to stop, or None when the folder went away meanwhile."""
+        if self._camera.poll is not None:
+            polled = PolledWatch(self._camera.poll)
+            await asyncio.to_thread(polled.watch, handler, root)
+            return polled.stop
+        try:
+            if not await asyncio.to_thread(os.access, root, os.R_OK | os.X_OK):
+                # inotify would take the watch and never report an event
+                raise PermissionError(
+                    errno.EACCES, f"not readable for edged's user (uid {os.geteuid()})"
+                )
+            watch = await asyncio.to_thread(self._shared.watch, handler, root)
+        except OSError as exc:
+            if await self._folder_id() != folder:
+                return None
+            log.error(
+                "cannot watch camera=%s folder=%s with inotify: %s (see fs.inotify.max_user_watches"
+                " in edged check-config); polling it every %.0fs instead",
+                self.name,
+                root,
+                exc.strerror or exc,
+                self._fallback_poll_s,
+            )
+            self._polled = True
+            polled = PolledWatch(self._fallback_poll_s)
+            await asyncio.to_thread(polled.watch, handler, root)
+            return polled.stop
+        self._polled = False
+        return lambda: self._shared.unwatch(handler, watch)
 
     async def _watch(self, queue: asyncio.Queue[tuple[str, str]], folder: tuple[int, int]) -> None:
         """Until the folder is gone (deleted, replaced, unmounted)."""
@@ -177,7 +169,7 @@ class FolderSource:
             if kind == "tree":
                 await self._seen_tree(path)
             elif self._naming.identify(path) is not None:
-                await self._seen(path, closed=kind == "closed" and not self._camera.poll)
+                await self._seen(path, closed=kind == "closed" and not self._polled)
 
     async def _folder_id(self) -> tuple[int, int] | None:
         """Device and inode of the folder; None while it is missing."""

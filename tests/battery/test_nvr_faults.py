@@ -534,6 +534,95 @@ async def test_a_folder_missing_at_start_then_deleted_and_made_again_is_watched_
     assert len(daemon.lines("folder missing")) == 1
 
 
+# ---- many folder cameras, and a watch that cannot be set ---------------------------------------
+
+FOLDER_CAMERAS = int(os.environ.get("EDGED_FOLDER_CAMERAS", "500"))
+
+
+def inotify_instances(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd) == "anon_inode:inotify"
+    return count
+
+
+async def test_five_hundred_folder_cameras_share_one_inotify_instance_and_each_is_watched(
+    emulator: Emulator, tmp_path: Path
+):
+    """More folder cameras than fs.inotify.max_user_instances (128): one watchdog observer,
+    one inotify instance for all of them; a recording written into any one is queued."""
+    root = tmp_path / "nvr"
+    cameras = "cameras:\n"
+    for index in range(FOLDER_CAMERAS):
+        folder = root / f"site{index // 50}" / f"cam{index:03d}"
+        (folder / "2024-05-01").mkdir(parents=True)
+        cameras += f"  - {{name: cam{index:03d}, folder: {folder}, settle: 1s, since: 1h}}\n"
+    config = write_config(tmp_path, emulator.url, api_key=RIGHT_KEY, extra=cameras)
+    emulator.options.api_key = None
+    async with Daemon.running(config) as daemon:
+
+        def all_watching() -> bool:
+            return len(daemon.lines("catch-up camera=cam")) >= FOLDER_CAMERAS
+
+        await daemon.until(all_watching, f"{FOLDER_CAMERAS} cameras watching", timeout_s=120)
+        assert inotify_instances(daemon.process.pid) == 1
+        for index in (0, FOLDER_CAMERAS // 2, FOLDER_CAMERAS - 1):
+            name = f"cam{index:03d}"
+            folder = root / f"site{index // 50}" / name / "2024-05-01"
+            await write_recording(folder / f"{name}-0001.mp4", name)
+
+        expected = sorted(f"cam{i:03d}" for i in (0, FOLDER_CAMERAS // 2, FOLDER_CAMERAS - 1))
+
+        async def queued() -> bool:
+            return sorted(c["camera"] for c in await daemon.clips()) == expected
+
+        await daemon.until(queued, "the recordings queued", timeout_s=60)
+        peak_mb = daemon.rss_kib() / 1024
+    assert not daemon.lines("cannot watch")
+    print(f"\n{FOLDER_CAMERAS} folder cameras: one inotify instance, peak RSS {peak_mb:.0f} MB")
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 and not shutil.which("setpriv"),
+    reason="as root, needs setpriv (util-linux) to run edged as an unprivileged user",
+)
+async def test_a_folder_that_cannot_be_watched_is_polled_and_the_other_cameras_run_on(
+    emulator: Emulator, shared_dir: Path
+):
+    """A camera folder edged's user may not read gets no inotify watch (inotify would take it
+    and never report an event): that camera is polled, with one error line, its recordings
+    are queued once the folder is made readable, and edged and the other cameras run on."""
+    user = None
+    state = shared_dir / "state"
+    state.mkdir()
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam(UNPRIVILEGED)
+        user = UNPRIVILEGED
+        os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    locked, open_ = shared_dir / "locked", shared_dir / "open"
+    for folder in (locked, open_):
+        folder.mkdir()
+    locked.chmod(0o000)
+    cameras = (
+        f"cameras:\n  - {{name: locked, folder: {locked}, settle: 1s, since: 1h}}\n"
+        f"  - {{name: open, folder: {open_}, settle: 1s, since: 1h}}\n"
+    )
+    config = write_config(shared_dir, emulator.url, api_key=RIGHT_KEY, extra=cameras)
+    config.chmod(0o644)
+    emulator.options.api_key = None
+    async with Daemon.running(config, user=user) as daemon:
+        await daemon.until(lambda: daemon.lines("cannot watch camera=locked"), "an error line")
+        sent = await write_recording(open_ / "open-0001.mp4", "open")
+        await daemon.until(daemon.states({"open-0001.mp4": "done"}), "the other camera's clip")
+        await asyncio.to_thread(locked.chmod, 0o755)  # the operator fixes the permissions
+        late = await write_recording(locked / "locked-0001.mp4", "locked")
+        await daemon.until(daemon.states({"locked-0001.mp4": "done"}), "the polled camera's clip")
+    [line] = daemon.lines("cannot watch camera=locked")
+    assert "polling it every" in line and "ERROR" in line, line
+    assert accepted(emulator) == Counter({sent: 1, late: 1})
+
+
 # ---- a big archive at start ----------------------------------------------------------------
 
 CATCH_UP_FILES = int(os.environ.get("EDGED_CATCHUP_FILES", "5000"))

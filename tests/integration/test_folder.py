@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -12,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers.api import ObservedWatch
 
 from edged.clip import Clip, ClipState
 from edged.config import parse_config
@@ -19,6 +22,7 @@ from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
 from edged.samples import make_clip
 from edged.sources.folder import FolderSource
+from edged.sources.folder_watch import SharedObserver
 from tests.conftest import eventually, run_edged, write_config
 
 
@@ -399,3 +403,54 @@ async def test_writer_pausing_longer_than_settle_is_not_queued_early(
     await asyncio.to_thread(_write_in_chunks, target, data[half:], True, 1024)
     [clip] = await settled_count(db, 1)
     assert clip.size == len(data)
+
+
+class WatchLimit(SharedObserver):
+    """The kernel's inotify watch limit (fs.inotify.max_user_watches), reached for one folder."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self._refused = refused
+
+    def watch(self, handler: FileSystemEventHandler, path: str) -> ObservedWatch:
+        if path == self._refused:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        return super().watch(handler, path)
+
+
+async def test_folder_cameras_share_one_observer_and_a_refused_watch_falls_back_to_polling(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.ERROR, logger="edged.sources.folder")
+    folders = {name: tmp_path / name for name in ("full", "fine", "also")}
+    cameras = "".join(
+        f"  - {{name: {name}, folder: {folder}, settle: 0.3s, since: 1h}}\n"
+        for name, folder in folders.items()
+    )
+    config = parse_config(f"api: {{api_key: k}}\ncameras:\n{cameras}")
+    for folder in folders.values():
+        folder.mkdir()
+    observer = WatchLimit(str(folders["full"]))
+    db = AsyncLedger(await asyncio.to_thread(Ledger, tmp_path / "state"))
+    sources = [
+        FolderSource(db, camera, tick_s=0.05, observer=observer, fallback_poll_s=0.2)
+        for camera in config.cameras
+    ]
+    tasks = [asyncio.create_task(source.run()) for source in sources]
+    try:
+        for source in sources:
+            await asyncio.wait_for(source.ready.wait(), 20)
+        assert observer.watches == 2  # the two others share one observer
+        data = await recording(tmp_path)
+        for name, folder in folders.items():
+            await asyncio.to_thread((folder / f"{name}.mp4").write_bytes, data)
+        queued = await settled_count(db, 3)
+        assert sorted(clip.camera for clip in queued) == ["also", "fine", "full"]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await db.aclose()
+    assert observer.watches == 0
+    [line] = [r.getMessage() for r in caplog.records if "cannot watch" in r.getMessage()]
+    assert "camera=full" in line and "inotify watch limit reached" in line and "polling" in line
