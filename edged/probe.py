@@ -18,7 +18,7 @@ import av
 
 from edged.errors import EdgedError
 from edged.mp4boxes import looks_like_mp4, mp4_incomplete_reason
-from edged.regular_files import NotRegularFile, open_regular
+from edged.regular_files import TRANSIENT_ERRNOS, NotRegularFile, open_regular
 
 #: FFmpeg demuxer names of the containers accepted (one of a format's names must be here).
 #: FFmpeg is told to try no other demuxer: a playlist or concat list would otherwise open
@@ -103,6 +103,8 @@ def _probe(name: str, handle: BinaryIO, size: int) -> VideoInfo:
                 title=container.metadata.get("title"),
             )
     except av.FFmpegError as exc:
+        if exc.errno in TRANSIENT_ERRNOS:  # a read that failed, not a file that is bad
+            raise OSError(exc.errno, exc.strerror or str(exc)) from exc
         reason = exc.strerror or str(exc)
         raise ClipRejected(f"{name}: not a readable video ({reason}): {_ACCEPTED}") from exc
 

@@ -22,6 +22,22 @@ from edged.errors import EdgedError
 
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
+#: Errors that say nothing about the file: edged is out of descriptors (EMFILE, ENFILE),
+#: short of memory, or a share stumbled (EIO, ESTALE, ETIMEDOUT). Such a file is tried
+#: again, never judged.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.EIO,
+        errno.ESTALE,
+        errno.ETIMEDOUT,
+        errno.EAGAIN,
+        errno.EINTR,
+    }
+)
+
 
 class NotRegularFile(EdgedError):
     """The path is not a regular file inside its folder: it is never read."""

@@ -19,7 +19,7 @@ from edged.clip import Clip, NewClip
 from edged.config import CameraConfig
 from edged.ledger_async import AsyncLedger
 from edged.probe import ClipRejected, probe_video
-from edged.regular_files import kind_of, opened_regular
+from edged.regular_files import TRANSIENT_ERRNOS, kind_of, opened_regular
 from edged.source_check import fingerprint_of
 from edged.sources.presets import PathTemplate, camera_allowed
 from edged.timeouts import within
@@ -161,6 +161,8 @@ async def examine(
     except ClipRejected as exc:
         return Examined(Verdict.INCOMPLETE, reason=str(exc))
     except OSError as exc:
+        if exc.errno in TRANSIENT_ERRNOS:  # out of descriptors, a share's hiccup: look again
+            return Examined(Verdict.CHANGING, reason=exc.strerror or str(exc))
         return Examined(Verdict.INCOMPLETE, reason=exc.strerror or str(exc))
     if start is None:  # the file was finished at its mtime
         start = datetime.fromtimestamp(st.st_mtime - info.duration_s, UTC)
