@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from edged.ledger_async import AsyncLedger
 from edged.matcher import Match, Reading, read_result, select_present, summarize
 from edged.timeouts import within
 from edged.verdict import one_line
-from edged.verdict_stats import without_verdict_streak
+from edged.verdict_stats import count_reading, without_verdict_streak
 
 __all__ = ["AlertPolicy", "Analyzer", "Plan", "build_alerts", "finish_clip", "plan_alerts"]
 
@@ -175,8 +176,14 @@ def finish_clip(
     alerts = build_alerts(
         clip, plan.text, plan.raised, policy, install_id, now, snapshots, plan.reading
     )
-    detail = plan.reading.detail() if plan.reading is not None else None
-    ledger.mark_done(clip.id, extra=lambda conn: outbox.enqueue(conn, alerts, now), detail=detail)
+    reading = plan.reading
+
+    def queue(conn: sqlite3.Connection) -> None:
+        outbox.enqueue(conn, alerts, now)
+        if reading is not None:
+            count_reading(conn, reading.has_verdict)
+
+    ledger.mark_done(clip.id, extra=queue, detail=reading.detail() if reading else None)
     return list(plan.raised)
 
 

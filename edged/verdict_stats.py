@@ -1,16 +1,19 @@
-"""How results were read, from the ledger: each clip's `done` event carries, as JSON, whether
-its result had a valid verdict (edged/matcher.py `Reading.detail`). Blocking; ledger thread."""
+"""How results were read, in the ledger. Two counters in `meta`, kept in the transaction that
+marks each clip done, so reading them costs nothing however large the ledger grows; and each
+clip's `done` event detail (JSON: whether its result had a valid verdict, why not, the prose
+mentions), for `edged status`. Blocking; on the ledger's thread."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 
 from edged.ledger import Ledger
 
+TOTAL = "results_without_verdict"
+STREAK = "results_without_verdict_in_a_row"
 _VERDICT = "CASE WHEN json_valid(e.detail) THEN json_extract(e.detail, '$.verdict') END"
-#: How far back a run of results without a verdict is counted.
-STREAK_LOOKBACK = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,34 +22,44 @@ class NoVerdict:
     camera: str
     status: str  # missing, invalid, conflict
     problem: str | None
-    mentions: tuple[str, ...]  # "Alice: «the sentence naming her»"
+    mentions: tuple[str, ...]  # "Alice: the sentence naming her"
+
+
+def count_reading(conn: sqlite3.Connection, has_verdict: bool) -> None:
+    """Inside the transaction that marks the clip done."""
+    if not has_verdict:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key)"
+            " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (TOTAL,),
+        )
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+        " DO UPDATE SET value = CASE WHEN ? THEN '0' ELSE CAST(value AS INTEGER) + 1 END",
+        (STREAK, "0" if has_verdict else "1", has_verdict),
+    )
 
 
 def without_verdict_total(ledger: Ledger) -> int:
-    rows = ledger.execute(
-        f"SELECT COUNT(*) AS n FROM events e WHERE e.kind='done' AND {_VERDICT} != 'ok'"
-    )
-    return int(rows[0]["n"]) if rows else 0
+    return int(ledger.get_meta(TOTAL) or 0)
 
 
 def without_verdict_streak(ledger: Ledger) -> int:
-    """Results without a valid verdict since the last one with a verdict (newest first)."""
-    rows = ledger.execute(
-        f"SELECT {_VERDICT} AS verdict FROM events e WHERE e.kind='done'"
-        " ORDER BY e.id DESC LIMIT ?",
-        (STREAK_LOOKBACK,),
-    )
-    streak = 0
-    for row in rows:
-        if row["verdict"] is None:
-            continue  # done before results were read this way
-        if row["verdict"] == "ok":
-            break
-        streak += 1
-    return streak
+    """Results without a valid verdict since the last one with a verdict."""
+    return int(ledger.get_meta(STREAK) or 0)
+
+
+def verdict_health(ledger: Ledger) -> dict[str, int]:
+    """For /healthz: reported, not judged (a service that ignores the format still works)."""
+    return {
+        "results_without_verdict": without_verdict_total(ledger),
+        "without_verdict_in_a_row": without_verdict_streak(ledger),
+    }
 
 
 def recent_without_verdict(ledger: Ledger, count: int = 5) -> list[NoVerdict]:
+    if not without_verdict_total(ledger):
+        return []
     rows = ledger.execute(
         f"SELECT e.clip_id, c.camera, e.detail FROM events e JOIN clips c ON c.id = e.clip_id"
         f" WHERE e.kind='done' AND {_VERDICT} != 'ok' ORDER BY e.id DESC LIMIT ?",
@@ -70,11 +83,3 @@ def recent_without_verdict(ledger: Ledger, count: int = 5) -> list[NoVerdict]:
             )
         )
     return found
-
-
-def verdict_health(ledger: Ledger) -> dict[str, int]:
-    """For /healthz: reported, not judged (a service that ignores the format still works)."""
-    return {
-        "results_without_verdict": without_verdict_total(ledger),
-        "without_verdict_in_a_row": without_verdict_streak(ledger),
-    }
