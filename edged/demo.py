@@ -175,7 +175,8 @@ async def run_demo() -> int:
     with tempfile.TemporaryDirectory(prefix="edged-demo-") as tmp:
         work = Path(tmp)
         await asyncio.to_thread(_prepare, work)
-        options = EmulatorOptions(callback_delay_s=0.3)
+        # Callbacks in every shape the service documents, mixed, as a real run may see them.
+        options = EmulatorOptions(callback_delay_s=0.3, callback_shape="mixed")
         async with run_emulator(options) as emulator:
             callback_port = _free_port()
             config = parse_config(
