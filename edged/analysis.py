@@ -33,7 +33,15 @@ from edged.timeouts import within
 from edged.verdict import one_line
 from edged.verdict_stats import count_reading, without_verdict_streak
 
-__all__ = ["AlertPolicy", "Analyzer", "Plan", "build_alerts", "finish_clip", "plan_alerts"]
+__all__ = [
+    "AlertPolicy",
+    "Analyzer",
+    "Plan",
+    "build_alerts",
+    "commit_clip",
+    "finish_clip",
+    "plan_alerts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -169,22 +177,35 @@ def finish_clip(
     plan: Plan | None = None,
     snapshots: Mapping[str, Snapshot] | None = None,
 ) -> list[Match]:
-    """Blocking: queue the clip's alerts and mark it done, in one transaction. Returns the
-    matches that raised alerts."""
+    """Blocking, all in the caller's thread: queue the clip's alerts and mark it done, in one
+    transaction. Returns the matches that raised alerts."""
     plan = plan if plan is not None else plan_alerts(ledger, clip, policy)
     install_id = ledger.install_id()
     alerts = build_alerts(
         clip, plan.text, plan.raised, policy, install_id, now, snapshots, plan.reading
     )
-    reading = plan.reading
+    detail = plan.reading.detail() if plan.reading is not None else None
+    commit_clip(ledger, clip, alerts, now, plan.reading, detail)
+    return list(plan.raised)
+
+
+def commit_clip(
+    ledger: Ledger,
+    clip: Clip,
+    alerts: Sequence[outbox.NewAlert],
+    now: float,
+    reading: Reading | None,
+    detail: str | None,
+) -> None:
+    """Blocking, SQL only (the ledger's thread): the alerts, the verdict counters and `done`,
+    in one transaction."""
 
     def queue(conn: sqlite3.Connection) -> None:
         outbox.enqueue(conn, alerts, now)
         if reading is not None:
             count_reading(conn, reading.has_verdict)
 
-    ledger.mark_done(clip.id, extra=queue, detail=reading.detail() if reading else None)
-    return list(plan.raised)
+    ledger.mark_done(clip.id, extra=queue, detail=detail)
 
 
 class Analyzer:
@@ -242,7 +263,12 @@ class Analyzer:
                 taken = await asyncio.to_thread(self._snapshots.take, clip, alert_id, at_s)
                 if taken is not None:
                     pictures[match.person] = taken
-        await self._db.run(finish_clip, ledger, clip, self._policy, self._clock(), plan, pictures)
+        now = self._clock()
+        alerts = await asyncio.to_thread(
+            build_alerts, clip, text, plan.raised, self._policy, install_id, now, pictures, reading
+        )
+        detail = reading.detail()
+        await self._db.run(commit_clip, ledger, clip, alerts, now, reading, detail)
         names = ", ".join(m.person for m in plan.raised) or "nobody"
         log.info("done camera=%s clip=%s alerts: %s", clip.camera, clip.id, names)
         if not reading.has_verdict:
