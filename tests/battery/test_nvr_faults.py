@@ -448,6 +448,8 @@ def _hostile_entries(folder: Path, private: Path) -> None:
     )
     (folder / "list.ffconcat").write_text(f"ffconcat version 1.0\nfile {private / 'secret.mp4'}\n")
     os.mkfifo(folder / "pipe.mp4")
+    # A name that would colour the terminal and start a forged log line if printed as it is.
+    (folder / "red\x1b[31m\n2026-01-01 00:00:00,000 ERROR forged.txt").write_text("x" * 100)
 
 
 @pytest.mark.parametrize("poll", [False, True], ids=["inotify", "polling"])
@@ -487,6 +489,8 @@ async def test_links_fifos_text_and_playlists_in_the_folder_are_never_read_or_se
                 f"{name} refused",
             )
         await daemon.until(lambda: daemon.lines("ignoring camera=nvr", "slow.mp4", "FIFO"), "FIFO")
+        escaped = "red\\x1b[31m\\n2026-01-01 00:00:00,000 ERROR forged.txt"
+        await daemon.until(lambda: daemon.lines("skipping camera=nvr", escaped), "escaped name")
         # The camera still works after all of it.
         later = await write_recording(folder / "later.mp4", "later", how="in-place")
         await daemon.until(daemon.states({"later.mp4": "done"}), "later.mp4 done")
@@ -494,6 +498,11 @@ async def test_links_fifos_text_and_playlists_in_the_folder_are_never_read_or_se
 
     assert sorted(Path(c["path"]).name for c in clips) == ["after.mp4", "later.mp4"]
     assert accepted(emulator) == Counter({after: 1, later: 1})
+    log = daemon.log()
+    assert "\x1b" not in log and not [
+        line for line in log.splitlines() if "ERROR forged" in line[:40]
+    ]
+
     assert secret not in accepted(emulator)
     assert len(daemon.lines("ignoring camera=nvr", "front-0001.mp4")) == 1
 

@@ -20,7 +20,7 @@ from edged.clip import Clip, ClipState
 from edged.config import parse_config
 from edged.ledger import Ledger
 from edged.ledger_async import AsyncLedger
-from edged.samples import make_clip
+from edged.samples import make_clip, make_padded_file
 from edged.sources.folder import FolderSource
 from edged.sources.folder_watch import SharedObserver
 from tests.conftest import eventually, run_edged, write_config
@@ -454,3 +454,17 @@ async def test_folder_cameras_share_one_observer_and_a_refused_watch_falls_back_
     assert observer.watches == 0
     [line] = [r.getMessage() for r in caplog.records if "cannot watch" in r.getMessage()]
     assert "camera=full" in line and "inotify watch limit reached" in line and "polling" in line
+
+
+async def test_an_mp4_whose_last_box_extends_to_the_end_is_queued_once_settled(
+    run_source: Sources, tmp_path: Path
+):
+    """A complete recording followed by a box of size 0 (ISO/IEC 14496-12: to the end of the
+    file; here the zeros of bench/upload_rss.py's padded sample) is a finished recording once
+    it has settled."""
+    db = await run_source("    since: 1h\n", settle="0.5s")
+    scratch = tmp_path / "scratch" / "padded.mp4"
+    await asyncio.to_thread(make_padded_file, scratch, 300_000, seconds=1)
+    await asyncio.to_thread(scratch.rename, tmp_path / "nvr" / "padded.mp4")
+    [clip] = await settled_count(db, 1)
+    assert clip.size == 300_000 and clip.duration_s == pytest.approx(1.0, abs=0.2)
