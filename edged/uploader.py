@@ -307,10 +307,10 @@ class Uploader:
     async def _pause(self, why: PauseReason, reason: str) -> None:
         """Every upload waits; one try every auth_retry_s, or at once on a reload."""
         first = self._paused is None
-        self._paused = why
-        if first:
+        if self._paused is not why:  # a new pause, or another reason for it
             await self._db.run(self._db.ledger.set_pause, why.value, reason, self._clock())
             self._pause_on_record = True
+        self._paused = why
         if not self._auth_ok.is_set():
             return
         self._auth_ok.clear()
