@@ -191,3 +191,20 @@ async def test_caption_callback_with_a_wrong_task_id_is_refused(listener):
     url, db, clip = listener
     assert await _post(url, {**CAPTION_OK, "task_id": "someone-else"}) == 409
     assert (await db.run(db.ledger.get, clip.id)).state is ClipState.SUBMITTED
+
+
+async def test_check_config_says_which_listener_runs_and_what_has_no_effect(tmp_path: Path):
+    from tests.conftest import run_edged, write_config
+
+    config = write_config(
+        tmp_path, "http://127.0.0.1:9", api_extra='  reasoning_effort: "3"\n  mode: sync\n'
+    )
+    code, out, err = await run_edged("check-config", "-c", str(config))
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if line.startswith("# ")]
+    assert any("public listener: none (api.mode sync" in line for line in notes), out
+    assert any("api.reasoning_effort has no effect" in line for line in notes), out
+    assert any("callback.public_url has no effect" in line for line in notes), out
+    async_config = write_config(tmp_path, "http://127.0.0.1:9")
+    code, out, _ = await run_edged("check-config", "-c", str(async_config))
+    assert "# public listener: port" in out and "has no effect" not in out
