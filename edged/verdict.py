@@ -187,14 +187,6 @@ class Verdict(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class Fence:
-    start: int  # of the opening ```
-    end: int  # after the closing ```
-    lang: str
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
 class Found:
     """The verdict of a text, or why there is none ("missing", "invalid", "conflict")."""
 
@@ -204,17 +196,10 @@ class Found:
     bare: bool = False  # the whole answer is the verdict: there is no prose
 
 
-def fences(text: str) -> list[Fence]:
-    """Closed fenced blocks, in order. Linear in the text: every part of the pattern is
-    possessive, so nothing is tried twice, and an unclosed fence fails once, at its end."""
-    return [
-        Fence(m.start(), m.end(), m.group(1).strip().casefold(), m.group(2))
-        for m in _FENCED.finditer(text)
-    ]
-
-
 def strip_fences(text: str) -> str:
-    """The text with every closed fenced block replaced by a line break."""
+    """The text with every closed fenced block replaced by a line break. Linear in the text:
+    every part of the pattern is possessive, so nothing is tried twice, and an unclosed fence
+    fails once, at its end."""
     return _FENCED.sub("\n", text)
 
 
