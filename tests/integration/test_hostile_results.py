@@ -83,6 +83,7 @@ def nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+@pytest.mark.slow  # about a second per case: 109 clips through the whole pipeline
 @pytest.mark.parametrize("names", list(GROUPS), ids=["+".join(map(nfc, n)) for n in GROUPS])
 async def test_every_corpus_case_end_to_end(
     names: tuple[str, ...], emulator: Emulator, clip_factory, ledger: Ledger, tmp_path: Path
