@@ -68,3 +68,23 @@ def test_another_size_is_a_change_and_unfingerprinted_clips_are_not_checked(
         assert changed_since_queued(own_clip, handle.fileno()) is None
     with path.open("rb") as handle:
         assert fingerprint_of(handle.fileno(), 1200) == file_fingerprint(path, 1200)
+
+
+def test_a_link_put_in_place_of_a_queued_recording_is_a_change(tmp_path: Path) -> None:
+    """The uploader opens the clip's path: a symlink there (even to an identical copy of the
+    recording) leads to another file, and that file is not sent under the clip."""
+    (tmp_path / "nvr").mkdir()
+    path = tmp_path / "nvr" / "rec.mp4"
+    path.write_bytes(os.urandom(5000))
+    clip = clip_of(path, file_fingerprint(path, 5000))
+    copy = tmp_path / "elsewhere.mp4"
+    copy.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(copy)
+    with path.open("rb") as handle:  # as the uploader opens it: the link is followed
+        reason = changed_since_queued(clip, handle.fileno())
+    assert reason == f"source changed since it was queued: the path now leads to {copy}"
+    path.unlink()
+    os.link(copy, path)  # the same file under its own name again: fine
+    with path.open("rb") as handle:
+        assert changed_since_queued(clip, handle.fileno()) is None
