@@ -28,6 +28,8 @@ COMMAND_FIELDS = (
     "time",
     "instance",
     "summary",
+    "title",
+    "threat_level",
 )
 #: The name of alerts for people who match no reference person.
 UNKNOWN_PERSON = "unknown"

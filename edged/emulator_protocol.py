@@ -231,7 +231,10 @@ def script_text(
         )
     text = " ".join(lines)
     if verdicts:
-        text += "\n\n```json\n" + json.dumps({"persons": verdicts}) + "\n```\n"
+        seen = [v["name"] for v in verdicts if v["present"]]
+        title = f"{' and '.join(seen)} at the door" if seen else "Someone passes by"
+        verdict = {"persons": verdicts, "title": title, "threat_level": 0}
+        text += "\n\n```json\n" + json.dumps(verdict) + "\n```\n"
     return text
 
 

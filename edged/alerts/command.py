@@ -84,6 +84,8 @@ def alert_fields(alert: Alert, snapshots: SnapshotStore | None) -> dict[str, obj
         "time": payload.get("seen_at") or "",
         "instance": payload.get("instance") or "",
         "summary": payload.get("summary") or "",
+        "title": payload.get("title") or "",
+        "threat_level": "" if payload.get("threat_level") is None else str(payload["threat_level"]),
     }
 
 

@@ -58,7 +58,16 @@ async def test_control_characters_reach_webhook_log_and_command_as_printable_tex
     caplog.set_level(logging.WARNING, logger="edged.alert")
     script, record = tmp_path / "note.py", tmp_path / "noted.json"
     script.write_text(NOTE)
-    argv = [sys.executable, str(script), str(record), "{person}", "{camera}", "{summary}"]
+    argv = [
+        sys.executable,
+        str(script),
+        str(record),
+        "{person}",
+        "{camera}",
+        "{summary}",
+        "{title}",
+        "{threat_level}",
+    ]
     async with Receiver().serve() as receiver:
         sinks = (
             f"    - {{type: webhook, url: {receiver.url}}}\n"
@@ -84,8 +93,9 @@ async def test_control_characters_reach_webhook_log_and_command_as_printable_tex
     assert printable(line) and "opens the gate" in line
 
     noted = json.loads(record.read_text())
-    person, _camera, summary = noted["fields"]
+    person, _camera, summary, title, threat_level = noted["fields"]
     assert person == "Alice" and printable(summary) and "opens the gate" in summary
+    assert (title, threat_level) == (alert["title"], "2") and printable(title)
     stdin = json.loads(noted["stdin"])
     assert (stdin["title"], stdin["threat_level"]) == (alert["title"], 2)
 
