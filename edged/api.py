@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import aiohttp
 
@@ -34,6 +34,7 @@ from edged.api_codes import (
 )
 from edged.envelope import Envelope, parse_envelope
 from edged.errors import EdgedError
+from edged.regular_files import NotRegularFile, open_regular
 from edged.upload_body import FilePayload
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,8 @@ class ApiClient:
         """POST the clip as multipart (`req` JSON part + `files` part), streamed from disk.
         `check` vets the opened file (in a thread) before any byte is sent: what is sent is
         what was opened, whatever happens to the path meanwhile."""
-        handle = await asyncio.to_thread(path.open, "rb")
+        # Only a regular file, never through a link, never waiting on a FIFO swapped in.
+        handle = await asyncio.to_thread(_open_clip, path)
         try:
             if check is not None:
                 problem = await asyncio.to_thread(check, handle.fileno())
@@ -210,6 +212,15 @@ class ApiClient:
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
             raise ApiError(f"{endpoint}: {reason}", Failure.TRANSIENT) from exc
+
+
+def _open_clip(path: Path) -> BinaryIO:
+    """Blocking. Raises FileChanged when the path is no longer a regular file."""
+    try:
+        fd, _ = open_regular(path)
+    except NotRegularFile as exc:
+        raise FileChanged(f"{path.name}: {exc}") from None
+    return os.fdopen(fd, "rb")
 
 
 def _check_answer(endpoint: str, status: int, headers: Any, raw: bytes) -> Envelope:

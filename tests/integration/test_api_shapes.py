@@ -208,3 +208,24 @@ async def test_check_config_says_which_listener_runs_and_what_has_no_effect(tmp_
     async_config = write_config(tmp_path, "http://127.0.0.1:9")
     code, out, _ = await run_edged("check-config", "-c", str(async_config))
     assert "# public listener: port" in out and "has no effect" not in out
+
+
+async def test_upload_reads_only_a_regular_file_never_a_link_or_a_fifo(
+    emulator: Emulator, clip_factory, tmp_path: Path
+):
+    """What the uploader opens is the recording itself: a FIFO swapped in after the probe
+    would have blocked a worker for good, a link would have sent another file."""
+    import asyncio
+    import os
+
+    from edged.api import FileChanged
+
+    clip = await clip_factory()
+    fifo, link = tmp_path / "swapped.mp4", tmp_path / "link.mp4"
+    os.mkfifo(fifo)
+    link.symlink_to(clip)
+    async with ApiClient(emulator.url, "test-key") as api:
+        for path in (fifo, link):
+            with pytest.raises(FileChanged):
+                await asyncio.wait_for(api.upload_file(path, REQUEST), 10)
+    assert emulator.received == []
