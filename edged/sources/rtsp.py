@@ -152,12 +152,13 @@ class RtspSource:
             "timeout": str(int(camera.stall_timeout * 1_000_000)),  # socket I/O, µs
             "analyzeduration": str(int(ANALYZE_S * 1_000_000)),
         }
+        # No `timeout=` here: PyAV implements it with an interrupt callback that FFmpeg calls
+        # on every I/O poll, taking the GIL each time (most of the CPU with many cameras).
+        # FFmpeg's own socket timeout (the `timeout` option) ends a stalled read instead.
         try:
-            container = av.open(
-                self._url,
-                options=options,
-                timeout=(camera.stall_timeout + ANALYZE_S, camera.stall_timeout),
-            )
+            container = av.open(self._url, options=options)
+        except TimeoutError:
+            return SessionEnd(False, f"no answer within {camera.stall_timeout:g}s", None)
         except (av.FFmpegError, OSError) as exc:
             return SessionEnd(False, self._describe(exc), None)
         segmenter: Segmenter | None = None
@@ -194,7 +195,7 @@ class RtspSource:
                 last_at = self._clock()
                 segmenter.feed(packet)
             return SessionEnd(segmenter.streaming, "the camera ended the stream", last_at)
-        except av.ExitError:
+        except TimeoutError:  # FFmpeg's socket timeout (av.error.TimeoutError is one)
             reason = f"stalled: no packet for {camera.stall_timeout:g}s"
             return SessionEnd(segmenter is not None and segmenter.streaming, reason, last_at)
         except (av.FFmpegError, OSError) as exc:
