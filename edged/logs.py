@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -228,6 +229,15 @@ def _log_crash(
     )
 
 
+def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook: a worker thread's crash goes through the formatter too."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+    logging.getLogger("edged").critical("thread %s crashed", name, exc_info=exc_info)
+
+
 def configure(
     *, level: str = "INFO", json_lines: bool = False, secrets: Iterable[str] = ()
 ) -> Redactor:
@@ -243,4 +253,5 @@ def configure(
     # aiohttp's access log would print every probe of the public listener.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     sys.excepthook = _log_crash
+    threading.excepthook = _log_thread_crash
     return redactor

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 
 import pytest
 
@@ -144,3 +145,23 @@ def test_alert_lines_of_the_log_sink_are_never_held_back() -> None:
             ("Alice", camera, 0.9, clip, "t", "id", "none", "s"), None,
         )  # fmt: skip
         assert repeat.filter(line)
+
+
+def test_a_crashing_thread_is_logged_by_the_formatter(capsys: pytest.CaptureFixture[str]) -> None:
+    before = threading.excepthook, sys.excepthook
+    try:
+        logs.configure(json_lines=True, secrets=["x9-secret"])
+
+        def crash() -> None:
+            raise RuntimeError("the key x9-secret\nforged line")
+
+        worker = threading.Thread(target=crash, name="worker")
+        worker.start()
+        worker.join()
+        err = capsys.readouterr().err
+    finally:
+        threading.excepthook, sys.excepthook = before
+        logs.configure()
+    (entry,) = [json.loads(line) for line in err.splitlines()]
+    assert entry["level"] == "critical" and entry["message"] == "thread worker crashed"
+    assert "RuntimeError" in entry["exception"] and "x9-secret" not in err
