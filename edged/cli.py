@@ -189,6 +189,7 @@ def _inotify_check(config: Config) -> None:
 def _ledger_command(config: Config, args: argparse.Namespace) -> int:
     from edged.clip import ClipState
     from edged.ledger import LEDGER_FILE, Ledger
+    from edged.logs import redact
     from edged.printable import printable
     from edged.status import build_report, format_report
     from edged.trace import clip_trace
@@ -205,10 +206,12 @@ def _ledger_command(config: Config, args: argparse.Namespace) -> int:
                 return EXIT_RUNTIME
             # Task ids, errors and results come from outside: no escape sequence reaches
             # the operator's terminal.
-            print(printable(trace, keep_newlines=True))
+            # Redacted too: rows written before a secret was configured (or by an older
+            # edged) may hold it.
+            print(printable(redact(trace), keep_newlines=True))
             return EXIT_OK
         if args.command == "status":
-            print(printable(format_report(build_report(ledger)), keep_newlines=True))
+            print(printable(redact(format_report(build_report(ledger))), keep_newlines=True))
             return EXIT_OK
         if not args.clip_ids and not args.failed and not args.skipped:
             print("edged retry: give CLIP_ID…, --failed or --skipped", file=sys.stderr)

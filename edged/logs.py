@@ -110,9 +110,12 @@ class Redactor:
         self._own = frozenset(spelling for secret in secrets for spelling in _spellings(secret))
 
     def __call__(self, text: str) -> str:
-        text = redact_userinfo(text)
+        # The known secrets first: a password with a space or an `@` is found whole, before
+        # the structural pass (which cannot tell where such a password ends) cuts into it.
         pattern = _secrets_pattern(self._own, _configured)
-        return pattern.sub("***", text) if pattern is not None else text
+        if pattern is not None:
+            text = pattern.sub("***", text)
+        return redact_userinfo(text)
 
 
 @functools.lru_cache(maxsize=64)
