@@ -456,20 +456,22 @@ async def test_an_error_envelope_counts_as_an_attempt_and_a_retry_recovers(
 async def test_malformed_duplicate_late_and_lost_callbacks(
     emulator: Emulator, ledger: Ledger, tmp_path: Path
 ):
-    # Late: after callback.result_timeout (2 s) has expired the clip and it was sent again.
+    # Late: after callback.result_timeout (2 s) has expired the clip, it was sent again and
+    # finished with the second upload's result.
     faults = ["malformed", "duplicate:2", "late:5", "drop", "ok"]
     emulator.options.callback_faults = list(faults)
 
     async def ready(delivery: Any) -> bool:
         """A callback leaves once edged committed its upload's task id; the late one once
-        the clip was expired and sent again (a new task id committed): conditions, not
-        margins, so a slow machine cannot turn "late" into "on time"."""
+        the clip was sent again and is done: conditions, not margins, so a slow machine
+        cannot turn "late" into "on time"."""
         scripted = [r.callback_fault for r in emulator.received if r.task_id == delivery.task_id]
-        sql, clip_id = "SELECT task_id FROM clips WHERE id=?", clip_id_of(delivery)
+        sql, clip_id = "SELECT task_id, state FROM clips WHERE id=?", clip_id_of(delivery)
         rows = await asyncio.to_thread(ledger.execute, sql, (clip_id,))
         task = rows[0]["task_id"] if rows else None
         if scripted and scripted[0] == "late:5":
-            return task is not None and task != delivery.task_id
+            done = bool(rows) and rows[0]["state"] == "done"
+            return done and task is not None and task != delivery.task_id
         return bool(scripted) and task == delivery.task_id
 
     async with edged_box(tmp_path, emulator, ledger) as box, callbacks_held(emulator, ready):
@@ -478,7 +480,7 @@ async def test_malformed_duplicate_late_and_lost_callbacks(
         def settled() -> bool:
             counted = Counter(c.task_id for c in emulator.callbacks_sent if c.status is not None)
             late = [r.task_id for r in emulator.received if r.callback_fault == "late:5"]
-            return bool(late) and counted[late[0]] == 4  # the late one, and its 3 retries
+            return bool(late) and counted[late[0]] >= 1  # the late one reached edged
 
         await box.until(box.in_states("done"), "every clip done")
         await box.until(settled, "the late callback and its retries")
@@ -528,7 +530,8 @@ async def test_malformed_duplicate_late_and_lost_callbacks(
     assert [c.status for c in of(task)] == [200, 200, 200]
     assert kinds(await box.events(clip["id"])).count("analyzed") == 1
     # Late and lost: expired, sent again, done with the second upload's result; the late
-    # result of the first upload is refused (its token is no longer the clip's).
+    # result of the first upload, once the clip is done, gets 200 and changes nothing (every
+    # attempt's token stays the clip's: a late result while it still waits is accepted).
     for name in ("late:5", "drop"):
         clip = by_fault[name]
         first, second = accepted(emulator, clip["id"])
@@ -540,7 +543,8 @@ async def test_malformed_duplicate_late_and_lost_callbacks(
             "expired",
         ], name
         if name == "late:5":
-            assert [c.status for c in of(first.task_id)] == [404] * 4
+            assert [c.status for c in of(first.task_id)] == [200]
+            assert kinds(await box.events(clip["id"])).count("analyzed") == 1
         else:
             assert of(first.task_id) == []
     # Never: sent exactly api.max_attempts times, failed with the reason, then retried.
