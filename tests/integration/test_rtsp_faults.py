@@ -96,7 +96,6 @@ async def test_a_camera_that_stops_sending_is_found_stalled_and_reconnected(
         await _part_grows(cams, "porch")
         paused_from = time.time()
         await asyncio.to_thread(server.pause)  # connection open, nothing sent
-        paused_by = time.time()
 
         down = await _outage(cams, "porch", ended=False)
         found_at = time.time()
@@ -105,11 +104,7 @@ async def test_a_camera_that_stops_sending_is_found_stalled_and_reconnected(
         # (FFmpeg hands out what it still held when its socket timed out, so the last packet
         # edged sees comes up to a stall timeout after the camera's real last one.)
         assert found_at >= paused_from + stall_s
-        assert paused_from <= down["started_at"] <= min(found_at, paused_by + stall_s + 1.0), (
-            down,
-            paused_from,
-            found_at,
-        )
+        assert paused_from <= down["started_at"] <= found_at, (down, paused_from, found_at)
         await wait_clips(cams, "porch", 1)
         (partial,) = await cams.clips("porch")
         assert 0 < partial["duration_s"] < CLIP_S
