@@ -9,10 +9,15 @@ from typing import Any
 from edged.printable import without_surrogates
 
 SUCCESS_CODES = frozenset({"0", "0000", "200"})
+#: A callback's `status` that means success (the caption page documents 0; -1 is failure).
+SUCCESS_STATUSES = SUCCESS_CODES | {"success", "ok"}
 #: Longest code, message and id kept from an answer: anything longer is not one.
 CODE_LIMIT = 32
 MSG_LIMIT = 500
 ID_LIMIT = 200
+#: More tokens than any one clip's analysis uses: a count past it is not believed (and could
+#: overflow the ledger's sums).
+MAX_TOKENS = 2**31
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,26 +33,36 @@ class Envelope:
 def parse_envelope(body: Any) -> Envelope:
     """Read any of the envelope shapes API.md lists; never raises on odd shapes.
 
-    Success is `code` 0/"0"/"0000"/200, `success: true`, or (the caption callback)
-    `status: 0`; an explicit failure (`failed: true`, `success: false`, a `status` other
-    than 0) wins over a success code. Strings are cleaned of lone surrogates and numbers
+    Success is `code` 0/"0"/"0000"/200, or without a code a success `status` (the caption
+    callback's 0) or `success: true`; an error code wins over `success: true`, and an
+    explicit failure (`failed: true`, `success: false`, a `status` such as -1) over a success
+    code. Strings are cleaned of lone surrogates and numbers
     of non-finite values, so whatever is kept can be stored."""
     if not isinstance(body, dict):
         return Envelope(False, None, f"answer is not a JSON object: {_clip(body)}", None, None)
     code_text = _code_text(body.get("code"))
     status_text = _code_text(body.get("status"))
-    ok = body.get("success") is True or code_text in SUCCESS_CODES
-    if code_text is None and status_text is not None:
-        code_text, ok = status_text, status_text == "0"
-    elif status_text is not None and status_text != "0":
+    code_ok = None if code_text is None else code_text in SUCCESS_CODES
+    status_ok = None if status_text is None else status_text.lower() in SUCCESS_STATUSES
+    if code_ok is not None:  # a code says most, and an error code wins over `success: true`
+        ok = code_ok
+    elif status_ok is not None:
+        ok = status_ok
+    else:
+        ok = body.get("success") is True
+    if status_ok is False:  # {"code": "0000", "status": -1}: the analysis failed
         ok = False
+        if code_ok is not False:  # an error code says more than the bare -1
+            code_text = status_text
+    if code_text is None:
+        code_text = status_text
     if body.get("failed") is True or body.get("success") is False:
         ok = False
-    msg = _text(body.get("msg") or body.get("message") or "", MSG_LIMIT) or ""
+    msg = _text(_first_text(body.get("msg"), body.get("message")), MSG_LIMIT)
     data = _mapping(body.get("data"))
     inner_value = data.get("data")
     inner = _mapping(inner_value)
-    if inner.get("success") is False:
+    if data.get("success") is False or inner.get("success") is False:
         ok = False
     task_id = _first_str(
         data.get("task_id"), body.get("task_id"), data.get("taskId"), body.get("taskId")
@@ -69,6 +84,16 @@ def parse_envelope(body: Any) -> Envelope:
     )
     tokens = _tokens(tokens_raw) if tokens_raw is not None else {}
     return Envelope(ok, code_text, msg, task_id, text, tokens)
+
+
+def _first_text(*values: Any) -> str:
+    """The first non-empty message; a message that is not text is shown as JSON would be."""
+    for value in values:
+        if isinstance(value, str) and value:
+            return value
+        if value not in (None, "", [], {}):
+            return _clip(value)
+    return ""
 
 
 def _code_text(value: Any) -> str | None:
@@ -103,8 +128,8 @@ def _tokens(raw: dict[str, Any]) -> dict[str, int | None]:
         value = raw.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
-        if not math.isfinite(value) or not 0 <= value < 2**53:
-            return None  # NaN, 1e999 or a negative count: not a usage figure
+        if not math.isfinite(value) or not 0 <= value < MAX_TOKENS:
+            return None  # NaN, 1e999, a negative or absurd count: not a usage figure
         return int(value)
 
     return {"input": number("input"), "output": number("output"), "total": number("total")}
