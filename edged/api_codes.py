@@ -50,12 +50,15 @@ class Meaning:
     pause: PauseReason | None = None
     #: At most this many tries of one clip end in this code before it fails.
     max_tries: int | None = None
+    #: Whether a try that ends so counts against api.max_attempts (the service being busy or
+    #: away is not the clip's fault).
+    counted: bool = True
 
 
 _REFUSED = Meaning(Failure.PAUSED, "authorization invalid", PauseReason.REFUSED_KEY)
 _NO_CREDIT = Meaning(Failure.PAUSED, "not enough points", PauseReason.NO_CREDIT)
 _DUPLICATE = Meaning(Failure.DUPLICATE, "duplicate request")
-_BUSY = Meaning(Failure.TRANSIENT, "too busy")
+_BUSY = Meaning(Failure.TRANSIENT, "too busy", counted=False)
 
 #: Business codes of the v1.2 "Code" page.
 BUSINESS_CODES: dict[str, Meaning] = {
@@ -77,7 +80,7 @@ HTTP_CODES: dict[int, Meaning] = {
     402: _NO_CREDIT,
     403: Meaning(Failure.PAUSED, "forbidden", PauseReason.REFUSED_KEY),
     405: Meaning(Failure.PERMANENT, "method not allowed"),
-    408: Meaning(Failure.TRANSIENT, "request timeout"),
+    408: Meaning(Failure.TRANSIENT, "request timeout", counted=False),
     409: _DUPLICATE,
     413: Meaning(Failure.PERMANENT, "payload too large"),
     415: Meaning(Failure.PERMANENT, "unsupported media type"),
@@ -95,7 +98,7 @@ def meaning_of_status(status: int) -> Meaning | None:
     if status in HTTP_CODES:
         return HTTP_CODES[status]
     if status >= 500:
-        return Meaning(Failure.TRANSIENT, "server error")
+        return Meaning(Failure.TRANSIENT, "server error", counted=False)
     if 400 <= status < 500:
         return Meaning(Failure.PERMANENT, "client error")
     return UNKNOWN  # 1xx/3xx where an answer was expected

@@ -82,6 +82,7 @@ class Uploader:
         self._auth_ok.set()
         self._paused: PauseReason | None = None
         self._pause_on_record = True  # a pause of an earlier run may still be in the ledger
+        self._paused_at = 0.0
         self._probe: asyncio.TimerHandle | None = None
         self._stopping = asyncio.Event()
         # When the service first refused or failed to answer since it last accepted a clip.
@@ -159,10 +160,23 @@ class Uploader:
             # Shut down mid-upload: give the clip back so the next start sends it first.
             await asyncio.shield(self._db.run(self._db.ledger.release, clip.id, "interrupted"))
             raise
+        except Exception as exc:
+            # Something this clip's answer brought that edged did not foresee: it must cost
+            # this clip an attempt, not stop every camera's uploads (and, at each restart,
+            # again: the clip would be first in line).
+            log.exception("upload went wrong camera=%s clip=%s", clip.camera, clip.id)
+            reason = f"internal error while uploading: {type(exc).__name__}: {exc}"
+            return await self._retry(clip, reason, None, counted=True)
 
     async def _upload(self, clip: Clip, progress: ProgressFn | None) -> Outcome:
         settings = self._settings
         ledger = self._db.ledger
+        started = self._clock()
+        if clip.attempts > settings.max_attempts:
+            # Attempts are counted before the work runs: only uploads cut off by crashes get
+            # a clip here, and one that crashes edged every time must not loop for ever.
+            reason = f"gave up after {clip.attempts - 1} attempts, the last cut off by a crash"
+            return await self._fail(clip, reason)
         if self._guardrails is not None:
             verdict = await self._db.run(self._guardrails.check, ledger, clip, self._clock())
             if verdict is not None:
@@ -206,7 +220,7 @@ class Uploader:
             return await self._retry(clip, f"reading the clip failed: {exc}", None, counted=True)
 
         await self._service_is_up()
-        await self._unpaused()
+        await self._unpaused(started)
         if sync:
             await self._db.run(ledger.mark_submitted, clip.id, envelope.task_id)
             await self._db.run(
@@ -236,10 +250,11 @@ class Uploader:
         tries = exc.meaning.max_tries
         if tries is not None and clip.attempts >= tries:
             return await self._fail(clip, f"{exc} (gave up after {clip.attempts} attempts)")
-        # The service answering with an error envelope counts against the clip; the service
-        # being down, overloaded or unreachable does not (it is retried for as long as it lasts).
-        answered = exc.status is not None and exc.status < 300
-        return await self._retry(clip, str(exc), exc.retry_after_s, counted=answered)
+        # An answer about this clip counts against it; the service being busy, down or
+        # unreachable does not (it is retried for as long as that lasts), however it says so:
+        # 0429 in an envelope and HTTP 429 alike.
+        counted = exc.status is not None and exc.meaning.counted
+        return await self._retry(clip, str(exc), exc.retry_after_s, counted=counted)
 
     async def _service_is_up(self) -> None:
         """After an outage each waiting clip has its own backoff, up to its cap: without
@@ -304,9 +319,15 @@ class Uploader:
         )
         return Outcome.DUPLICATE
 
+    async def pause(self, why: PauseReason, reason: str) -> None:
+        """Pause every upload from outside (a callback reporting no credit)."""
+        await self._pause(why, reason)
+
     async def _pause(self, why: PauseReason, reason: str) -> None:
         """Every upload waits; one try every auth_retry_s, or at once on a reload."""
         first = self._paused is None
+        if first:
+            self._paused_at = self._clock()
         if self._paused is not why:  # a new pause, or another reason for it
             await self._db.run(self._db.ledger.set_pause, why.value, reason, self._clock())
             self._pause_on_record = True
@@ -326,10 +347,16 @@ class Uploader:
         loop = asyncio.get_running_loop()
         self._probe = loop.call_later(self._settings.auth_retry_s, self._auth_ok.set)
 
-    async def _unpaused(self) -> None:
+    async def _unpaused(self, upload_started: float) -> None:
         if not self._pause_on_record:
             return
+        if self._paused is not None and upload_started < self._paused_at:
+            return  # begun before the pause: it says nothing of whether it is over
         why, self._paused = self._paused, None
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+        self._auth_ok.set()
         await self._db.run(self._db.ledger.set_pause, None, None, self._clock())
         self._pause_on_record = False
         if why is not None:
