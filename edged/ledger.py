@@ -145,10 +145,13 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
                 " updated_at=? WHERE id=?",
                 (ClipState.UPLOADING, token, now, now, row["id"]),
             )
+            # Numbered by issue, not by the attempts counter (which an untried upload gives
+            # back): every URL the service was ever given stays known.
             conn.execute(
-                "INSERT OR REPLACE INTO callback_tokens (clip_id, attempt, token, issued_at)"
-                " SELECT id, attempts, ?, ? FROM clips WHERE id=?",
-                (token, now, row["id"]),
+                "INSERT INTO callback_tokens (clip_id, attempt, token, issued_at)"
+                " SELECT ?, COALESCE(MAX(attempt), 0) + 1, ?, ? FROM callback_tokens"
+                " WHERE clip_id=?",
+                (row["id"], token, now, row["id"]),
             )
             self._event(conn, row["id"], "uploading", None)
             taken = conn.execute("SELECT * FROM clips WHERE id=?", (row["id"],)).fetchone()
@@ -273,6 +276,25 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
             next_attempt_at=retry_at,
             from_states=(ClipState.UPLOADING, ClipState.SUBMITTED),
         )
+
+    def analysis_refused(self, clip_id: int, reason: str) -> None:
+        """The service would not analyse the clip for a reason of the account's (no credit):
+        back to the queue, its attempt given back, for when uploads resume."""
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, attempts=MAX(attempts-1, 0), last_error=?,"
+                " next_attempt_at=NULL, updated_at=? WHERE id=? AND state IN (?, ?)",
+                (
+                    ClipState.QUEUED,
+                    reason,
+                    self._clock(),
+                    clip_id,
+                    ClipState.UPLOADING,
+                    ClipState.SUBMITTED,
+                ),
+            )
+            if cursor.rowcount:
+                self._event(conn, clip_id, "released", reason)
 
     def _move(
         self,

@@ -96,7 +96,7 @@ CREATE INDEX alerts_by_camera_person ON alerts (camera, person, sink, state, eve
 CALLBACK_TOKENS = """
 CREATE TABLE callback_tokens (
     clip_id   INTEGER NOT NULL REFERENCES clips (id),
-    attempt   INTEGER NOT NULL,
+    attempt   INTEGER NOT NULL, -- the n-th callback URL issued for the clip
     token     TEXT NOT NULL,
     task_id   TEXT,
     issued_at REAL NOT NULL,

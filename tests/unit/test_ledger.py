@@ -162,3 +162,22 @@ def test_timings_are_recorded(ledger: Ledger, clock: FakeClock) -> None:
     assert times["upload_finished_at"] - times["upload_started_at"] == 2
     assert times["callback_at"] - times["upload_finished_at"] == 3
     assert ledger.integrity_ok()
+
+
+def test_every_callback_url_issued_stays_known_when_an_attempt_is_given_back(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    """An untried upload gives its attempt back; the token it was sent with must not be
+    overwritten by the next one (the service may still call back on it)."""
+    clip_id = add(ledger)
+    first = ledger.take_for_upload()
+    assert first is not None
+    ledger.mark_retry(clip_id, "HTTP 503", clock() - 1, counted=False)
+    second = ledger.take_for_upload()
+    assert second is not None and second.attempts == first.attempts
+    ledger.release(clip_id, "refused key")
+    third = ledger.take_for_upload()
+    assert third is not None
+    issued = [token for token, _ in ledger.issued_tokens(clip_id)]
+    assert issued == [third.callback_token, second.callback_token, first.callback_token]
+    assert len(set(issued)) == 3
