@@ -15,11 +15,12 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from edged.alerts.snapshot_store import SnapshotStore
+from edged.api_codes import PAUSE_ADVICE, PauseReason, meaning_of_code
 from edged.backoff import full_jitter
 from edged.clip import AWAITING_RESULT_STATES, HAS_RESULT_STATES, Clip
 from edged.envelope import Envelope, parse_envelope
@@ -41,6 +42,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{22}")
 SERVER_NAME = "edged"
 
 ResultHook = Callable[[int], None]
+PauseHook = Callable[[PauseReason, str], Awaitable[None]]
 
 
 def _not_found() -> web.Response:
@@ -84,6 +86,8 @@ class CallbackApp:
         self.rejections = rejections or Rejections()
         self.limits = limits or ListenerLimits()
         self._callbacks = callbacks
+        #: Pauses every upload when a callback reports the account's problem (the uploader's).
+        self.on_pause: PauseHook | None = None
         # Not of the token form, so no request can ever match it.
         self._decoy = "!" + secrets.token_urlsafe(16)[1:]
 
@@ -193,6 +197,14 @@ class CallbackApp:
         if not latest:
             # An earlier attempt failed; the latest one may still succeed: nothing changes.
             log.warning("%s (an earlier attempt) camera=%s clip=%s", reason, clip.camera, clip.id)
+            return web.json_response({"ok": True})
+        meaning = meaning_of_code(envelope.code)
+        if meaning.pause is not None:
+            # Refused for the account's sake (no credit, a refused key): not the clip's fault.
+            reason = f"{reason}: {meaning.what}; {PAUSE_ADVICE[meaning.pause]}"
+            await self._db.run(self._db.ledger.analysis_refused, clip.id, reason)
+            if self.on_pause is not None:
+                await self.on_pause(meaning.pause, reason)
             return web.json_response({"ok": True})
         retry_at = None
         if clip.attempts < self._max_attempts:

@@ -136,6 +136,7 @@ async def run_daemon(
                 upload_settings(config),
                 guardrails=guardrails(config),
             )
+            callbacks.on_pause = uploader.pause
             quota = StorageQuota(db, config.storage)
 
             def clip_added() -> None:
