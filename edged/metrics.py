@@ -98,7 +98,8 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
         snap.cameras_down[row["camera"]] = 1 if row["open"] else 0
     day_start = now - (now % 86400)
     tokens = ledger.execute(
-        "SELECT COALESCE(SUM(tokens_total), 0) AS n FROM results WHERE received_at >= ?",
+        # TOTAL (a float), not SUM: a sum of hostile counts must not overflow and stop edged.
+        "SELECT TOTAL(tokens_total) AS n FROM results WHERE received_at >= ?",
         (day_start,),
     )
     snap.tokens_today = int(tokens[0]["n"])

@@ -75,8 +75,9 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
         ),
     )
     tokens = ledger.execute(
-        "SELECT COALESCE(SUM(tokens_total), 0) AS n,"
-        " COALESCE(SUM(CASE WHEN received_at >= ? THEN tokens_total END), 0) AS today"
+        # TOTAL (a float), not SUM: hostile counts must not overflow and break the report.
+        "SELECT TOTAL(tokens_total) AS n,"
+        " TOTAL(CASE WHEN received_at >= ? THEN tokens_total END) AS today"
         " FROM results",
         (utc_day_start(time.time()),),
     )
