@@ -138,7 +138,7 @@ def split_host_port(listen: str) -> tuple[str, int]:
     """'0.0.0.0:8080' -> ('0.0.0.0', 8080); '[::]:8080' -> ('::', 8080)."""
     host, sep, port = listen.rpartition(":")
     bad = ValueError(f"expected host:port, e.g. 0.0.0.0:8080 or [::]:8080, got {listen!r}")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise bad
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

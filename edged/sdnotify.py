@@ -27,7 +27,9 @@ class Notifier:
             address = "\0" + address[1:]  # abstract namespace
         self._address = address
         usec = env.get("WATCHDOG_USEC", "")
-        self.watchdog_s = int(usec) / 1_000_000 if usec.isdigit() and int(usec) > 0 else None
+        self.watchdog_s = (
+            int(usec) / 1_000_000 if usec.isascii() and usec.isdigit() and int(usec) > 0 else None
+        )
 
     @property
     def enabled(self) -> bool:

@@ -133,7 +133,7 @@ class SnapshotStore:
     def verify(self, file: str, expires: str, signature: str, now: float) -> Path | None:
         """The file a signed link names, if the signature is right and not expired."""
         path = self.path(file)
-        if path is None or not expires.isdigit() or len(expires) > 12:
+        if path is None or not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             return None
         expected = self._sign(file, int(expires))
         if not hmac.compare_digest(expected.encode(), signature.encode()):
