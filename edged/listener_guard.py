@@ -6,10 +6,11 @@ connection here is wrapped: outside a request handler it must complete a request
 within `head_timeout_s` of opening or of its last answer (which also bounds an idle
 keep-alive and a slow reader of the answer); bodies are read under `body_timeout_s` by
 the handler itself. One remote address holds at most `max_per_address` connections and
-the listener `max_connections`: past either, a new connection closes the oldest one not
-inside a handler of the address holding the most (its own, at the per-address cap), so
-whoever floods the listener pushes out only their own connections, never a request in
-progress and never the cloud's callback from another address.
+the listener `max_connections`. Past the first a new connection is refused; past the
+second it pushes out the oldest connection not inside a handler of an address holding at
+least as many as the newcomer's would, so whoever floods the listener, from one address or
+hundreds, pushes out only connections like their own: never a request in progress, and
+never keeps out the cloud's callback from an address that holds few.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class ListenerLimits:
     max_connections: int = 256
     max_per_address: int = 64
 
+
+#: How many idle connections a newcomer at the cap looks through for one to push out.
+MAX_SCAN = 4096
 
 #: Called with the reason a connection was closed: "head_timeout", "evicted", "refused".
 CloseHook = Callable[[str], None]
@@ -106,9 +110,8 @@ class ConnectionGuard:
         self.limits = limits
         self._on_close = on_close
         self._open: dict[int, _Guarded] = {}  # by id() of aiohttp's protocol
-        # Per remote address: its connections not inside a handler, oldest first.
-        self._idle: dict[str, OrderedDict[int, _Guarded]] = {}
-        self._count: Counter[str] = Counter()
+        self._idle: OrderedDict[int, _Guarded] = OrderedDict()  # not in a handler, oldest first
+        self._count: Counter[str] = Counter()  # connections per remote address
 
     @property
     def open_connections(self) -> int:
@@ -118,34 +121,34 @@ class ConnectionGuard:
         return lambda: _Guarded(self, inner)
 
     def admit(self, conn: _Guarded) -> bool:
-        """Whether a new connection may stay, making room for it if it is fair to. An address
-        at its cap is refused; at the listener's cap, a newcomer pushes out the oldest idle
-        connection of the address holding the most, if that address holds more than the
-        newcomer's would (so a flood from a few addresses cannot churn, and cannot keep out
-        an address that holds few, such as the cloud's)."""
+        """Whether a new connection may stay, making room for it if that is fair. An address
+        at its cap is refused. At the listener's cap, the newcomer pushes out the oldest idle
+        connection of an address that holds at least as many as the newcomer's would: an
+        address holding few (such as the cloud's) always gets in, one holding many can only
+        push out its peers, and a request in a handler is never cut."""
         address = conn.address
         if self._count[address] >= self.limits.max_per_address:
             self._report("refused")
             return False
         if len(self._open) < self.limits.max_connections:
             return True
-        crowded = max(self._count, key=lambda a: (self._count[a], bool(self._idle.get(a))))
-        idle = self._idle.get(crowded)
-        if not idle or self._count[crowded] <= self._count[address] + 1:
-            self._report("refused")
-            return False
-        _, oldest = idle.popitem(last=False)
-        self._report("evicted")
-        oldest.abort()
-        self._forget(oldest)
-        return True
+        need = self._count[address] + 1
+        for scanned, victim in enumerate(self._idle.values()):
+            if scanned >= MAX_SCAN:
+                break
+            if self._count[victim.address] >= need:
+                self._report("evicted")
+                victim.abort()
+                self._forget(victim)
+                return True
+        self._report("refused")
+        return False
 
     def opened(self, conn: _Guarded) -> None:
-        address = conn.address
         key = id(conn.inner)
         self._open[key] = conn
-        self._count[address] += 1
-        self._idle.setdefault(address, OrderedDict())[key] = conn
+        self._count[conn.address] += 1
+        self._idle[key] = conn
         conn.arm(self.limits.head_timeout_s)
 
     def closed(self, conn: _Guarded) -> None:
@@ -156,15 +159,10 @@ class ConnectionGuard:
         if self._open.get(key) is not conn:
             return
         del self._open[key]
-        address = conn.address
-        idle = self._idle.get(address)
-        if idle is not None:
-            idle.pop(key, None)
-            if not idle:
-                del self._idle[address]
-        self._count[address] -= 1
-        if self._count[address] <= 0:
-            del self._count[address]
+        self._idle.pop(key, None)
+        self._count[conn.address] -= 1
+        if self._count[conn.address] <= 0:
+            del self._count[conn.address]
 
     def expired(self, conn: _Guarded) -> None:
         if conn.busy:
@@ -186,13 +184,13 @@ class ConnectionGuard:
             return await handler(request)
         conn.busy += 1
         conn.disarm()
-        self._idle.get(conn.address, OrderedDict()).pop(key, None)
+        self._idle.pop(key, None)
         try:
             return await handler(request)
         finally:
             conn.busy -= 1
             if not conn.busy and self._open.get(key) is conn:
-                self._idle.setdefault(conn.address, OrderedDict())[key] = conn
+                self._idle[key] = conn
                 conn.arm(self.limits.head_timeout_s)
 
 
