@@ -304,7 +304,7 @@ class Emulator:
         return web.json_response([dataclasses.asdict(item) for item in self.callbacks_sent])
 
     async def _get_options(self, request: web.Request) -> web.Response:
-        return web.json_response(self.options.to_json())
+        return web.json_response(_shown(self.options))
 
     async def _post_options(self, request: web.Request) -> web.Response:
         try:
@@ -317,9 +317,18 @@ class Emulator:
         except OptionError as exc:
             return web.json_response({"code": "1001", "msg": str(exc)}, status=400)
         log.info("options changed: %s", ", ".join(sorted(changes)))
-        return web.json_response(self.options.to_json())
+        return web.json_response(_shown(self.options))
 
     async def _post_reset(self, request: web.Request) -> web.Response:
         self.received.clear()
         self.callbacks_sent.clear()
         return web.json_response({"code": 0, "msg": "success"})
+
+
+def _shown(options: EmulatorOptions) -> dict[str, Any]:
+    """The options as the control endpoints show them: whoever reaches the port must not
+    learn the key the emulator expects."""
+    shown = options.to_json()
+    if shown.get("api_key") is not None:
+        shown["api_key"] = "***"
+    return shown

@@ -41,7 +41,11 @@ def bad_request(msg: str, code: str = "1001") -> Rejection:
 
 def http_error(status: int) -> Rejection:
     """An injected HTTP failure, worded like a gateway would word it."""
-    return Rejection(status, str(status), HTTPStatus(status).phrase.lower())
+    try:
+        phrase = HTTPStatus(status).phrase.lower()
+    except ValueError:  # a status HTTP does not name (e.g. 599)
+        phrase = "error"
+    return Rejection(status, str(status), phrase)
 
 
 def _is_http_url(value: object) -> bool:

@@ -138,3 +138,27 @@ async def test_0001_is_retried_once_then_the_clip_fails_with_the_reason(
         clip = (await edged.rows("SELECT * FROM clips"))[0]
         assert clip["attempts"] == 2 and "parameter error" in clip["last_error"]
         assert len(emulator.received) == 2
+
+
+async def test_too_busy_in_an_envelope_costs_no_attempt_as_http_429_does(
+    tmp_path: Path, emulator: Emulator
+):
+    """0429 inside an HTTP 200 means what HTTP 429 means: the service is busy, not the clip
+    at fault; it is retried for as long as that lasts and no attempt is counted."""
+    emulator.options.update({"refuse_code": "0429"})
+    async with running_edged(tmp_path, emulator.url) as edged:
+        await edged.add_clip("gate-000.mp4")
+
+        def busy_answers() -> int:
+            return sum(r.error == "too busy" for r in emulator.received)
+
+        # As many busy answers as api.max_attempts (3): counted, they would fail the clip.
+        await edged.until(lambda: busy_answers() >= 3, "three busy answers", 60)
+        emulator.options.update({"refuse_code": None})
+
+        async def done() -> bool:
+            return bool(await edged.rows("SELECT 1 FROM clips WHERE state='done'"))
+
+        await edged.until(done, "the clip done once the service is no longer busy", 60)
+        clip = (await edged.rows("SELECT attempts FROM clips"))[0]
+        assert busy_answers() >= 3 and clip["attempts"] == 1

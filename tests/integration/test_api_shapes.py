@@ -133,14 +133,18 @@ FLAGGED_FAILED = {"code": "0000", "success": False, "failed": True, "msg": "no"}
 
 
 @pytest.fixture
-async def listener(tmp_path: Path) -> AsyncIterator[tuple[str, AsyncLedger, Clip]]:
+async def listener(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[str, AsyncLedger, Clip, CallbackApp]]:
     db = AsyncLedger(Ledger(tmp_path / "state"))
     await db.run(db.ledger.add_clip, NewClip("cam", tmp_path / "c.mp4", 10))
     clip = await db.run(db.ledger.take_for_upload)
     await db.run(db.ledger.mark_submitted, clip.id, "task-1")
-    server = CallbackServer(CallbackApp(db, max_attempts=3), "127.0.0.1", 0)
+    app = CallbackApp(db, max_attempts=3)
+    server = CallbackServer(app, "127.0.0.1", 0)
     async with server:
-        yield f"http://127.0.0.1:{server.port}/callbacks/{clip.id}/{clip.callback_token}", db, clip
+        url = f"http://127.0.0.1:{server.port}/callbacks/{clip.id}/{clip.callback_token}"
+        yield url, db, clip, app
     await db.aclose()
 
 
@@ -162,7 +166,7 @@ async def _post(url: str, body: dict[str, Any]) -> int:
 async def test_success_shapes_are_results_with_text_and_tokens(
     listener, body: dict[str, Any], text: str, total: int
 ):
-    url, db, clip = listener
+    url, db, clip, _app = listener
     assert await _post(url, body) == 200
     stored = await db.run(db.ledger.get, clip.id)
     result = await db.run(db.ledger.result, clip.id)
@@ -180,7 +184,7 @@ async def test_success_shapes_are_results_with_text_and_tokens(
     ids=["caption-status-minus-1", "vendor-error-code", "success-false"],
 )
 async def test_failure_shapes_resubmit_the_clip(listener, body: dict[str, Any]):
-    url, db, clip = listener
+    url, db, clip, _app = listener
     assert await _post(url, body) == 200
     stored = await db.run(db.ledger.get, clip.id)
     assert stored.state is ClipState.RETRY_WAIT and "analysis failed" in stored.last_error
@@ -188,7 +192,7 @@ async def test_failure_shapes_resubmit_the_clip(listener, body: dict[str, Any]):
 
 
 async def test_caption_callback_with_a_wrong_task_id_is_refused(listener):
-    url, db, clip = listener
+    url, db, clip, _app = listener
     assert await _post(url, {**CAPTION_OK, "task_id": "someone-else"}) == 409
     assert (await db.run(db.ledger.get, clip.id)).state is ClipState.SUBMITTED
 
@@ -229,3 +233,35 @@ async def test_upload_reads_only_a_regular_file_never_a_link_or_a_fifo(
             with pytest.raises(FileChanged):
                 await asyncio.wait_for(api.upload_file(path, REQUEST), 10)
     assert emulator.received == []
+
+
+async def test_a_callback_saying_no_credit_pauses_uploads_and_gives_the_attempt_back(listener):
+    url, db, clip, app = listener
+    pauses: list[tuple[PauseReason, str]] = []
+
+    async def paused(why: PauseReason, reason: str) -> None:
+        pauses.append((why, reason))
+
+    app.on_pause = paused
+    body = {"status": -1, "code": "0402", "msg": "not enough points", "task_id": "task-1"}
+    assert await _post(url, body) == 200
+    stored = await db.run(db.ledger.get, clip.id)
+    assert stored.state is ClipState.QUEUED and stored.attempts == clip.attempts - 1
+    assert [why for why, _ in pauses] == [PauseReason.NO_CREDIT]
+    assert "out of credit" in stored.last_error
+
+
+async def test_the_emulators_options_do_not_show_the_key_and_odd_statuses_are_answered(
+    emulator: Emulator, clip_factory
+):
+    emulator.options.update({"api_key": "sk-secret", "fail_next": [599, 499]})
+    options_url = f"{emulator.url}/_emulator/options"
+    async with aiohttp.ClientSession() as http, http.get(options_url) as answer:
+        text = await answer.text()
+    assert "sk-secret" not in text and json.loads(text)["api_key"] == "***"
+    clip = await clip_factory()
+    async with ApiClient(emulator.url, "sk-secret") as api:
+        for expected in (Failure.TRANSIENT, Failure.PERMANENT):
+            with pytest.raises(ApiError) as caught:
+                await api.upload_file(clip, AnalysisRequest("u", "s", CALLBACK))
+            assert caught.value.failure is expected and caught.value.status in (599, 499)
