@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import textwrap
 from fractions import Fraction
@@ -414,15 +413,6 @@ def test_bad_person_images(tmp_path: Path) -> None:
         f"persons[2].image (line 5): {tmp_path}/fake.png is not a PNG image"
         " (its content does not match)",
         "persons[3].image (line 6): expected a .jpg, .jpeg or .png image, got 'bob.gif'",
-    ]
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_person_image(tmp_path: Path) -> None:
-    image = write_jpeg(tmp_path / "a.jpg")
-    image.chmod(0)
-    assert problems(MINIMAL + "persons:\n  - {name: A, image: a.jpg}\n", base_dir=tmp_path) == [
-        f"persons[0].image (line 3): cannot read image {image}: Permission denied"
     ]
 
 
