@@ -160,7 +160,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edged.daemon import DaemonError, run_daemon
 
         try:
-            return asyncio.run(run_daemon(config, config_path=args.config or default_config_path()))
+            return asyncio.run(
+                run_daemon(
+                    config,
+                    config_path=args.config or default_config_path(),
+                    grace_s=config.api.shutdown_grace,
+                )
+            )
         except DaemonError as exc:
             print(f"edged: {exc}", file=sys.stderr)
             return EXIT_USAGE

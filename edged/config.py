@@ -103,6 +103,8 @@ class ApiConfig(_Section):
     max_duration: Timeout = 7200.0
     #: While uploads are paused (refused key, no credit, no permission): one try this often.
     pause_probe_interval: Timeout = 300.0
+    #: On a stop, how long uploads in flight and the results they wait for are given.
+    shutdown_grace: Timeout = 20.0
 
 
 class CallbackConfig(_Section):

@@ -220,7 +220,7 @@ class Emulator:
             draft.file_name = URL(req["video_url"]).name or None
         if options.error_envelope_rate and self._rng.random() < options.error_envelope_rate:
             raise Rejection(200, "5001", "internal error")
-        text = options.text
+        text = options.texts.get(draft.file_name or "", options.text)
         if text is None:
             text = script_text(
                 req.get("persons", []),

@@ -54,6 +54,8 @@ class EmulatorOptions:
     max_duration_s: float = 7200.0
     drop_connection_rate: float = 0.0
     text: str | None = None
+    # The answer's text per uploaded file name, before `text`: many clips, each its own text.
+    texts: dict[str, str] = field(default_factory=dict)
     # A whole outage: every API request is refused for `outage_s` from when it is set, with
     # `outage_statuses` one after the other in equal parts (503 for the first half, then 429).
     outage_s: float = 0.0
@@ -224,6 +226,12 @@ def _int_tuple(name: str, value: object) -> tuple[int, ...]:
     return tuple(_int_list(name, value))
 
 
+def _str_dict(name: str, value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise OptionError(f"{name}: expected an object of file names to texts")
+    return {_str(name, key): _str(name, text) for key, text in value.items()}
+
+
 def _str_list(name: str, value: object) -> list[str]:
     if not isinstance(value, list):
         raise OptionError(f"{name}: expected a list of strings")
@@ -241,6 +249,7 @@ _CONVERTERS: dict[str, Callable[[str, object], object]] = {
     "tuple[int, ...]": _int_tuple,
     "list[int]": _int_list,
     "list[str]": _str_list,
+    "dict[str, str]": _str_dict,
 }
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in dataclasses.fields(EmulatorOptions)}
 

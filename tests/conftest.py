@@ -126,7 +126,7 @@ def write_config(
     port = callback_port or free_port()
     path = tmp_path / "config.yaml"
     path.write_text(
-        f"api:\n  base_url: {api_url}\n  api_key: {api_key}\n{api_extra}"
+        f"api:\n  base_url: {api_url}\n  api_key: {api_key}\n  shutdown_grace: 5s\n{api_extra}"
         f"callback:\n  listen: 127.0.0.1:{port}\n  public_url: http://127.0.0.1:{port}\n"
         f"storage:\n  dir: {tmp_path / 'state'}\n"
         f"metrics:\n  listen: 127.0.0.1:{free_port()}\n{extra}"

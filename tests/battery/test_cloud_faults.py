@@ -163,6 +163,7 @@ def _config_text(tmp_path: Path, api_url: str, folder: Path, metrics: str, **ove
     }
     return (
         f"api:\n  base_url: {api_url}\n  api_key: test-key\n  max_attempts: {s['max_attempts']}\n"
+        "  shutdown_grace: 5s\n"
         f"  max_concurrent_uploads: {s['workers']}\n  request_timeout: {s['request_timeout']}\n"
         f"callback:\n  listen: 127.0.0.1:{port}\n  public_url: http://127.0.0.1:{port}\n"
         f"  result_timeout: {s['result_timeout']}\n"
