@@ -634,7 +634,7 @@ async def test_a_folder_that_cannot_be_watched_is_polled_and_the_other_cameras_r
 
 # ---- a big archive at start ----------------------------------------------------------------
 
-CATCH_UP_FILES = int(os.environ.get("EDGED_CATCHUP_FILES", "5000"))
+CATCH_UP_FILES = int(os.environ.get("EDGED_CATCHUP_FILES", "2000"))
 
 
 def _archive(folder: Path, count: int, data: bytes) -> None:

@@ -17,7 +17,7 @@ from tests.conftest import run_edged
 pytestmark = pytest.mark.timeout(150)
 
 #: How long the emulator refuses with 0402; probes every PROBE.
-CREDIT_OUT_S = 20.0
+CREDIT_OUT_S = 12.0
 PROBE = "  pause_probe_interval: 2s\n"
 
 
