@@ -68,6 +68,18 @@ class Edged:
 
         await eventually(probe, timeout_s=timeout_s, interval_s=0.1, what=what)
 
+    async def clip_in(self, name: str, state: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """The ledger's row of recording `name`, once it is in `state`."""
+        found: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            rows = await self.rows("SELECT * FROM clips WHERE path LIKE ?", f"%/{name}")
+            found.update(rows[0] if rows else {})
+            return found.get("state") == state
+
+        await self.until(reached, f"{name} {state}", timeout_s)
+        return found
+
     def logged(self, text: str) -> int:
         return sum(text in line for line in self.stderr)
 

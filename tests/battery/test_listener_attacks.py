@@ -97,13 +97,7 @@ async def test_forged_tokens_on_a_queued_clip_change_nothing(tmp_path: Path, emu
         await edged.add_clip("gate-001.mp4")
         await edged.until(lambda: edged.logged("uploads paused") > 0, "uploads to pause")
 
-        async def released() -> bool:
-            clip = await state_of(edged, "gate-001.mp4")
-            return clip is not None and clip["state"] == "queued"
-
-        await edged.until(released, "the clip back in the queue")
-        clip = await state_of(edged, "gate-001.mp4")
-        assert clip is not None
+        clip = await edged.clip_in("gate-001.mp4", "queued")
         before = await edged.dump()
         for what, token in FORGED.items():
             status = await post(
@@ -154,11 +148,7 @@ async def test_an_earlier_attempts_late_result_is_kept_and_saves_an_upload(
 
         await edged.until(attempt_two_answered, "attempt 2's callback answered")
 
-        async def done() -> bool:
-            found = await state_of(edged, "gate-001.mp4")
-            return found is not None and found["state"] == "done"
-
-        await edged.until(done, "the clip done")
+        await edged.clip_in("gate-001.mp4", "done")
         results = await edged.rows("SELECT task_id, text FROM results")
         assert results == [{"task_id": first["task_id"], "text": TEXT}]
         assert len([r for r in emulator.received if r.status == 200]) == 2
@@ -195,13 +185,7 @@ async def test_slow_heads_bodies_and_idle_connections_are_closed(
     async with running_edged(tmp_path, emulator.url, callback=LIMITS) as edged:
         await edged.add_clip("gate-001.mp4")
 
-        async def submitted() -> bool:
-            found = await state_of(edged, "gate-001.mp4")
-            return found is not None and found["state"] == "submitted"
-
-        await edged.until(submitted, "the clip submitted")
-        clip = await state_of(edged, "gate-001.mp4")
-        assert clip is not None
+        clip = await edged.clip_in("gate-001.mp4", "submitted")
         path = f"/callbacks/{clip['id']}/{clip['callback_token']}"
         half_head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Ty".encode()
         assert await _held_open(edged.port, half_head) < 8
@@ -236,13 +220,7 @@ async def test_a_thousand_idle_connections_lock_out_neither_the_cloud_nor_the_ca
     ) as edged:
         await edged.add_clip("gate-001.mp4")
 
-        async def submitted() -> bool:
-            found = await state_of(edged, "gate-001.mp4")
-            return found is not None and found["state"] == "submitted"
-
-        await edged.until(submitted, "the clip submitted")
-        clip = await state_of(edged, "gate-001.mp4")
-        assert clip is not None
+        clip = await edged.clip_in("gate-001.mp4", "submitted")
         writers = []
         try:
             for number in range(1000):
@@ -297,11 +275,7 @@ async def test_sync_mode_opens_no_public_port(tmp_path: Path, emulator: Emulator
     async with running_edged(tmp_path, emulator.url, api="  mode: sync\n") as edged:
         await edged.add_clip("gate-001.mp4")
 
-        async def done() -> bool:
-            found = await state_of(edged, "gate-001.mp4")
-            return found is not None and found["state"] == "done"
-
-        await edged.until(done, "the clip analysed in sync mode")
+        await edged.clip_in("gate-001.mp4", "done")
         assert await _refused(edged.port)
         assert edged.logged("public listener: none") == 1
 
@@ -396,13 +370,7 @@ async def test_escape_sequences_from_outside_never_reach_a_terminal_or_the_log(
     async with running_edged(tmp_path, emulator.url) as edged:
         await edged.add_clip("gate-001.mp4")
 
-        async def submitted() -> bool:
-            found = await state_of(edged, "gate-001.mp4")
-            return found is not None and found["state"] == "submitted"
-
-        await edged.until(submitted, "the clip submitted")
-        clip = await state_of(edged, "gate-001.mp4")
-        assert clip is not None
+        clip = await edged.clip_in("gate-001.mp4", "submitted")
         url = f"{edged.url}/callbacks/{clip['id']}/{clip['callback_token']}"
         assert await post(url, caption(forged)) == 409
         await edged.until(lambda: edged.logged("does not match") > 0, "the mismatch logged")
