@@ -22,7 +22,7 @@ from aiohttp import web
 from edged.alerts.snapshot_store import SnapshotStore
 from edged.api_codes import PAUSE_ADVICE, PauseReason, meaning_of_code
 from edged.backoff import full_jitter
-from edged.clip import AWAITING_RESULT_STATES, HAS_RESULT_STATES, Clip
+from edged.clip import AWAITING_RESULT_STATES, HAS_RESULT_STATES, Clip, ClipState
 from edged.envelope import Envelope, parse_envelope
 from edged.ledger_async import AsyncLedger
 from edged.listener_guard import ConnectionGuard, GuardedSite, ListenerLimits
@@ -202,7 +202,12 @@ class CallbackApp:
         if meaning.pause is not None:
             # Refused for the account's sake (no credit, a refused key): not the clip's fault.
             reason = f"{reason}: {meaning.what}; {PAUSE_ADVICE[meaning.pause]}"
-            await self._db.run(self._db.ledger.analysis_refused, clip.id, reason)
+            await self._db.run(
+                self._db.ledger.release,
+                clip.id,
+                reason,
+                from_states=(ClipState.UPLOADING, ClipState.SUBMITTED),
+            )
             if self.on_pause is not None:
                 await self.on_pause(meaning.pause, reason)
             return web.json_response({"ok": True})
@@ -262,7 +267,7 @@ class CallbackServer:
         *,
         on_close: Callable[[str], None] | None = None,
     ) -> None:
-        self.guard = ConnectionGuard(callbacks.limits, on_close or _log_closed)
+        self.guard = ConnectionGuard(callbacks.limits, on_close or _ClosedLog())
         # aiohttp's own idle timer only after an answer; the guard bounds the rest.
         self._runner = web.AppRunner(
             callbacks.app(self.guard),
@@ -287,12 +292,14 @@ class CallbackServer:
         await self._runner.cleanup()
 
 
-_last_close_log = [0.0]
+class _ClosedLog:
+    """At most a line a minute: a flood of slow clients must not become a flood of lines."""
 
+    def __init__(self) -> None:
+        self._last = -60.0
 
-def _log_closed(reason: str) -> None:
-    # At most a line a minute: a flood of slow clients must not become a flood of lines.
-    now = time.monotonic()
-    if now - _last_close_log[0] >= 60:
-        _last_close_log[0] = now
-        log.warning("callback listener closed a connection: %s", reason)
+    def __call__(self, reason: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= 60:
+            self._last = now
+            log.warning("callback listener closed a connection: %s", reason)

@@ -230,16 +230,25 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
     def mark_failed(self, clip_id: int, reason: str) -> None:
         self._move(clip_id, ClipState.FAILED, reason)
 
-    def release(self, clip_id: int, reason: str) -> None:
+    def release(
+        self,
+        clip_id: int,
+        reason: str,
+        *,
+        from_states: tuple[ClipState, ...] = (ClipState.UPLOADING,),
+    ) -> None:
         """Give an upload back untried (e.g. the API key was refused): the attempt is not
-        the clip's fault, so it is not counted."""
+        the clip's fault, so it is not counted. A submitted clip can be given back too (a
+        callback that refuses for the account's sake, such as no credit)."""
+        marks = ",".join("?" for _ in from_states)
         with self.transaction() as conn:
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE clips SET state=?, attempts=MAX(attempts-1, 0), last_error=?,"
-                " updated_at=? WHERE id=? AND state=?",
-                (ClipState.QUEUED, reason, self._clock(), clip_id, ClipState.UPLOADING),
+                f" next_attempt_at=NULL, updated_at=? WHERE id=? AND state IN ({marks})",
+                (ClipState.QUEUED, reason, self._clock(), clip_id, *from_states),
             )
-            self._event(conn, clip_id, "released", reason)
+            if cursor.rowcount:
+                self._event(conn, clip_id, "released", reason)
 
     def mark_skipped(self, clip_id: int, state: ClipState, reason: str) -> None:
         """Not uploaded by a cost guardrail; the attempt is given back."""
@@ -276,25 +285,6 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
             next_attempt_at=retry_at,
             from_states=(ClipState.UPLOADING, ClipState.SUBMITTED),
         )
-
-    def analysis_refused(self, clip_id: int, reason: str) -> None:
-        """The service would not analyse the clip for a reason of the account's (no credit):
-        back to the queue, its attempt given back, for when uploads resume."""
-        with self.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE clips SET state=?, attempts=MAX(attempts-1, 0), last_error=?,"
-                " next_attempt_at=NULL, updated_at=? WHERE id=? AND state IN (?, ?)",
-                (
-                    ClipState.QUEUED,
-                    reason,
-                    self._clock(),
-                    clip_id,
-                    ClipState.UPLOADING,
-                    ClipState.SUBMITTED,
-                ),
-            )
-            if cursor.rowcount:
-                self._event(conn, clip_id, "released", reason)
 
     def _move(
         self,
