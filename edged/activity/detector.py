@@ -8,10 +8,11 @@ camera's auto-exposure) and sensor noise give no activity; masked pixels are nev
 
 How: each frame is compared with a background that adapts slowly (time constant `adapt_s`).
 Before the comparison the frame is scaled to the background's mean brightness (a global gain)
-and the median difference is removed (a global offset); the noise is the median absolute
-difference (a robust estimate a moving figure does not move), and a pixel changed if it differs
-(after a 3x3 mean) by more than `k` noise sigmas and a small absolute floor, both set by `sensitivity`. A 3x3
-opening then removes specks and thin strokes (noise, a burnt-in clock's digits).
+and the median difference is removed (a global offset). The noise is the median absolute
+difference (robust: a figure covering a few percent does not move it). A pixel changed if the
+3x3 mean of its difference exceeds `k` noise sigmas and an absolute floor (both set by
+`sensitivity`) and its own difference half that; a 3x3 opening then removes specks and thin
+strokes (noise, a burnt-in clock's digits).
 """
 
 from __future__ import annotations
@@ -122,13 +123,14 @@ class Detector:
         diff = _box3(raw)
         # A strided subset is enough for the two medians and keeps them cheap.
         sub = diff[looked][::5]
-        diff -= np.float32(np.median(sub))
-        sigma = _MAD_TO_SIGMA * float(np.median(np.abs(sub - np.median(sub))))
+        offset = np.float32(np.median(sub))
+        diff -= offset
+        raw -= offset
+        sigma = _MAD_TO_SIGMA * float(np.median(np.abs(sub - offset)))
         # Smoothed so that one frame cannot raise its own threshold much.
         self._sigma = sigma if self._sigma == 0.0 else 0.7 * self._sigma + 0.3 * sigma
         threshold = max(self.settings.sigmas * max(self._sigma, 0.5), self.settings.floor)
         magnitude = np.abs(diff)
-        raw -= np.float32(np.median(sub))
         # The mean widens a thin stroke (a clock's digit) to 3 pixels; requiring the pixel's own
         # change too keeps strokes thin, so that the opening removes them.
         changed = _opening((magnitude > threshold) & (np.abs(raw) > threshold / 2)) & looked

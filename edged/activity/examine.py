@@ -110,7 +110,9 @@ def examine_frames(
         if sample_fps is not None:
             if t + 1e-6 < next_t:
                 continue
-            next_t = t + 1.0 / sample_fps
+            # On a fixed grid, so that 2 a second from 5 fps is 2 a second, not every third.
+            while next_t <= t + 1e-6:
+                next_t += 1.0 / sample_fps
         samples.append(detector.feed(_small_gray(frame, width), t))
     if duration_s is None:
         # The last frame stands for a second at most (a keyframe for its group of pictures).
