@@ -12,7 +12,10 @@ and the median difference is removed (a global offset). The noise is the median 
 difference (robust: a figure covering a few percent does not move it). A pixel changed if the
 3x3 mean of its difference exceeds `k` noise sigmas and an absolute floor (both set by
 `sensitivity`) and its own difference half that; a 3x3 opening then removes specks and thin
-strokes (noise, a burnt-in clock's digits).
+strokes (noise, a burnt-in clock's digits). Two guards follow: while the lighting changes, a
+pixel that kept its raw value (an overlay, a saturated lamp) did not move; and a pixel that
+changed in most of the last minute (`_BUSY_S`) is busy (a clock's seconds, a screen, leaves),
+not counted until it calms down. A zone's mask remains the clean way to silence a known spot.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ Floats = npt.NDArray[np.float32]
 
 #: Median absolute deviation to a Gaussian sigma.
 _MAD_TO_SIGMA = 1.4826
+#: |log gain| above which the lighting is changing (5 %): static pixels are then not activity.
+_LIGHTING_CHANGE = 0.05
+#: How long a pixel's habit of changing is remembered, and the share that makes it busy.
+_BUSY_S = 60.0
+_BUSY = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,9 @@ class Detector:
         self._region: Region | None = None
         self._background: Floats | None = None
         self._sigma = 0.0
-        self._last_t: float | None = None
+        # All set by the first frame (and again after a change of size).
+        self._last_t = self._busy_t = 0.0
+        self._previous = self._busy = np.zeros((0, 0), dtype=np.float32)
 
     def feed(self, gray: Gray, t_s: float) -> Sample:
         """Compare one grayscale frame (uint8, height x width) with the background."""
@@ -110,9 +120,10 @@ class Detector:
         frame = gray.astype(np.float32)
         region = self._region_for(frame.shape[1], frame.shape[0])
         background = self._background
-        if background is None or self._last_t is None:
-            self._background = frame
-            self._last_t = t_s
+        if background is None:
+            self._background = self._previous = frame
+            self._busy = np.zeros(frame.shape, dtype=np.float32)
+            self._last_t = self._busy_t = t_s
             return Sample(t_s, 0.0, 0.0, False)
 
         looked = region.analysed
@@ -133,7 +144,17 @@ class Detector:
         magnitude = np.abs(diff)
         # The mean widens a thin stroke (a clock's digit) to 3 pixels; requiring the pixel's own
         # change too keeps strokes thin, so that the opening removes them.
-        changed = _opening((magnitude > threshold) & (np.abs(raw) > threshold / 2)) & looked
+        candidate = (magnitude > threshold) & (np.abs(raw) > threshold / 2)
+        if abs(math.log(max(gain, 1e-3))) > _LIGHTING_CHANGE:
+            # While the lighting changes, a pixel whose value stayed put did not follow it: an
+            # overlay (a clock) or a saturated lamp, not something that moved.
+            candidate &= np.abs(frame - self._previous) > self.settings.floor / 2
+        moved = _opening(candidate) & looked
+        # A pixel that changed in most of the last minute is a clock's seconds, a screen,
+        # leaves in the wind: its own business, not activity (a figure passes in seconds).
+        changed = moved & (self._busy < _BUSY)
+        self._note_busy(moved, t_s)
+        self._previous = frame
 
         area = max(
             float(np.count_nonzero(changed & zone)) / zone_pixels(zone) for zone in region.zones
@@ -144,19 +165,23 @@ class Detector:
         self._adapt(frame, changed, t_s)
         return Sample(t_s, score, area, area >= self.settings.min_area)
 
+    def _note_busy(self, changed: BoolMask, t_s: float) -> None:
+        rate = np.float32(1.0 - math.exp(-max(t_s - self._busy_t, 0.0) / _BUSY_S))
+        self._busy_t = t_s
+        self._busy += rate * (changed.astype(np.float32) - self._busy)
+
     def _region_for(self, width: int, height: int) -> Region:
         region = self._region
         if region is None or (region.width, region.height) != (width, height):
             if region is not None:
                 # A new size (the stream changed): start over rather than compare unlike frames.
                 self._background = None
-                self._last_t = None
             region = Region.build(width, height, self.settings.zones, self.settings.masks)
             self._region = region
         return region
 
     def _adapt(self, frame: Floats, changed: BoolMask, t_s: float) -> None:
-        assert self._background is not None and self._last_t is not None
+        assert self._background is not None
         dt = max(t_s - self._last_t, 0.0)
         self._last_t = t_s
         rate = 1.0 - math.exp(-dt / self.settings.adapt_s)

@@ -115,6 +115,12 @@ class Region:
         masked = np.zeros((height, width), dtype=np.bool_)
         for polygon in masks:
             masked |= polygon.mask(width, height)
+        if masks:
+            # One pixel more all round: scaling down blends a masked spot into its neighbours.
+            grown = np.pad(masked, 1)
+            masked = np.logical_or.reduce(
+                [grown[dy : dy + height, dx : dx + width] for dy in (0, 1, 2) for dx in (0, 1, 2)]
+            )
         drawn = [polygon.mask(width, height) for polygon in zones] or [
             np.ones((height, width), dtype=np.bool_)
         ]

@@ -13,6 +13,8 @@ from edged.activity import ActivityError, Detector, Polygon, Sample, Settings, p
 from tests.activity_scene import Box, Scene, Walker
 
 FLICKER = Box(0.62, 0.12, 0.74, 0.3)
+#: Digits 2 px thick at 320x180, as a 1080p camera's clock is once scaled down.
+CLOCK = Box(0.5, 0.88, 0.98, 0.99)
 #: Darker, and noisier (sensor gain is up): 4 levels of noise at 320x180.
 NIGHT = Scene(seconds=40, gain=((0.0, 0.3),), noise=((0.0, 4.0),))
 
@@ -34,7 +36,11 @@ DISTRACTORS = {
         seconds=40, gain=((5, 1.0), (30, 0.3)), noise=((5, 2), (30, 4))
     ),
     "sudden exposure step": Scene(seconds=40, gain=((0, 1.0), (19.9, 1.0), (20, 1.3))),
-    "burnt-in clock": Scene(seconds=40, clock=Box(0.62, 0.92, 0.98, 0.99)),
+    "burnt-in clock": Scene(seconds=40, clock=CLOCK),
+    # The clock keeps its brightness while the yard darkens: it must not look changed.
+    "burnt-in clock at dusk": Scene(
+        seconds=60, clock=CLOCK, gain=((5, 1.0), (50, 0.3)), noise=((5, 2.0), (50, 4.0))
+    ),
 }
 
 
@@ -53,6 +59,14 @@ def test_a_masked_flicker_is_no_activity_and_the_same_unmasked_is(step_s: float)
     assert len(active_times(samples(scene, None, step_s))) >= 5
 
 
+def test_a_spot_changing_for_minutes_stops_counting() -> None:
+    # An unmasked screen: activity at first, then busy, not activity, for as long as it flickers.
+    scene = Scene(seconds=180, flicker=FLICKER, flicker_period_s=0.7)
+    times = active_times(samples(scene, step_s=1.0))
+    assert any(t < 30 for t in times)
+    assert not any(t > 120 for t in times), times
+
+
 WALKERS = {
     "fast, 3 s across": (Scene(seconds=30), Walker(12, 3)),
     "slow, 40 s across": (Scene(seconds=60), Walker(10, 40)),
@@ -60,7 +74,7 @@ WALKERS = {
     "among all distractors": (
         Scene(
             seconds=40,
-            clock=Box(0.62, 0.92, 0.98, 0.99),
+            clock=CLOCK,
             noise=((0, 4.0),),
             gain=((0, 1.0), (40, 0.6)),
         ),
