@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
 
 
+def _ports_of_this_worker() -> Iterator[int]:
+    """Candidate ports below the kernel's ephemeral range, so that no connection's source
+    port and no `bind(0)` can take one between this pick and the bind of the program under
+    test; under pytest-xdist each worker draws from its own residue class, so two workers
+    never hand out the same port."""
+    ephemeral_low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    low = 10_000 + worker
+    ports = list(range(low, max(low + workers, ephemeral_low), workers))
+    random.shuffle(ports)
+    while True:  # each port once per round, so one test's ports differ from each other
+        yield from ports
+
+
+_PORTS = _ports_of_this_worker()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A localhost TCP port nothing listens on now, for a server a test is about to start."""
+    for port in _PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("unreachable: the port cycle never ends")
 
 
 async def eventually(
