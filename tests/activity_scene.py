@@ -224,8 +224,16 @@ def _interpolate(points: Sequence[tuple[float, float]], t: float) -> float:
     return float(np.interp(t, times, values))
 
 
-def write_video(scene: Scene, path: Path, *, keyframe_s: float = 2.0, crf: int = 23) -> Path:
-    """Encode the scene as H.264 in MP4 with a keyframe every `keyframe_s`; blocking."""
+def write_video(
+    scene: Scene,
+    path: Path,
+    *,
+    keyframe_s: float = 2.0,
+    crf: int = 23,
+    maxrate_kbit: int | None = None,
+) -> Path:
+    """Encode the scene as H.264 in MP4 with a keyframe every `keyframe_s`; blocking.
+    `maxrate_kbit` caps the bitrate as a camera does (noise would otherwise take all it can)."""
     gop = max(1, round(keyframe_s * scene.fps))
     planes = np.full((scene.height * 3 // 2, scene.width), 128, dtype=np.uint8)
     with av.open(str(path), mode="w", format="mp4") as container:
@@ -241,6 +249,8 @@ def write_video(scene: Scene, path: Path, *, keyframe_s: float = 2.0, crf: int =
             "min-keyint": str(gop),
             "scenecut": "0",
         }
+        if maxrate_kbit is not None:
+            stream.options |= {"maxrate": f"{maxrate_kbit}k", "bufsize": f"{2 * maxrate_kbit}k"}
         for index, (_, luma) in enumerate(scene.frames()):
             planes[: scene.height] = luma
             frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")

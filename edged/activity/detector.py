@@ -11,11 +11,12 @@ Before the comparison the frame is scaled to the background's mean brightness (a
 and the median difference is removed (a global offset). The noise is the median absolute
 difference (robust: a figure covering a few percent does not move it). A pixel changed if the
 3x3 mean of its difference exceeds `k` noise sigmas and an absolute floor (both set by
-`sensitivity`) and its own difference half that; a 3x3 opening then removes specks and thin
-strokes (noise, a burnt-in clock's digits). Two guards follow: while the lighting changes, a
-pixel that kept its raw value (an overlay, a saturated lamp) did not move; and a pixel that
-changed in most of the last minute (`_BUSY_S`) is busy (a clock's seconds, a screen, leaves),
-not counted until it calms down. A zone's mask remains the clean way to silence a known spot.
+`sensitivity`) and its own difference half that. An opening with a square a 64th of the width
+wide then removes specks and thin strokes (noise, a burnt-in clock's digits). Two guards
+follow: while the lighting changes, a pixel that kept its raw value (an overlay, a saturated
+lamp) did not move; and a pixel that changed in most of the last minute (`_BUSY_S`) is busy (a
+clock's seconds, a screen, leaves), not counted until it calms down. A mask remains the clean
+way to silence a known spot.
 """
 
 from __future__ import annotations
@@ -207,26 +208,25 @@ def _box3(image: Floats) -> Floats:
 
 
 def _opening(mask: BoolMask) -> BoolMask:
-    """Erode then dilate with a 3x3 square: what survives is at least 3x3 pixels wide."""
-    return _dilate(_erode(mask))
+    """Erode then dilate with a square of a 64th of the frame's width (5 px at 320, and at
+    least 3): what survives is at least that wide. A person a tenth of the frame's height is
+    wider; a clock's strokes, wires and twigs are not."""
+    size = max(3, (mask.shape[1] // 64) | 1)
+    return _grow(_grow(mask, size, erode=True), size, erode=False)
 
 
-def _erode(mask: BoolMask) -> BoolMask:
-    out = np.zeros_like(mask)
-    inner = mask[1:-1, 1:-1].copy()
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            inner &= mask[dy : dy + mask.shape[0] - 2, dx : dx + mask.shape[1] - 2]
-    out[1:-1, 1:-1] = inner
-    return out
-
-
-def _dilate(mask: BoolMask) -> BoolMask:
-    padded = np.pad(mask, 1)
-    out = np.zeros_like(mask)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            out |= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]]
+def _grow(mask: BoolMask, size: int, *, erode: bool) -> BoolMask:
+    """A square erosion or dilation of side `size` (odd), as two one-dimensional passes."""
+    reach = size // 2
+    out = mask
+    for axis in (0, 1):
+        # Outside the frame counts as changed for an erosion, so the border does not eat in.
+        padded = np.pad(
+            out, [(reach, reach) if a == axis else (0, 0) for a in (0, 1)], constant_values=erode
+        )
+        length = out.shape[axis]
+        parts = [padded.take(np.arange(k, k + length), axis=axis) for k in range(size)]
+        out = np.logical_and.reduce(parts) if erode else np.logical_or.reduce(parts)
     return out
 
 
