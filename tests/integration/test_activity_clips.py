@@ -15,6 +15,8 @@ from edged.activity import (
     Decode,
     Detector,
     ExamineError,
+    Polygon,
+    Settings,
     Stopped,
     examine_file,
     examine_frames,
@@ -84,6 +86,18 @@ def test_distractors_alone_are_no_activity(videos: dict[str, Path]) -> None:
         activity = examine_file(videos["quiet"], decode=decode)
         assert activity.active == (), decode
         assert activity.peak_area < 0.002
+
+
+def test_a_clock_burnt_into_1080p_is_no_activity(tmp_path: Path) -> None:
+    # Its 8 px strokes, scaled to 320 px wide, are 2-3 px of blended edges: thinner than the
+    # opening. (A 3x3 opening left their corners, 0.3 % of the ground, from 20 s on.)
+    scene = Scene(
+        width=1920, height=1080, fps=5, seconds=30, noise=((0, 2.0),), clock=DISTRACTED.clock
+    )
+    path = write_video(scene, tmp_path / "clock.mp4", keyframe_s=1.0, crf=28)
+    # In a zone of the ground (as in bench/activity_day.py) the digits are a larger share.
+    ground = Settings(zones=(Polygon.parse([[0, 0.35], [1, 0.35], [1, 1], [0, 1]]),))
+    assert examine_file(path, ground).active == ()
 
 
 def test_frames_from_a_stream_give_what_the_file_gives(videos: dict[str, Path]) -> None:
