@@ -1,20 +1,25 @@
 """N RTSP cameras: edged against N `ffmpeg -c copy -f segment` processes, same streams.
 
-    python bench/rtsp_cameras.py [--cameras 1,8,32] [--seconds 60] [--layouts threads]
+    python bench/rtsp_cameras.py [--cameras 1,8,32,64] [--seconds 20] [--pairs 3]
+                                 [--layouts threads]
 
-Serves a generated 720p H.264 + AAC stream at about 4 Mbit/s from GStreamer's rtsp-server
-(tests/rtsp_server.py, one server process per 8 cameras), then for each N:
+Serves a generated 720p H.264 + AAC stream at about 4.6 Mbit/s from GStreamer's rtsp-server
+(tests/rtsp_server.py, one server process per 8 cameras), then for each N runs the sides in
+turn, A B A B (--pairs rounds, at least 3):
 
 - `edged run` with N rtsp cameras (layout `threads`, what edged does: one process, a thread
-  per camera connection), its API pointed at a closed port so only ingestion is measured;
-- layout `processes` (for the record): the same RTSP source code, one process per camera;
-- N `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment` processes.
+  per camera connection), its uploads kept out of the measure;
+- for the record, layout `workers` (the same RTSP source code in ceil(N/8) processes of 8
+  cameras each) and `processes` (one process per camera);
+- N `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment` processes: the reference.
 
 Each runs for --seconds after a warm-up; CPU seconds (user + system, from /proc) and RSS
 are measured over that window. Then every clip is checked: the frames of the test stream
 tell their index, so the first frame of each clip must follow the last frame of the one
-before (a gap or an overlap otherwise). Prints one line per N and layout, and the CPU
-ratio edged/ffmpeg.
+before (a gap or an overlap otherwise), and each camera must have the clips its running
+time makes. A run that misses either does not count: no ratio is printed from a failed
+reference run. Prints the machine, every run, and per N the median CPU ratio with its
+spread (bench/pairs.py).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,9 +43,13 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import free_port
+from bench.pairs import Run, alternate, machine, ratios, summary, verdict
 from tests.rtsp_server import RtspServer, index_of, make_stream_file
 
 CAMERAS_PER_SERVER = 8
+CAMERAS_PER_WORKER = 8
+#: A connection's first clip starts at its first keyframe, a second or two after the start.
+CONNECT_SLACK_S = 4.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -47,9 +57,30 @@ TICKS = os.sysconf("SC_CLK_TCK")
 class Result:
     cpu_s: float
     rss_mb: float
-    clips: int
+    clips: list[int]  # per camera
     gaps: int
     late_s: float | None = None  # worst delay from a clip's end to its ledger entry
+
+    def check(self, cameras: int, ran_s: float, clip_s: float) -> Run:
+        """The run counts when every camera made the clips its running time makes (the
+        whole ones and the one in progress at the stop) without a gap."""
+        expected = math.floor(max(0.0, ran_s - CONNECT_SLACK_S) / clip_s) + 1
+        short = [n for n in self.clips if n < expected]
+        failed = None
+        if len(self.clips) < cameras:
+            failed = f"clips from {len(self.clips)} of {cameras} cameras"
+        elif short:
+            failed = f"{len(short)} cameras with fewer than {expected} clips ({min(short)})"
+        elif self.gaps:
+            failed = f"{self.gaps} gaps"
+        elif self.cpu_s <= 0:
+            failed = "no CPU time measured"
+        figures = {"cpu_s": self.cpu_s, "rss_mb": self.rss_mb, "clips": sum(self.clips)}
+        figures["gaps"] = self.gaps
+        run = Run(figures, failed)
+        if self.late_s is not None:
+            run.notes["late_s"] = f"{self.late_s:.2f}"
+        return run
 
 
 def worst_lateness(ledgers: list[Path]) -> float | None:
@@ -113,14 +144,17 @@ def ends(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def count_gaps(folders: list[Path], pattern: str) -> tuple[int, int]:
-    """(clips, gaps): a gap is a clip that does not start with the frame after the previous
-    clip's last one (or that does not decode)."""
-    clips = gaps = 0
+def count_gaps(folders: list[Path], pattern: str) -> tuple[list[int], int]:
+    """(clips per folder with any, gaps): a gap is a clip that does not start with the frame
+    after the previous clip's last one (or that does not decode)."""
+    clips: list[int] = []
+    gaps = 0
     for folder in folders:
         previous: int | None = None
-        for path in sorted(folder.rglob(pattern), key=lambda p: (p.parent.name, p.name)):
-            clips += 1
+        paths = sorted(folder.rglob(pattern), key=lambda p: (p.parent.name, p.name))
+        if paths:
+            clips.append(len(paths))
+        for path in paths:
             found = ends(path)
             if found is None:
                 gaps += 1
@@ -170,13 +204,20 @@ def run_edged(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
     return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late)
 
 
-def run_processes(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
-    """One process per camera, each running the RTSP source alone (worker mode below)."""
+def run_workers(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
+    return run_processes(work, urls, args, per_process=CAMERAS_PER_WORKER)
+
+
+def run_processes(
+    work: Path, urls: list[str], args: argparse.Namespace, *, per_process: int = 1
+) -> Result:
+    """The RTSP sources of `per_process` cameras in each process (worker mode below)."""
     processes = []
-    for n, url in enumerate(urls):
+    for n in range(math.ceil(len(urls) / per_process)):
         folder = work / f"cam{n:02d}"
         folder.mkdir()
-        config = edged_config(folder, [url], args.clip_seconds)
+        share = urls[n * per_process : (n + 1) * per_process]
+        config = edged_config(folder, share, args.clip_seconds)
         argv = [sys.executable, __file__, "--worker", str(config)]
         processes.append(subprocess.Popen(argv, stderr=subprocess.DEVNULL))
     try:
@@ -212,7 +253,7 @@ def run_ffmpeg(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
 
 
 def worker(config_path: Path) -> None:
-    """`--worker CONFIG`: the RTSP source of CONFIG's only camera, alone in this process."""
+    """`--worker CONFIG`: the RTSP sources of CONFIG's cameras, alone in this process."""
     from edged.config import load_config
     from edged.ledger import Ledger
     from edged.ledger_async import AsyncLedger
@@ -221,13 +262,14 @@ def worker(config_path: Path) -> None:
     async def run() -> None:
         config = load_config(config_path)
         db = AsyncLedger(Ledger(config.storage.dir))
-        source = RtspSource(db, config.cameras[0], config.storage.dir)
-        task = asyncio.create_task(source.run())
+        sources = [RtspSource(db, camera, config.storage.dir) for camera in config.cameras]
+        tasks = [asyncio.create_task(source.run()) for source in sources]
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await db.aclose()
 
     asyncio.run(run())
@@ -238,26 +280,29 @@ def worker(config_path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cameras", default="1,8,32")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--cameras", default="1,8,32,64")
+    parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--pairs", type=int, default=3, help="A B rounds (at least 3)")
     parser.add_argument("--clip-seconds", type=int, default=10)
     parser.add_argument(
         "--noise", type=float, default=1 / 40, help="textured share of the picture: bitrate"
     )
-    parser.add_argument("--layouts", default="threads", help="threads,processes")
+    parser.add_argument("--layouts", default="threads", help="threads,workers,processes")
     parser.add_argument("--keep", type=Path, help="keep clips and configs in this folder")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker)
         return
+    print(machine(), flush=True)
     with tempfile.TemporaryDirectory(prefix="edged-bench-") as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
+        length = args.pairs * 2 * (args.warmup + args.seconds + 30) + 60
         media = make_stream_file(
             root / "stream.mp4",
-            seconds=args.warmup + args.seconds + 60,
+            seconds=length,
             fps=25,
             gop=25,
             width=1280,
@@ -265,14 +310,17 @@ def main() -> None:
             noise=args.noise,
             sliced=False,
         )
-        mbps = media.stat().st_size * 8 / (args.warmup + args.seconds + 60) / 1e6
+        mbps = media.stat().st_size * 8 / length / 1e6
         print(f"stream: 1280x720 25 fps H.264 + AAC, {mbps:.1f} Mbit/s, clips of "
               f"{args.clip_seconds}s, {args.seconds:.0f}s measured after "
-              f"{args.warmup:.0f}s")  # fmt: skip
-        print(f"{'N':>3} {'who':<10} {'CPU s':>7} {'CPU %':>6} {'RSS MB':>7} {'clips':>6} "
-              f"{'gaps':>5} {'late s':>7} {'CPU edged/ffmpeg':>17}")  # fmt: skip
+              f"{args.warmup:.0f}s, {args.pairs} pairs")  # fmt: skip
+        print(f"{'N':>3} {'run':<12} {'CPU s':>7} {'CPU %':>6} {'RSS MB':>7} {'clips':>6} "
+              f"{'gaps':>5} {'late s':>7}  counts?")  # fmt: skip
         for n in [int(value) for value in args.cameras.split(",")]:
             bench_n(root, media, n, args)
+
+
+RUNNERS = {"threads": run_edged, "workers": run_workers, "processes": run_processes}
 
 
 def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
@@ -284,25 +332,41 @@ def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
         server.start()
     try:
         urls = [servers[i % len(servers)].url for i in range(n)]
-        runners = {"threads": run_edged, "processes": run_processes}
-        results: dict[str, Result] = {}
-        for layout in args.layouts.split(","):
-            work = root / f"{layout}-{n}"
-            work.mkdir()
-            results[f"edged-{layout[0]}"] = runners[layout](work, urls, args)
-        work = root / f"ffmpeg-{n}"
-        work.mkdir()
-        ffmpeg = run_ffmpeg(work, urls, args)
-        for who, result in [*results.items(), ("ffmpeg", ffmpeg)]:
-            ratio = f"{result.cpu_s / ffmpeg.cpu_s:.2f}" if who != "ffmpeg" else ""
-            share = 100 * result.cpu_s / args.seconds
-            late = f"{result.late_s:.2f}" if result.late_s is not None else "-"
-            print(f"{n:>3} {who:<10} {result.cpu_s:>7.1f} {share:>6.1f} {result.rss_mb:>7.0f} "
-                  f"{result.clips:>6} {result.gaps:>5} {late:>7} {ratio:>17}",
-                  flush=True)  # fmt: skip
+
+        def side(who: str, runner: Callable[..., Result]) -> Callable[[int], Run]:
+            def run(i: int) -> Run:
+                work = root / f"{who}-{n}-{i}"
+                work.mkdir()
+                result = runner(work, urls, args)
+                ran = args.warmup + args.seconds
+                checked = result.check(n, ran, args.clip_seconds)
+                show(n, f"{who} #{i + 1}", checked, args.seconds)
+                return checked
+
+            return run
+
+        sides = [(f"edged-{layout}", side(f"edged-{layout}", RUNNERS[layout]))
+                 for layout in args.layouts.split(",")]  # fmt: skip
+        sides.append(("ffmpeg", side("ffmpeg", run_ffmpeg)))
+        runs = alternate(sides, args.pairs)
+        reference = runs.pop("ffmpeg")
+        for who, mine in runs.items():
+            cpu, refused = ratios(mine, reference, "cpu_s")
+            rss, _ = ratios(mine, reference, "rss_mb")
+            print(f"{n:>3} {who} / ffmpeg: CPU {verdict(cpu, refused, pairs=args.pairs)}; "
+                  f"RSS {summary(rss) if cpu else '-'}", flush=True)  # fmt: skip
     finally:
         for server in servers:
             server.kill()
+
+
+def show(n: int, who: str, run: Run, seconds: float) -> None:
+    f = run.figures
+    share = 100 * f["cpu_s"] / seconds
+    late = run.notes.get("late_s", "-")
+    counts = "yes" if run.failed is None else f"NO: {run.failed}"
+    print(f"{n:>3} {who:<12} {f['cpu_s']:>7.1f} {share:>6.1f} {f['rss_mb']:>7.0f} "
+          f"{f['clips']:>6.0f} {f['gaps']:>5.0f} {late:>7}  {counts}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
