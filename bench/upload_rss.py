@@ -1,12 +1,15 @@
-"""Peak memory and speed of `edged upload` on a large clip, against curl on the same file.
+"""Peak memory, time and CPU of `edged upload` on large clips, against curl on the same file.
 
-    python bench/upload_rss.py [--size 2GB] [--dir /tmp/edged-bench]
+    python bench/upload_rss.py [--sizes 200MB,1GB] [--pairs 3] [--dir /tmp/edged-bench]
 
-Starts `edged emulate` on a free port, writes a valid MP4 padded to --size, then
-uploads it twice to the emulator's uploadFile endpoint: once with `edged upload
---wait` (the real pipeline: probe, ledger, streamed multipart, callback) and once
-with curl's multipart upload as the reference. Prints wall time, throughput and
-peak RSS of each, and their ratios.
+Starts `edged emulate` on a free port; for each size writes a valid MP4 padded to it, then
+uploads it to the emulator's uploadFile endpoint, alternately (A B A B, --pairs rounds)
+with `edged upload --wait` (the real pipeline: probe, ledger, streamed multipart, callback)
+and with curl's multipart upload as the reference. A run counts only when it worked: edged
+exits 0 (the clip went through), curl gets HTTP 200 and the emulator's success code.
+Prints the machine, every run (wall time, CPU seconds, CPU seconds per GB, peak RSS) and
+per size the median ratios edged/curl with their spread (bench/pairs.py). Peak RSS should
+not grow with the size: the body is streamed.
 """
 
 from __future__ import annotations
@@ -26,29 +29,87 @@ from edged.samples import make_padded_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import EDGED, free_port, wait_for_port
+from bench.pairs import Run, alternate, machine, ratios, summary, verdict
 
 
-def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes; ru_maxrss is KiB on Linux) of one child process."""
+def run_measured(argv: list[str]) -> tuple[int, dict[str, float]]:
+    """Exit code, and wall seconds, CPU seconds (user + system) and peak RSS (MB; ru_maxrss
+    is KiB on Linux) of one child process."""
     started = time.perf_counter()
-    with subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL) as child:
+    with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as child:
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - started
-    if child.returncode != 0:
-        raise SystemExit(f"{argv[0]} exited {child.returncode}")
-    return elapsed, usage.ru_maxrss * 1024
+    figures = {
+        "wall_s": time.perf_counter() - started,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "rss_mb": usage.ru_maxrss * 1024 / 1e6,
+    }
+    return child.returncode, figures
+
+
+def edged_side(config: Path, clip: Path, size: int):  # type: ignore[no-untyped-def]
+    def run(i: int) -> Run:
+        code, figures = run_measured([*EDGED, "upload", "-c", str(config), "--wait", str(clip)])
+        return _run(figures, size, None if code == 0 else f"edged upload exited {code}")
+
+    return run
+
+
+def curl_side(curl: str, api_port: int, callback_port: int, clip: Path, size: int, work: Path):  # type: ignore[no-untyped-def]
+    req = json.dumps(
+        {
+            "user_prompt": "x",
+            "system_prompt": "y",
+            "callback": f"http://127.0.0.1:{callback_port}/none",
+        }
+    )
+    answer = work / "curl-answer.json"
+
+    def run(i: int) -> Run:
+        answer.unlink(missing_ok=True)
+        argv = [curl, "-sS", "-o", str(answer), "-H", "Authorization: bench-key"]
+        argv += ["-F", f"req={req};type=application/json", "-F", f"files=@{clip}"]
+        argv += [f"http://127.0.0.1:{api_port}/v1/understand/uploadFile"]
+        code, figures = run_measured(argv)
+        failed = f"curl exited {code}" if code else None
+        if failed is None:
+            try:
+                got = json.loads(answer.read_text()).get("code")
+            except (OSError, ValueError, AttributeError):
+                got = None
+            if str(got).strip("0") != "":  # 0 or "0000": success
+                failed = f"the emulator answered code {got!r}"
+        return _run(figures, size, failed)
+
+    return run
+
+
+def _run(figures: dict[str, float], size: int, failed: str | None) -> Run:
+    figures["cpu_s_per_gb"] = figures["cpu_s"] / (size / 1e9)
+    return Run(figures, failed)
+
+
+def show(size: int, who: str, run: Run) -> None:
+    f = run.figures
+    counts = "yes" if run.failed is None else f"NO: {run.failed}"
+    print(f"{size / 1e6:>7.0f} {who:<10} {f['wall_s']:>7.2f} {f['cpu_s']:>7.2f} "
+          f"{f['cpu_s_per_gb']:>9.2f} {f['rss_mb']:>7.1f}  {counts}", flush=True)  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="2GB")
+    parser.add_argument("--sizes", default="200MB,1GB")
+    parser.add_argument("--size", help="one size (the same as --sizes SIZE)")
+    parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
-    size = parse_size(args.size)
+    curl = shutil.which("curl")
+    if curl is None:
+        raise SystemExit("curl is needed as the reference")
+    sizes = [parse_size(value) for value in (args.size or args.sizes).split(",")]
+    print(machine(), flush=True)
     work = Path(args.dir or tempfile.mkdtemp(prefix="edged-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    clip = make_padded_file(work / "bench-clip.mp4", size)
     api_port, callback_port = free_port(), free_port()
     config = work / "config.yaml"
     config.write_text(
@@ -61,51 +122,44 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    print(
+        f"{'MB':>7} {'run':<10} {'wall s':>7} {'CPU s':>7} {'CPU s/GB':>9} {'RSS MB':>7}  counts?"
+    )
     try:
         wait_for_port(api_port)
-        edged_s, edged_rss = run_measured(
-            [*EDGED, "upload", "-c", str(config), "--wait", str(clip)]
-        )
-        curl = shutil.which("curl")
-        figures = {"size_bytes": size, "edged_s": edged_s, "edged_peak_rss_mb": edged_rss / 1e6}
-        if curl:
-            req = json.dumps(
-                {
-                    "user_prompt": "x",
-                    "system_prompt": "y",
-                    "callback": f"http://127.0.0.1:{callback_port}/none",
-                }
-            )
-            curl_s, curl_rss = run_measured(
+        for size in sizes:
+            clip = make_padded_file(work / f"bench-clip-{size}.mp4", size)
+
+            def shown(who: str, side, size: int = size):  # type: ignore[no-untyped-def]
+                def run(i: int) -> Run:
+                    result: Run = side(i)
+                    show(size, f"{who} #{i + 1}", result)
+                    return result
+
+                return run
+
+            runs = alternate(
                 [
-                    curl,
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-H",
-                    "Authorization: bench-key",
-                    "-F",
-                    f"req={req};type=application/json",
-                    "-F",
-                    f"files=@{clip}",
-                    f"http://127.0.0.1:{api_port}/v1/understand/uploadFile",
-                ]
+                    ("edged", shown("edged", edged_side(config, clip, size))),
+                    (
+                        "curl",
+                        shown("curl", curl_side(curl, api_port, callback_port, clip, size, work)),
+                    ),
+                ],
+                args.pairs,
             )
-            figures |= {
-                "curl_s": curl_s,
-                "curl_peak_rss_mb": curl_rss / 1e6,
-                "time_ratio_edged_over_curl": edged_s / curl_s,
-                "rss_ratio_edged_over_curl": edged_rss / curl_rss,
-            }
+            for key in ("cpu_s_per_gb", "wall_s", "rss_mb"):
+                found, refused = ratios(runs["edged"], runs["curl"], key)
+                print(f"{size / 1e6:>7.0f} edged / curl {key}: "
+                      f"{verdict(found, refused, pairs=args.pairs)}", flush=True)  # fmt: skip
+            mine = [r.figures["cpu_s_per_gb"] for r in runs["edged"] if not r.failed]
+            print(f"{size / 1e6:>7.0f} edged CPU s per GB: {summary(mine)}", flush=True)
+            clip.unlink()
     finally:
         emulator.terminate()
         emulator.wait(10)
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    for key, value in figures.items():
-        print(f"{key:28} {value:,.2f}" if isinstance(value, float) else f"{key:28} {value:,}")
-    mb_s = size / 1e6 / edged_s
-    print(f"{'edged_throughput_mb_s':28} {mb_s:,.1f}")
     return 0
 
 
