@@ -90,7 +90,11 @@ def runs(seconds: tuple[int, ...], gap_s: int = 2) -> list[tuple[int, int]]:
 
 def report_events(activity: ClipActivity) -> None:
     events = runs(activity.active)
-    print("\nevents at the default settings (sensitivity 0.5, min_area 0.2 % of the zone):")
+    defaults = Settings()
+    print(
+        f"\nevents at the default settings (sensitivity {defaults.sensitivity:g},"
+        f" min_area {defaults.min_area:.2%} of the zone):"
+    )
     caught = 0
     for name, walk in WALKS.items():
         seen = [s for s in activity.active if walk.start_s - 1 <= s <= walk.end_s + 1]

@@ -48,8 +48,9 @@ class Settings:
 
     #: 0..1; higher finds fainter changes (fewer noise sigmas, a lower absolute floor).
     sensitivity: float = 0.5
-    #: The fraction of a zone that must change for activity; 0.002 is 0.2 %.
-    min_area: float = 0.002
+    #: The fraction of a zone that must change for activity: 0.05 %, which a person a tenth of
+    #: the frame's height exceeds in a full-frame zone; the distractors of the bench leave 0.
+    min_area: float = 0.0005
     zones: tuple[Polygon, ...] = ()
     masks: tuple[Polygon, ...] = ()
     #: How fast the background follows lasting changes (a parked car, a shadow), in seconds.

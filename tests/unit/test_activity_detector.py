@@ -103,6 +103,13 @@ def test_a_figure_is_activity_while_it_is_in_the_frame(name: str, step_s: float)
 LOWER_HALF = Polygon.parse([[0, 0.6], [1, 0.6], [1, 1], [0, 1]])
 
 
+@pytest.mark.parametrize("step_s", [1.0, 2.0])
+def test_a_far_figure_a_tenth_of_the_frame_high_is_activity_at_the_defaults(step_s: float) -> None:
+    scene = Scene(seconds=20, noise=((0, 2.0),), walkers=(Walker(5, 8, top=0.6, height=0.1),))
+    times = active_times(samples(scene, step_s=step_s))
+    assert len(times) >= 6 / step_s and all(5 <= t <= 13 for t in times), times
+
+
 def test_a_figure_partly_inside_a_zone_is_activity() -> None:
     # From 0.45 to 0.75 of the height: its legs walk in the zone, its head does not.
     scene = Scene(seconds=20, walkers=(Walker(5, 8, top=0.45),))
