@@ -335,6 +335,7 @@ def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
 
         def side(who: str, runner: Callable[..., Result]) -> Callable[[int], Run]:
             def run(i: int) -> Run:
+                revive(servers)
                 work = root / f"{who}-{n}-{i}"
                 work.mkdir()
                 result = runner(work, urls, args)
@@ -358,6 +359,17 @@ def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
     finally:
         for server in servers:
             server.kill()
+
+
+def revive(servers: list[RtspServer]) -> None:
+    """A server that died in the run before (GStreamer can abort on an assertion) is
+    started again on its port, so that one crash fails one run, not every run after it."""
+    for server in servers:
+        process = server._process  # the test helper keeps its process there
+        if process is None or process.poll() is not None:
+            print(f"note: the RTSP server on port {server.port} had stopped: restarted")
+            server.kill()
+            server.start()
 
 
 def show(n: int, who: str, run: Run, seconds: float) -> None:
