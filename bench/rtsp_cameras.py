@@ -43,7 +43,7 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import free_port
-from bench.pairs import Run, alternate, machine, ratios, summary, verdict
+from bench.pairs import Run, alternate, machine, ratios, verdict
 from tests.rtsp_server import RtspServer, index_of, make_stream_file
 
 CAMERAS_PER_SERVER = 8
@@ -355,7 +355,7 @@ def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
             cpu, refused = ratios(mine, reference, "cpu_s")
             rss, _ = ratios(mine, reference, "rss_mb")
             print(f"{n:>3} {who} / ffmpeg: CPU {verdict(cpu, refused, pairs=args.pairs)}; "
-                  f"RSS {summary(rss) if cpu else '-'}", flush=True)  # fmt: skip
+                  f"RSS {verdict(rss, refused, pairs=args.pairs)}", flush=True)  # fmt: skip
     finally:
         for server in servers:
             server.kill()
