@@ -248,7 +248,11 @@ def run_ffmpeg(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
         for process in processes:
             process.send_signal(signal.SIGINT)  # ffmpeg finishes its segment
         for process in processes:
-            process.wait(60)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:  # its server died mid-run: the run fails
+                process.kill()
+                process.wait(10)
     return Result(cpu, rss, *count_gaps(sorted(work.glob("ffmpeg*")), "*.mp4"))
 
 

@@ -49,6 +49,9 @@ def run_measured(argv: list[str]) -> tuple[int, dict[str, float]]:
 
 def edged_side(config: Path, clip: Path, size: int):  # type: ignore[no-untyped-def]
     def run(i: int) -> Run:
+        # A fresh ledger each run: the same file again would be known and not sent at all.
+        state = config.parent / "state"
+        shutil.rmtree(state, ignore_errors=True)
         code, figures = run_measured([*EDGED, "upload", "-c", str(config), "--wait", str(clip)])
         return _run(figures, size, None if code == 0 else f"edged upload exited {code}")
 
