@@ -61,7 +61,8 @@ from edged.durations import (
     parse_size,
     split_host_port,
 )
-from edged.guardrails import Budget, HourRange
+from edged.schedule import Budget, HourRange
+from edged.signing import SECRET_PREFIX, signing_key
 from edged.sources.presets import PRESETS, PathTemplate
 
 # Re-exported: other modules take these from edged.config.
@@ -319,9 +320,7 @@ class WebhookSink(_Section):
     def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
         problems = super().prepare(data, context)
         secret = data.get("secret")
-        if isinstance(secret, str) and secret.startswith("whsec_"):
-            from edged.alerts.webhook import signing_key
-
+        if isinstance(secret, str) and secret.startswith(SECRET_PREFIX):
             try:
                 signing_key(secret)
             except ValueError as exc:

@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from edged.config_errors import ConfigModel, Problem, did_you_mean
+from edged.config_errors import ConfigModel, Problem
 from edged.durations import CameraName, TimeZone
-from edged.guardrails import HourRange
+from edged.names import did_you_mean
+from edged.schedule import HourRange
 
 #: The fields a command sink fills into its argv, e.g. ["notify", "{person}", "{camera}"].
 COMMAND_FIELDS = (

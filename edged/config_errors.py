@@ -8,7 +8,6 @@ pydantic's, so that one run reports everything.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edged.errors import EdgedError
 from edged.logs import redact_url_value
+from edged.names import did_you_mean
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, str]
@@ -71,15 +71,6 @@ def redact_url(text: str) -> str:
     """A config value with the userinfo of its URL hidden (everything before the last `@`
     after the scheme: a password may hold a space, `/` or `@`), keeping a plain user name."""
     return redact_url_value(text)
-
-
-def did_you_mean(word: object, choices: Sequence[str]) -> str:
-    """The suffix "; did you mean 'x'?" when one of choices is close to word, else ""."""
-    text = str(word)
-    close = difflib.get_close_matches(text, list(choices), n=1, cutoff=0.6)
-    # A shortened key ("topic" for "topic_prefix") is close too, though difflib disagrees.
-    close += [c for c in choices if len(text) >= 4 and c.startswith(text)][:1]
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def format_path(loc: Loc) -> str:

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, SecretStr, ValidationInfo
 
-from edged.config_errors import did_you_mean, redact_url
+from edged.config_errors import redact_url
+from edged.names import did_you_mean
 
 DURATION_FORMS = (
     "use seconds (e.g. 90) or a number with a unit: 500ms, 90s, 5m, 2h, 1d, or combined like 1h30m"

@@ -9,9 +9,9 @@ from typing import Any
 
 from edged.alerts import outbox
 from edged.clip import PENDING_UPLOAD_STATES, ClipState
-from edged.guardrails import utc_day_start
 from edged.ledger import Ledger
 from edged.printable import printable
+from edged.schedule import utc_day_start
 from edged.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
 
 

@@ -6,11 +6,12 @@ from zoneinfo import ZoneInfo
 
 from edged.api import AnalysisRequest, ApiClient
 from edged.config import Config
-from edged.guardrails import CameraRules, Guardrails, HourRange
+from edged.guardrails import CameraRules, Guardrails
 from edged.ledger import Ledger
 from edged.listener_guard import ListenerLimits
 from edged.matcher import build_prompts
 from edged.persons import PersonDirectory, build_directory, persons_token
+from edged.schedule import HourRange
 from edged.uploader import UploadSettings
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edged import __version__
-from edged.alerts.model import safe_name
+from edged.names import safe_name
 
 ONLINE, OFFLINE = "online", "offline"
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]+")

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def safe_name(name: str) -> str:
-    """A name as one file-name or MQTT-topic level: "Mary Ann" -> "Mary_Ann"."""
-    cleaned = _UNSAFE.sub("_", name.strip()).strip(".")
-    return cleaned or "_"
 
 
 def alert_id_for(install_id: str, clip_id: int, person: str) -> str:

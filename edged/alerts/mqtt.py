@@ -33,9 +33,10 @@ import aiomqtt
 from edged.alerts.base import DeliveryError, SinkContext
 from edged.alerts.camera_status import CameraWatch
 from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
-from edged.alerts.model import Alert, safe_name
+from edged.alerts.model import Alert
 from edged.alerts.snapshot_store import Snapshot
 from edged.backoff import full_jitter
+from edged.names import safe_name
 from edged.timeouts import within
 
 SINK_TYPE = "mqtt"

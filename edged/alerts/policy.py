@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from edged.config_alerts import WEEKDAYS
-from edged.guardrails import HourRange
+from edged.schedule import HourRange
 
 HOUR_S = 3600.0
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from edged.alerts.model import safe_name
 from edged.clip import Clip
 from edged.ledger import Ledger
+from edged.names import safe_name
 from edged.snapshots import SnapshotError, clip_picture
 
 log = logging.getLogger(__name__)

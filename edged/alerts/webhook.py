@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -30,27 +29,9 @@ import aiohttp
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.alerts.model import Alert
 from edged.alerts.snapshot_store import Snapshot, SnapshotStore
+from edged.signing import signing_key
 
 SINK_TYPE = "webhook"
-
-
-SECRET_PREFIX = "whsec_"
-
-
-def signing_key(secret: str) -> bytes:
-    """The HMAC key of a secret (see the module's doc). ValueError: a `whsec_` secret that
-    is not base64 (the config check reports it)."""
-    if secret.startswith(SECRET_PREFIX):
-        encoded = secret.removeprefix(SECRET_PREFIX)
-        try:
-            # Padding is optional in the spec's secrets, as in its libraries.
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except binascii.Error:
-            raise ValueError("a whsec_ secret is base64 after the prefix") from None
-        if not key:
-            raise ValueError("a whsec_ secret needs bytes after the prefix")
-        return key
-    return secret.encode()
 
 
 def sign(secret: str, alert_id: str, timestamp: int, body: bytes) -> str:

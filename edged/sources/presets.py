@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import timezone as FixedOffset
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from edged.config_errors import did_you_mean
+from edged.names import did_you_mean
 
 PRESETS: frozenset[str] = frozenset({"frigate", "zoneminder", "blueiris", "synology", "custom"})
 

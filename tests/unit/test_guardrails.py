@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edged.clip import ClipState, NewClip
-from edged.guardrails import Budget, CameraRules, Guardrails, HourRange, in_schedule
+from edged.guardrails import CameraRules, Guardrails
 from edged.ledger import Ledger
+from edged.schedule import Budget, HourRange, in_schedule
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
