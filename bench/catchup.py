@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edged.probe import probe_video
-from edged.samples import make_clip
+from edged.media.probe import probe_video
+from edged.media.samples import make_clip
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import EDGED, free_port, wait_for_port

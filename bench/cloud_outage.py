@@ -31,11 +31,11 @@ from collections import Counter
 from pathlib import Path
 
 from edged.backoff import delay_ceiling, tries_bound
-from edged.config import parse_config, parse_duration
+from edged.config.model import parse_config, parse_duration
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
-from edged.samples import make_clip
-from edged.uploader import UploadSettings
-from edged.wiring import upload_settings
+from edged.media.samples import make_clip
+from edged.service.wiring import upload_settings
+from edged.upload.uploader import UploadSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import EDGED, free_port

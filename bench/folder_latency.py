@@ -21,10 +21,10 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from edged.config import parse_config
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.samples import make_clip
+from edged.config.model import parse_config
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.media.samples import make_clip
 from edged.sources.folder import FolderSource
 
 

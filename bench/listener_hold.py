@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import EDGED, free_port, wait_for_port
 from edged.emulator import EmulatorOptions, run_emulator
-from edged.ledger import Ledger
-from edged.samples import make_clip
+from edged.ledger.clips import Ledger
+from edged.media.samples import make_clip
 
 HALF_HEAD = b"POST /callbacks/1/aaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nContent-Le"
 

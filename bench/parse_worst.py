@@ -6,7 +6,7 @@ Generates texts of MAX_TEXT_CHARS (and more: only the tail is read) meant to be 
 wrong: unclosed fences before long lines (the shape the old fence pattern was quadratic on),
 brace and bracket towers, thousands of fences, `persons` keys and verdict blocks, runs of
 backticks, names mentioned tens of thousands of times, control characters. Each is read
-(`edged.matcher.read_result`, everything the matcher stage does with a text) --repeats times
+(`edged.results.matcher.read_result`, everything the matcher stage does with a text) --repeats times
 with --persons configured names; prints per text the median, the spread (max - min) and the
 worst, then the worst of all against --goal-ms. Exit 1 if the goal is missed.
 """
@@ -20,8 +20,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from edged.matcher import read_result
-from edged.verdict import MAX_TEXT_CHARS
+from edged.results.matcher import read_result
+from edged.results.verdict import MAX_TEXT_CHARS
 
 CAP = MAX_TEXT_CHARS
 

@@ -258,9 +258,9 @@ def run_ffmpeg(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
 
 def worker(config_path: Path) -> None:
     """`--worker CONFIG`: the RTSP sources of CONFIG's cameras, alone in this process."""
-    from edged.config import load_config
-    from edged.ledger import Ledger
-    from edged.ledger_async import AsyncLedger
+    from edged.config.model import load_config
+    from edged.ledger.clips import Ledger
+    from edged.ledger.thread import AsyncLedger
     from edged.sources.rtsp import RtspSource
 
     async def run() -> None:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import free_port
 from edged.alerts.model import alert_id_for
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
-from edged.samples import make_clip
+from edged.media.samples import make_clip
 from edged.sources.rtsp_files import RECOVERING, final_of
 from tests.rtsp_server import RtspServer, make_stream_file
 

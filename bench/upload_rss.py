@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from edged.config import parse_size
-from edged.samples import make_padded_file
+from edged.config.model import parse_size
+from edged.media.samples import make_padded_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import EDGED, free_port, wait_for_port

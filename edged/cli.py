@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edged import __version__
-from edged.config import Config, ConfigError, load_config, redacted_yaml
-from edged.config_secrets import config_secrets, exposed_secrets
+from edged.config.model import Config, ConfigError, load_config, redacted_yaml
+from edged.config.secrets import config_secrets, exposed_secrets
 from edged.logs import configure as configure_logging
 
 log = logging.getLogger("edged")
@@ -120,7 +120,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_from_args(args)
 
     if args.command == "demo":
-        from edged.demo import run_demo
+        from edged.commands.demo import run_demo
 
         configure_logging(level="WARNING")
         return asyncio.run(run_demo())
@@ -138,26 +138,26 @@ def _dispatch(args: argparse.Namespace) -> int:
             ", ".join(exposed),
         )
     if args.command == "check-config":
-        from edged.config_notes import config_notes
+        from edged.config.notes import config_notes
 
         print(redacted_yaml(config), end="")
         for note in config_notes(config):  # as YAML comments: the output stays a config
             print(f"# {note}")
         _inotify_check(config)
         return EXIT_OK
-    from edged.storage import private_storage
+    from edged.service.storage import private_storage
 
     problem = private_storage(config.storage.dir)
     if problem is not None:
         log.warning("%s", problem)
     if args.command == "upload":
-        from edged.upload_cmd import upload_command
+        from edged.commands.upload import upload_command
 
         return asyncio.run(
             upload_command(config, args.file, camera=args.camera, sync=args.sync, wait=args.wait)
         )
     if args.command == "run":
-        from edged.daemon import DaemonError, run_daemon
+        from edged.service.daemon import DaemonError, run_daemon
 
         try:
             return asyncio.run(
@@ -171,7 +171,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"edged: {exc}", file=sys.stderr)
             return EXIT_USAGE
     if args.command == "backfill":
-        from edged.backfill import backfill_command
+        from edged.commands.backfill import backfill_command
 
         return asyncio.run(
             backfill_command(config, args.camera, args.start, args.end, again=args.again)
@@ -183,7 +183,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _inotify_check(config: Config) -> None:
     """check-config: what the folder cameras need of inotify, and the limits found."""
-    from edged.inotify_limits import inotify_report
+    from edged.sources.inotify_limits import inotify_report
 
     report = inotify_report(config)
     for line in report.lines:  # as YAML comments: the output stays a config
@@ -194,11 +194,11 @@ def _inotify_check(config: Config) -> None:
 
 def _ledger_command(config: Config, args: argparse.Namespace) -> int:
     from edged.clip import ClipState
-    from edged.ledger import LEDGER_FILE, Ledger
+    from edged.commands.status import build_report, format_report
+    from edged.commands.trace import clip_trace
+    from edged.ledger.clips import LEDGER_FILE, Ledger
     from edged.logs import redact
     from edged.printable import printable
-    from edged.status import build_report, format_report
-    from edged.trace import clip_trace
 
     if not (config.storage.dir / LEDGER_FILE).exists():
         print(f"edged: no ledger in {config.storage.dir} yet (has edged run?)", file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
-from edged.samples import make_clip
+from edged.media.samples import make_clip
 
 EDGED = [sys.executable, "-m", "edged.cli"]
 

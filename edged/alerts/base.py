@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from edged.alerts.model import Alert
-from edged.alerts.snapshot_store import SnapshotStore
 from edged.errors import EdgedError
-from edged.ledger_async import AsyncLedger
+from edged.ledger.thread import AsyncLedger
+from edged.media.snapshot_store import SnapshotStore
 
 
 class DeliveryError(EdgedError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 
 ONLINE, OFFLINE = "online", "offline"
 

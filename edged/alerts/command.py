@@ -31,8 +31,8 @@ from typing import Any
 
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.alerts.model import Alert
-from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 from edged.logs import CONTROL_CODES
+from edged.media.snapshot_store import Snapshot, SnapshotStore
 from edged.timeouts import within
 
 SINK_TYPE = "command"

@@ -20,9 +20,9 @@ from edged.alerts import outbox
 from edged.alerts.base import DeliveryError, Sink
 from edged.alerts.model import Alert
 from edged.backoff import full_jitter
-from edged.ledger_async import AsyncLedger
+from edged.ledger.thread import AsyncLedger
+from edged.results.verdict import one_line
 from edged.timeouts import within
-from edged.verdict import one_line
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from edged.alerts.base import SimpleSink, SinkContext
 from edged.alerts.model import Alert
-from edged.alerts.snapshot_store import Snapshot, SnapshotStore
+from edged.media.snapshot_store import Snapshot, SnapshotStore
 
 SINK_TYPE = "log"
 log = logging.getLogger("edged.alert")

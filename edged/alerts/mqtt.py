@@ -34,8 +34,8 @@ from edged.alerts.base import DeliveryError, SinkContext
 from edged.alerts.camera_status import CameraWatch
 from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
 from edged.alerts.model import Alert
-from edged.alerts.snapshot_store import Snapshot
 from edged.backoff import full_jitter
+from edged.media.snapshot_store import Snapshot
 from edged.names import safe_name
 from edged.timeouts import within
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from edged.alerts.model import Alert
 from edged.alerts.policy import HOUR_S
 from edged.alerts.policy import over_hourly_limit as _over_limit
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 
 PENDING, SENT, SUPPRESSED, FAILED = "pending", "sent", "suppressed", "failed"
 

@@ -1,7 +1,7 @@
 """Which matches become alerts: the person policy, quiet hours and the hourly limit.
 
 Decisions that depend only on the clip (a person's `alert: never`, camera filters, quiet
-hours) are taken when the analyzed clip's alerts are queued (edged/analysis.py). The hourly
+hours) are taken when the analyzed clip's alerts are queued (edged/alerts/analyzer.py). The hourly
 limit, like the cooldown, depends on what was actually sent, so the outbox worker checks it
 when an alert is due (edged/alerts/delivery.py, with `over_hourly_limit` below).
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from edged.config_alerts import WEEKDAYS
+from edged.config.alerts import WEEKDAYS
 from edged.schedule import HourRange
 
 HOUR_S = 3600.0

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from edged.alerts.analyzer import Analyzer
 from edged.alerts.base import SinkContext
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.policy import AlertPolicy, PersonRule, quiet_window
 from edged.alerts.registry import build_sinks, sink_names
-from edged.alerts.snapshot_store import SNAPSHOT_DIR, SnapshotStore, snapshot_key
-from edged.analysis import Analyzer
-from edged.config import Config
-from edged.config_alerts import UNKNOWN_PERSON
-from edged.ledger_async import AsyncLedger
+from edged.config.alerts import UNKNOWN_PERSON
+from edged.config.model import Config
+from edged.ledger.thread import AsyncLedger
+from edged.media.snapshot_store import SNAPSHOT_DIR, SnapshotStore, snapshot_key
 
 
 @dataclass(frozen=True, slots=True)

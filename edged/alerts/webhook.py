@@ -28,7 +28,7 @@ import aiohttp
 
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.alerts.model import Alert
-from edged.alerts.snapshot_store import Snapshot, SnapshotStore
+from edged.media.snapshot_store import Snapshot, SnapshotStore
 from edged.signing import signing_key
 
 SINK_TYPE = "webhook"

@@ -22,9 +22,9 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edged.config import CameraConfig
-from edged.ledger_async import AsyncLedger
-from edged.regular_files import kind_of
+from edged.config.model import CameraConfig
+from edged.ledger.thread import AsyncLedger
+from edged.media.regular_files import kind_of
 from edged.sources.folder_watch import Forwarder, PolledWatch, SharedObserver
 from edged.sources.recordings import Naming, Verdict, examine, scan
 from edged.timeouts import within

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edged.clip import Clip, NewClip
-from edged.config import CameraConfig
-from edged.ledger_async import AsyncLedger
-from edged.probe import ClipRejected, probe_video
-from edged.regular_files import TRANSIENT_ERRNOS, kind_of, opened_regular
-from edged.source_check import fingerprint_of
-from edged.sources.presets import PathTemplate, camera_allowed
+from edged.config.model import CameraConfig
+from edged.ledger.thread import AsyncLedger
+from edged.media.probe import ClipRejected, probe_video
+from edged.media.regular_files import TRANSIENT_ERRNOS, kind_of, opened_regular
+from edged.media.source_check import fingerprint_of
+from edged.nvr_presets import PathTemplate, camera_allowed
 from edged.timeouts import within
 
 #: Generous limits for telling whether a file is complete; the uploader applies the
@@ -48,7 +48,7 @@ def file_identity(st: os.stat_result) -> str:
 
 def file_fingerprint(path: str | Path, size: int, *, inside: Path | None = None) -> str:
     """Blocking: a hash of the first and last 64 KiB and the size. Cheap even for big files.
-    Reads only a regular file (inside `inside`): see edged/regular_files.py."""
+    Reads only a regular file (inside `inside`): see edged/media/regular_files.py."""
     with opened_regular(path, inside=inside) as (fd, _):
         return fingerprint_of(fd, size)
 
@@ -121,7 +121,7 @@ async def examine(
 ) -> Examined:
     """Queue `path` if it is a complete recording not yet in the ledger. `again_tag` queues
     a known file once more under a new identity (re-analysis by `edged backfill`);
-    `settled`: unchanged for the camera's `settle` (see edged/mp4boxes.py)."""
+    `settled`: unchanged for the camera's `settle` (see edged/media/mp4boxes.py)."""
     owner = naming.identify(path)
     if owner is None:
         return Examined(Verdict.NOT_OURS)

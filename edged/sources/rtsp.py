@@ -25,8 +25,8 @@ import av
 
 from edged.backoff import full_jitter
 from edged.clip import NewClip
-from edged.config import CameraConfig
-from edged.ledger_async import AsyncLedger
+from edged.config.model import CameraConfig
+from edged.ledger.thread import AsyncLedger
 from edged.logs import Redactor
 from edged.sources.rtsp_files import (
     SOURCE_KEY_PREFIX,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import av
 
-from edged.probe import ClipRejected, probe_video
+from edged.media.probe import ClipRejected, probe_video
 from edged.sources.rtsp_files import (
     RECOVERING,
     final_of,

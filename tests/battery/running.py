@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from edged.ledger import Ledger
-from edged.samples import make_clip
+from edged.ledger.clips import Ledger
+from edged.media.samples import make_clip
 from tests.conftest import eventually, free_port, start_edged
 
 

@@ -25,7 +25,7 @@ import av
 import pytest
 
 from edged.emulator import Emulator
-from edged.probe import probe_video
+from edged.media.probe import probe_video
 from tests.battery.test_nvr_faults import Daemon, accepted, accepted_for
 from tests.conftest import run_edged, write_config
 from tests.integration.test_rtsp import (

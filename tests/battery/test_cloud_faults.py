@@ -29,14 +29,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edged.api import parse_retry_after
 from edged.backoff import retry_delay, tries_bound
-from edged.config import parse_config
+from edged.config.model import parse_config
 from edged.emulator import Emulator, EmulatorOptions, OptionError, run_emulator
-from edged.ledger import Ledger
-from edged.samples import make_clip
-from edged.uploader import UploadSettings
-from edged.wiring import upload_settings
+from edged.ledger.clips import Ledger
+from edged.media.samples import make_clip
+from edged.service.wiring import upload_settings
+from edged.upload.api import parse_retry_after
+from edged.upload.uploader import UploadSettings
 from tests.conftest import (
     callbacks_held,
     clip_id_of,

@@ -17,7 +17,7 @@ import pytest
 
 from bench.soak import SoakSettings, _crash_state, _settled, run_soak
 from edged.emulator import Emulator
-from edged.ledger import LEDGER_FILE
+from edged.ledger.clips import LEDGER_FILE
 from tests.battery.test_durability import rows
 from tests.conftest import write_config
 from tests.integration.test_daemon import until

@@ -34,8 +34,8 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger import LEDGER_FILE
-from edged.ledger_space import RESERVE_BYTES, RESERVE_FILE
+from edged.ledger.clips import LEDGER_FILE
+from edged.ledger.reserve import RESERVE_BYTES, RESERVE_FILE
 from edged.sources.rtsp_files import final_of
 from tests.conftest import EDGED, free_port, missing, write_config
 from tests.integration.test_rtsp import camera_yaml

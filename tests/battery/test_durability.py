@@ -28,9 +28,9 @@ import av
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger import LEDGER_FILE
-from edged.probe import probe_video
-from edged.samples import make_clip
+from edged.ledger.clips import LEDGER_FILE
+from edged.media.probe import probe_video
+from edged.media.samples import make_clip
 from edged.sources.rtsp_files import RECOVERING, final_of
 from edged.sources.rtsp_recovery import recover_camera
 from edged.sources.rtsp_segmenter import CameraStats, FinishedClip, Segmenter

@@ -2,7 +2,7 @@
 "Durability"). kill -9 keeps the page cache, so the crash tests pass without a single fsync;
 these check the settings and the fsyncs themselves, from outside edged:
 
-- the ledger as edged opens it (its own code path, ledger_schema.connect) runs with
+- the ledger as edged opens it (its own code path, edged.ledger.schema.connect) runs with
   journal_mode=WAL, synchronous=FULL, busy_timeout 10 s and foreign keys on; WAL is a
   property of the file, so a connection of the test's own sees it on the ledger a real
   `edged run` made;
@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from edged.emulator import Emulator
-from edged.ledger import LEDGER_FILE, Ledger
-from edged.ledger_schema import connect
-from edged.samples import make_clip
+from edged.ledger.clips import LEDGER_FILE, Ledger
+from edged.ledger.schema import connect
+from edged.media.samples import make_clip
 from tests.battery.test_durability import rows
 from tests.conftest import EDGED, eventually, missing, require_program, write_config
 

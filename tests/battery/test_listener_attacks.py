@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edged.clip import NewClip
 from edged.emulator import Emulator
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 from tests.battery.running import Edged, config_text, running_edged
 from tests.conftest import callbacks_held, clip_id_of, free_port, run_edged
 
@@ -390,7 +390,7 @@ async def test_escape_sequences_from_outside_never_reach_a_terminal_or_the_log(
 
 
 async def test_the_emulators_request_log_does_not_hand_out_keys(emulator: Emulator, clip_factory):
-    from edged.api import AnalysisRequest, ApiClient
+    from edged.upload.api import AnalysisRequest, ApiClient
 
     async with ApiClient(emulator.url, "a-secret-key") as api:
         request = AnalysisRequest("u", "s", "http://127.0.0.1:9/callbacks/1/x")

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from edged.emulator import Emulator
-from edged.samples import make_clip
+from edged.media.samples import make_clip
 from tests.conftest import EDGED, eventually, write_config
 
 pytestmark = pytest.mark.timeout(150)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from edged.verdict import MAX_TEXT_CHARS
+from edged.results.verdict import MAX_TEXT_CHARS
 
 AB = ("Alice", "Bob")
 

@@ -22,17 +22,17 @@ import pytest
 import standardwebhooks
 
 from edged.alerts import outbox as outbox_rows
+from edged.alerts.analyzer import build_alerts
 from edged.alerts.base import DeliveryError
 from edged.alerts.command import CommandSink
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.model import Alert
 from edged.alerts.policy import AlertPolicy
-from edged.analysis import build_alerts
 from edged.clip import NewClip
 from edged.emulator import Emulator
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.matcher import Match
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.results.matcher import Match
 from tests.conftest import eventually, free_port
 from tests.integration.test_daemon import (
     CAMERA,

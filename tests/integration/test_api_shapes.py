@@ -15,15 +15,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edged.api import AnalysisRequest, ApiClient, ApiError
-from edged.api_codes import BUSINESS_CODES, Failure, PauseReason
-from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import Clip, ClipState, NewClip
+from edged.commands.status import build_report
 from edged.emulator import Emulator
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.metrics import read_snapshot
-from edged.status import build_report
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.results.listener import CallbackApp, CallbackServer
+from edged.service.metrics import read_snapshot
+from edged.upload.api import AnalysisRequest, ApiClient, ApiError
+from edged.upload.api_codes import BUSINESS_CODES, Failure, PauseReason
 
 REQUEST = AnalysisRequest(user_prompt="Who is there?", system_prompt="You watch a camera.")
 CALLBACK = "http://127.0.0.1:9/callbacks/1/x"
@@ -222,7 +222,7 @@ async def test_upload_reads_only_a_regular_file_never_a_link_or_a_fifo(
     import asyncio
     import os
 
-    from edged.api import FileChanged
+    from edged.upload.api import FileChanged
 
     clip = await clip_factory()
     fifo, link = tmp_path / "swapped.mp4", tmp_path / "link.mp4"

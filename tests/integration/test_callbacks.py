@@ -11,11 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import Clip, ClipState, NewClip
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.persons import build_directory
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.results.listener import CallbackApp, CallbackServer
+from edged.upload.persons import build_directory
 
 RESULT = {
     "code": 0,

@@ -25,11 +25,11 @@ from multidict import CIMultiDict
 from edged.alerts.model import alert_id_for
 from edged.alerts.webhook import sign
 from edged.clip import NewClip
-from edged.config import parse_config
-from edged.daemon import run_daemon
+from edged.config.model import parse_config
 from edged.emulator import Emulator
-from edged.ledger import Ledger
-from edged.samples import make_clip
+from edged.ledger.clips import Ledger
+from edged.media.samples import make_clip
+from edged.service.daemon import run_daemon
 from tests.conftest import eventually, free_port, run_edged
 
 SECRET = "s3cret"

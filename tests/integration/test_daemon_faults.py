@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from edged.config import parse_config
-from edged.daemon import SHUTDOWN_GRACE_S, run_daemon
+from edged.config.model import parse_config
 from edged.emulator import Emulator
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
+from edged.service.daemon import SHUTDOWN_GRACE_S, run_daemon
 from tests.conftest import callbacks_held, clip_id_of, start_edged
 from tests.integration.test_daemon import (
     Receiver,

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
-from edged.samples import make_clip, make_padded_file
+from edged.media.samples import make_clip, make_padded_file
 
 KEY = "sk-security-test-key"
 FILE_ENDPOINT = "/v1/understand/uploadFile"

@@ -8,10 +8,10 @@ import os
 import resource
 from pathlib import Path
 
-from edged.config import CameraConfig
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.samples import make_clip
+from edged.config.model import CameraConfig
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.media.samples import make_clip
 from edged.sources.recordings import Naming, Verdict, examine
 
 

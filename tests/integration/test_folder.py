@@ -17,10 +17,10 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers.api import ObservedWatch
 
 from edged.clip import Clip, ClipState
-from edged.config import parse_config
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.samples import make_clip, make_padded_file
+from edged.config.model import parse_config
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.media.samples import make_clip, make_padded_file
 from edged.sources.folder import FolderSource
 from edged.sources.folder_watch import SharedObserver
 from tests.conftest import eventually, run_edged, write_config

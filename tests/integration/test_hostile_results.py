@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 from tests.conftest import free_port, run_edged
 from tests.corpus.cases import AB, Case, generated, load, verdict_block
 from tests.integration.test_daemon import (

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 from tests.corpus.cases import verdict_block
 from tests.integration.test_daemon import Receiver, all_sent, edged_running, queue_clip, until
 from tests.integration.test_hostile_results import hostile_config, ledger

@@ -14,12 +14,12 @@ import yarl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edged.alerts.snapshot_store import SnapshotStore
-from edged.callbacks import CallbackApp, CallbackServer
 from edged.clip import Clip
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.persons import build_directory
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.media.snapshot_store import SnapshotStore
+from edged.results.listener import CallbackApp, CallbackServer
+from edged.upload.persons import build_directory
 from tests.integration.test_callbacks import listener
 
 __all__ = ["listener"]  # the fixture: a real listener on a clip waiting for its result

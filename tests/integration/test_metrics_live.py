@@ -21,8 +21,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from edged.emulator import Emulator
-from edged.ledger import LEDGER_FILE
-from edged.metrics import STEPS
+from edged.ledger.clips import LEDGER_FILE
+from edged.service.metrics import STEPS
 from tests.battery.test_durability import rows
 from tests.conftest import free_port, in_ci
 from tests.integration.test_daemon import until

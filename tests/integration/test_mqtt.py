@@ -30,7 +30,7 @@ import pytest
 from edged.alerts.camera_status import CameraWatch
 from edged.clip import NewClip
 from edged.emulator import Emulator
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 from tests.conftest import eventually, free_port, require_program, start_edged
 from tests.integration.test_daemon import (
     CAMERA,

@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 
 from edged.alerts import outbox
+from edged.alerts.analyzer import build_alerts
 from edged.alerts.base import SinkContext
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.mqtt import Broker, MqttSink
 from edged.alerts.policy import AlertPolicy
-from edged.alerts.snapshot_store import SnapshotStore
-from edged.analysis import build_alerts
 from edged.clip import NewClip
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.matcher import Match
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.media.snapshot_store import SnapshotStore
+from edged.results.matcher import Match
 from tests.conftest import eventually
 from tests.integration.test_mqtt import Mosquitto, Watcher, mosquitto_installed, watching
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger import Ledger
-from edged.samples import make_clip
+from edged.ledger.clips import Ledger
+from edged.media.samples import make_clip
 from tests.integration.test_daemon import (
     Receiver,
     all_sent,

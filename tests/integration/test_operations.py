@@ -18,8 +18,8 @@ import pytest
 
 from edged.clip import ClipState
 from edged.emulator import Emulator
-from edged.ledger import Ledger
-from edged.samples import make_clip
+from edged.ledger.clips import Ledger
+from edged.media.samples import make_clip
 from tests.conftest import eventually, free_port, run_edged, start_edged
 
 SECRET = "whsec-do-not-log-me"

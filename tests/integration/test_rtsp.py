@@ -21,10 +21,10 @@ from typing import Any
 import av
 import pytest
 
-from edged.config import parse_config
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.probe import probe_video
+from edged.config.model import parse_config
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.media.probe import probe_video
 from edged.sources.rtsp import RtspSource
 from tests.conftest import eventually, free_port
 from tests.rtsp_server import RtspServer, index_of, make_stream_file

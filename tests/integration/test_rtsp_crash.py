@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 
 from edged.emulator import Emulator
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 from edged.sources.rtsp_files import final_of
 from tests.conftest import write_config
 from tests.integration.test_daemon import query, until, uploads_of

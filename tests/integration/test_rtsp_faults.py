@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edged.status import build_report, format_report
+from edged.commands.status import build_report, format_report
 from tests.conftest import eventually, free_port
 from tests.integration.test_rtsp import (
     CLIP_S,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 from tests.conftest import run_edged, write_config
 
 PASSWORD = "p@ss w/rd"

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from edged.clip import NewClip
-from edged.config import StorageConfig
+from edged.config.model import StorageConfig
 from edged.emulator import Emulator
-from edged.ledger import LEDGER_FILE, Ledger
-from edged.ledger_async import AsyncLedger
-from edged.samples import make_clip
+from edged.ledger.clips import LEDGER_FILE, Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.media.samples import make_clip
+from edged.service.storage import StorageQuota
 from edged.sources.rtsp_files import clips_root, source_key
-from edged.storage import StorageQuota
 from tests.battery.test_durability import rows
 from tests.conftest import write_config
 from tests.integration.test_daemon import until
@@ -100,7 +100,7 @@ async def test_over_quota_the_oldest_unsent_clips_are_dropped_never_nvr_files(
     size = (await db.run(db.ledger.get, waiting[0])).size  # type: ignore[union-attr]
     quota = StorageQuota(db, StorageConfig(dir=storage, max_bytes=2 * size + size // 2))
 
-    with caplog.at_level(logging.ERROR, logger="edged.storage"):
+    with caplog.at_level(logging.ERROR, logger="edged.service.storage"):
         usage = await quota.enforce()
 
     assert usage.used_bytes <= 2 * size + size // 2

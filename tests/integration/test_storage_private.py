@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 from edged.emulator import Emulator
-from edged.samples import make_clip
+from edged.media.samples import make_clip
 from tests.conftest import EDGED, eventually, write_config
 
 

@@ -39,7 +39,7 @@ def test_unit_declares_notify_watchdog_and_hardening() -> None:
 
 def test_unit_allows_the_listener_and_cameras_their_file_descriptors() -> None:
     """The default soft limit (1024) is what a listener under attack used to exhaust."""
-    from edged.config import CallbackConfig
+    from edged.config.model import CallbackConfig
 
     limit = next(
         int(line.split("=", 1)[1])

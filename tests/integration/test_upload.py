@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from edged.api import AnalysisRequest, ApiClient, ApiError, Failure, Person
 from edged.clip import ClipState, NewClip
 from edged.emulator import ENVELOPES, Emulator
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.uploader import Outcome, Uploader, UploadSettings
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.upload.api import AnalysisRequest, ApiClient, ApiError, Failure, Person
+from edged.upload.uploader import Outcome, Uploader, UploadSettings
 from tests.conftest import eventually, run_edged, start_edged, write_config
 
 REQUEST = AnalysisRequest(

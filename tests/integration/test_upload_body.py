@@ -19,9 +19,9 @@ import requests
 from aiohttp import web
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from edged.api import UPLOAD_FILE, ApiClient
 from edged.emulator import Emulator
-from edged.emulator_protocol import ack_body
+from edged.emulator.protocol import ack_body
+from edged.upload.api import UPLOAD_FILE, ApiClient
 from tests.integration.test_upload import REQUEST
 
 NAMES = [

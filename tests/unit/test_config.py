@@ -11,7 +11,7 @@ import av
 import pytest
 import yaml
 
-from edged.config import (
+from edged.config.model import (
     CommandSink,
     Config,
     ConfigError,

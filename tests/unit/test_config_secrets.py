@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edged.config import load_config
-from edged.config_secrets import config_secrets, exposed_secrets
+from edged.config.model import load_config
+from edged.config.secrets import config_secrets, exposed_secrets
 
 CONFIG = """\
 api:

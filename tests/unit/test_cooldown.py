@@ -9,13 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from edged.alerts import outbox
+from edged.alerts.analyzer import build_alerts
 from edged.alerts.base import DeliveryError
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.model import Alert
-from edged.analysis import build_alerts
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.matcher import Match
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.results.matcher import Match
 from tests.conftest import eventually
 from tests.unit.test_policy import Recorder, analyzed, policy, result
 

@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from edged.matcher import read_result, select_present
+from edged.results.matcher import read_result, select_present
 from tests.corpus.cases import Case, generated, load
 
 CORPUS = load()

@@ -14,8 +14,8 @@ from edged.alerts import outbox
 from edged.alerts.base import SimpleSink
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.model import Alert
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
 from tests.conftest import eventually
 from tests.unit.test_policy import analyzed, result
 

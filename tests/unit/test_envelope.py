@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from edged.envelope import MAX_TOKENS, parse_envelope
+from edged.upload.envelope import MAX_TOKENS, parse_envelope
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edged.clip import ClipState, NewClip
-from edged.guardrails import CameraRules, Guardrails
-from edged.ledger import Ledger
+from edged.ledger.clips import Ledger
 from edged.schedule import Budget, HourRange, in_schedule
+from edged.upload.guardrails import CameraRules, Guardrails
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edged.config import parse_config
-from edged.inotify_limits import PROC, inotify_report
+from edged.config.model import parse_config
+from edged.sources.inotify_limits import PROC, inotify_report
 from tests.conftest import run_edged
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from edged.clip import ClipState, NewClip
-from edged.ledger import Ledger
-from edged.ledger_schema import SCHEMA_VERSION, LedgerError
+from edged.ledger.clips import Ledger
+from edged.ledger.schema import SCHEMA_VERSION, LedgerError
 
 
 class FakeClock:

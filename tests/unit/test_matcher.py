@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from edged.matcher import (
+from edged.results.matcher import (
     EVIDENCE_CHARS,
     PROSE_CONFIDENCE,
     Match,

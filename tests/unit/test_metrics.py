@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edged.clip import NewClip
-from edged.ledger import Ledger
-from edged.metrics import read_snapshot
+from edged.ledger.clips import Ledger
+from edged.service.metrics import read_snapshot
 
 
 def test_duplicates_and_interrupted_uploads_are_counted(tmp_path: Path) -> None:

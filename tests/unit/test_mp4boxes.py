@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edged.mp4boxes import looks_like_mp4, mp4_incomplete_reason
-from edged.samples import make_clip
+from edged.media.mp4boxes import looks_like_mp4, mp4_incomplete_reason
+from edged.media.samples import make_clip
 
 
 @pytest.fixture(scope="module")

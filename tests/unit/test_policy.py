@@ -12,15 +12,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edged.alerts import outbox
+from edged.alerts.analyzer import build_alerts, finish_clip, plan_alerts
 from edged.alerts.base import SimpleSink
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.model import Alert
 from edged.alerts.policy import AlertPolicy, PersonRule, over_hourly_limit, quiet_window
-from edged.analysis import build_alerts, finish_clip, plan_alerts
 from edged.clip import Clip, ClipState, NewClip
-from edged.ledger import Ledger
-from edged.ledger_async import AsyncLedger
-from edged.matcher import Match, build_prompts, parse_unknown
+from edged.ledger.clips import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.results.matcher import Match, build_prompts, parse_unknown
 from tests.conftest import eventually
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from edged.alerts.setup import alert_policy, known_cameras
-from edged.config import CommandSink, Config, ConfigError, MqttSink, parse_config, redacted_yaml
+from edged.config.model import (
+    CommandSink,
+    Config,
+    ConfigError,
+    MqttSink,
+    parse_config,
+    redacted_yaml,
+)
 
 BASE = """\
 api: {api_key: k}

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edged.sources.presets import (
+from edged.nvr_presets import (
     PRESETS,
     PathInfo,
     PathTemplate,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from edged.rejections import FIRST_LINES_PER_MINUTE, Rejections
+from edged.results.rejections import FIRST_LINES_PER_MINUTE, Rejections
 
 
 def test_three_thousand_addresses_write_a_bounded_number_of_lines(
@@ -15,7 +15,7 @@ def test_three_thousand_addresses_write_a_bounded_number_of_lines(
     now = [0.0]
     counted: list[str] = []
     rejections = Rejections(on_count=counted.append, clock=lambda: now[0])
-    caplog.set_level(logging.WARNING, logger="edged.rejections")
+    caplog.set_level(logging.WARNING, logger="edged.results.rejections")
     for _round in range(2):
         for number in range(3000):
             rejections.reject(f"10.{number // 250}.{number % 250}.1", "unknown_clip_or_token")
@@ -34,7 +34,7 @@ def test_one_address_gets_a_line_then_one_a_minute_with_its_count(
 ):
     now = [0.0]
     rejections = Rejections(clock=lambda: now[0])
-    caplog.set_level(logging.WARNING, logger="edged.rejections")
+    caplog.set_level(logging.WARNING, logger="edged.results.rejections")
     for _ in range(300):
         rejections.reject("192.0.2.7", "unknown_clip_or_token")
     assert len(caplog.records) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edged.sdnotify import Notifier, Watchdog
+from edged.service.sdnotify import Notifier, Watchdog
 
 
 @pytest.fixture

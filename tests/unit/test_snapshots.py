@@ -17,9 +17,9 @@ from pathlib import Path
 import av
 import pytest
 
-from edged.alerts.snapshot_store import Snapshot, SnapshotStore
 from edged.clip import Clip, ClipState
-from edged.snapshots import MAX_WIDTH, SnapshotError, clip_picture
+from edged.media.frames import MAX_WIDTH, SnapshotError, clip_picture
+from edged.media.snapshot_store import Snapshot, SnapshotStore
 
 FPS = 10
 BITS = 8

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from edged.clip import Clip, ClipState
-from edged.source_check import FINGERPRINT_BYTES, changed_since_queued, fingerprint_of
+from edged.media.source_check import FINGERPRINT_BYTES, changed_since_queued, fingerprint_of
 from edged.sources.recordings import file_fingerprint
 
 

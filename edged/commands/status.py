@@ -1,0 +1,166 @@
+"""`edged status` and `edged retry`: read (or requeue in) the ledger, safe while the daemon runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edged.alerts import outbox
+from edged.clip import PENDING_UPLOAD_STATES, ClipState
+from edged.ledger.clips import Ledger
+from edged.printable import printable
+from edged.results.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
+from edged.schedule import utc_day_start
+
+
+@dataclass(frozen=True, slots=True)
+class CameraLine:
+    camera: str
+    by_state: dict[str, int]
+    last_found_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutageLine:
+    """A time a camera sent no footage (RTSP cameras), from the ledger's outage record."""
+
+    camera: str
+    started_at: float
+    ended_at: float | None  # None: still down
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    by_state: dict[str, int]
+    cameras: list[CameraLine]
+    oldest_pending_at: float | None
+    last_errors: list[tuple[int, str, str]]  # clip id, camera, error
+    alerts: dict[str, int] = field(default_factory=dict)
+    tokens_total: int = 0
+    tokens_today: int = 0
+    outages: list[OutageLine] = field(default_factory=list)
+    paused: dict[str, Any] | None = None  # {reason, message, since} while uploads wait
+    without_verdict: int = 0
+    recent_without_verdict: list[NoVerdict] = field(default_factory=list)
+
+
+def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
+    rows = ledger.execute("SELECT state, COUNT(*) AS n FROM clips GROUP BY state")
+    by_state = {row["state"]: row["n"] for row in rows}
+    cameras: dict[str, dict[str, int]] = {}
+    for row in ledger.execute("SELECT camera, state, COUNT(*) AS n FROM clips GROUP BY 1, 2"):
+        cameras.setdefault(row["camera"], {})[row["state"]] = row["n"]
+    last_found = {
+        row["camera"]: row["t"]
+        for row in ledger.execute("SELECT camera, MAX(found_at) AS t FROM clips GROUP BY camera")
+    }
+    waiting = [*PENDING_UPLOAD_STATES, ClipState.UPLOADING, ClipState.SUBMITTED]
+    marks = ",".join("?" for _ in waiting)
+    oldest = ledger.execute(
+        f"SELECT MIN(found_at) AS t FROM clips WHERE state IN ({marks})", waiting
+    )
+    errors = ledger.execute(
+        "SELECT id, camera, last_error FROM clips WHERE last_error IS NOT NULL"
+        " AND state IN (?, ?, ?, ?, ?) ORDER BY updated_at DESC LIMIT ?",
+        (
+            ClipState.FAILED,
+            ClipState.RETRY_WAIT,
+            ClipState.EXPIRED,
+            ClipState.SKIPPED_BUDGET,
+            ClipState.SKIPPED_SCHEDULE,
+            error_count,
+        ),
+    )
+    tokens = ledger.execute(
+        # TOTAL (a float), not SUM: hostile counts must not overflow and break the report.
+        "SELECT TOTAL(tokens_total) AS n,"
+        " TOTAL(CASE WHEN received_at >= ? THEN tokens_total END) AS today"
+        " FROM results",
+        (utc_day_start(time.time()),),
+    )
+    return StatusReport(
+        by_state=by_state,
+        cameras=[
+            CameraLine(name, states, last_found.get(name))
+            for name, states in sorted(cameras.items())
+        ],
+        oldest_pending_at=oldest[0]["t"] if oldest else None,
+        last_errors=[(row["id"], row["camera"], row["last_error"]) for row in errors],
+        alerts=outbox.counts_by_state(ledger),
+        tokens_total=int(tokens[0]["n"]) if tokens else 0,
+        tokens_today=int(tokens[0]["today"]) if tokens else 0,
+        outages=[
+            OutageLine(row["camera"], row["started_at"], row["ended_at"], row["reason"])
+            for row in ledger.recent_outages()
+        ],
+        paused=ledger.pause(),
+        without_verdict=without_verdict_total(ledger),
+        recent_without_verdict=recent_without_verdict(ledger),
+    )
+
+
+def _age(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "-"
+    seconds = max(0, int(now - epoch))
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def format_report(report: StatusReport, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    order = [state.value for state in ClipState]
+    lines = [
+        "clips: "
+        + (", ".join(f"{s} {report.by_state[s]}" for s in order if s in report.by_state) or "none")
+    ]
+    lines.append(f"oldest pending clip: {_age(report.oldest_pending_at, now)}")
+    if report.paused is not None:
+        since = report.paused.get("since")
+        lines.append(
+            f"UPLOADS PAUSED ({report.paused.get('reason')}) since"
+            f" {_age(since if isinstance(since, int | float) else None, now)}:"
+            f" {printable(str(report.paused.get('message')))}"
+        )
+    for camera in report.cameras:
+        states = ", ".join(f"{s} {camera.by_state[s]}" for s in order if s in camera.by_state)
+        lines.append(
+            f"  camera {camera.camera}: {states}; last clip {_age(camera.last_found_at, now)}"
+        )
+    alerts = ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())) or "none"
+    lines.append(f"alerts: {alerts}")
+    lines.append(f"tokens used: {report.tokens_today} today (UTC), {report.tokens_total} in all")
+    if report.last_errors:
+        lines.append("last errors:")
+        lines += [
+            f"  clip {i} ({camera}): {printable(error)}" for i, camera, error in report.last_errors
+        ]
+    if report.without_verdict:
+        lines.append(
+            f"results without a valid verdict: {report.without_verdict} (persons named only in"
+            " prose do not alert at the default min_confidence); latest:"
+        )
+        for item in report.recent_without_verdict:
+            why = f"{item.status}: {item.problem}" if item.problem else item.status
+            lines.append(f"  clip {item.clip_id} ({item.camera}): {why}")
+            lines += [f"    mentions {mention}" for mention in item.mentions]
+    if report.outages:
+        lines.append("camera outages (latest first):")
+        lines += [_outage(outage, now) for outage in report.outages]
+    return "\n".join(lines)
+
+
+def _outage(outage: OutageLine, now: float) -> str:
+    start = datetime.fromtimestamp(outage.started_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if outage.ended_at is None:
+        seconds = max(0.0, now - outage.started_at)
+        return f"  camera {outage.camera}: DOWN since {start} ({seconds:.0f}s): {outage.reason}"
+    end = datetime.fromtimestamp(outage.ended_at, UTC).strftime("%H:%M:%SZ")
+    seconds = max(0.0, outage.ended_at - outage.started_at)
+    return f"  camera {outage.camera}: {start} to {end} ({seconds:.0f}s): {outage.reason}"

@@ -1,0 +1,49 @@
+"""What the storage quota asks of the ledger: edged's own clip files, and clips it drops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from edged.clip import Clip, ClipState
+from edged.ledger.core import LedgerCore, clip_from_row
+
+
+class QuotaRecords(LedgerCore):
+    def own_clips(
+        self, key_prefix: str, states: Iterable[ClipState], *, done_before: float | None = None
+    ) -> list[Clip]:
+        """Clips whose source_key starts with `key_prefix` (files edged wrote itself), in
+        `states` (and done before `done_before`, if given), whose file was not deleted yet;
+        oldest first."""
+        wanted = list(states)
+        marks = ",".join("?" for _ in wanted)
+        query = (
+            "SELECT * FROM clips c WHERE c.source_key >= ? AND c.source_key < ?"
+            f" AND c.state IN ({marks}) AND NOT EXISTS (SELECT 1 FROM events e"
+            " WHERE e.clip_id = c.id AND e.kind = 'file_deleted')"
+        )
+        params: list[Any] = [key_prefix, key_prefix + "\U0010ffff", *wanted]
+        if done_before is not None:
+            query += " AND c.done_at <= ?"
+            params.append(done_before)
+        rows = self._conn.execute(query + " ORDER BY c.id", params).fetchall()
+        return [clip_from_row(row) for row in rows]
+
+    def mark_dropped(self, clip_id: int, reason: str, from_states: Iterable[ClipState]) -> bool:
+        """A clip given up unsent (the storage quota); False if it moved on meanwhile."""
+        wanted = list(from_states)
+        marks = ",".join("?" for _ in wanted)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=?, next_attempt_at=NULL, updated_at=?"
+                f" WHERE id=? AND state IN ({marks})",
+                (ClipState.DROPPED, reason, self._clock(), clip_id, *wanted),
+            )
+            if cursor.rowcount:
+                self._event(conn, clip_id, ClipState.DROPPED.value, reason)
+            return bool(cursor.rowcount)
+
+    def mark_file_deleted(self, clip_id: int, detail: str) -> None:
+        with self.transaction() as conn:
+            self._event(conn, clip_id, "file_deleted", detail)

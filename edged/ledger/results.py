@@ -1,0 +1,105 @@
+"""Analysis results in the ledger: stored once per clip, then the clip is done."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edged.clip import AWAITING_RESULT_STATES, ClipState
+from edged.ledger.core import LedgerCore
+from edged.ledger.schema import LedgerError
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    clip_id: int
+    task_id: str | None
+    text: str
+    tokens_input: int | None
+    tokens_output: int | None
+    tokens_total: int | None
+    received_at: float
+
+
+class ResultRecords(LedgerCore):
+    def result(self, clip_id: int) -> StoredResult | None:
+        row = self._conn.execute("SELECT * FROM results WHERE clip_id=?", (clip_id,)).fetchone()
+        if row is None:
+            return None
+        return StoredResult(
+            clip_id=row["clip_id"],
+            task_id=row["task_id"],
+            text=row["text"],
+            tokens_input=row["tokens_input"],
+            tokens_output=row["tokens_output"],
+            tokens_total=row["tokens_total"],
+            received_at=row["received_at"],
+        )
+
+    def timings(self, clip_id: int) -> dict[str, float | None]:
+        row = self._conn.execute(
+            "SELECT found_at, upload_started_at, upload_finished_at, callback_at, done_at"
+            " FROM clips WHERE id=?",
+            (clip_id,),
+        ).fetchone()
+        return dict(row) if row else {}
+
+    def record_result(
+        self,
+        clip_id: int,
+        *,
+        task_id: str | None,
+        text: str,
+        tokens: dict[str, int | None],
+        raw: str,
+    ) -> bool:
+        """Store a clip's analysis and move it to `analyzed`; False if it already had one
+        (a repeated or late callback changes nothing) or no longer waits for one."""
+        now = self._clock()
+        with self.transaction() as conn:
+            row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"clip {clip_id} is not in the ledger")
+            if row["state"] not in AWAITING_RESULT_STATES:
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO results (clip_id, task_id, text, tokens_input,"
+                " tokens_output, tokens_total, raw, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    clip_id,
+                    task_id,
+                    text,
+                    tokens.get("input"),
+                    tokens.get("output"),
+                    tokens.get("total"),
+                    raw,
+                    now,
+                ),
+            )
+            conn.execute(
+                "UPDATE clips SET state=?, task_id=COALESCE(?, task_id), callback_at=?,"
+                " last_error=NULL, updated_at=? WHERE id=?",
+                (ClipState.ANALYZED, task_id, now, now, clip_id),
+            )
+            self._event(conn, clip_id, "analyzed", task_id)
+        return True
+
+    def mark_done(
+        self,
+        clip_id: int,
+        extra: Callable[[sqlite3.Connection], None] | None = None,
+        *,
+        detail: str | None = None,
+    ) -> None:
+        """analyzed → done; `extra` runs in the same transaction (e.g. enqueueing alerts);
+        `detail` (how the result was read, as JSON) goes with the `done` event."""
+        now = self._clock()
+        with self.transaction() as conn:
+            if extra is not None:
+                extra(conn)
+            conn.execute(
+                "UPDATE clips SET state=?, done_at=?, updated_at=? WHERE id=? AND state=?",
+                (ClipState.DONE, now, now, clip_id, ClipState.ANALYZED),
+            )
+            self._event(conn, clip_id, "done", detail)

@@ -1,0 +1,73 @@
+"""Cost guardrails: upload schedules and daily budgets, checked before a clip is uploaded.
+
+A clip outside its camera's `schedule:` hours, or over a daily `budget:` (clips, minutes of
+video or bytes; globally and per camera), is not uploaded but kept as `skipped_schedule` or
+`skipped_budget`: visible in `edged status`, and sent anyway after `edged retry` (which
+exempts it from the guardrails). Days are UTC days, like the service's billing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+from edged.clip import Clip, ClipState
+from edged.ledger.clips import Ledger
+from edged.schedule import Budget, HourRange, in_schedule, utc_day_start
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    clips: int
+    seconds: float
+    bytes: int
+
+
+def over_budget(usage: Usage, clip: Clip, budget: Budget) -> str | None:
+    """Why uploading `clip` on top of today's `usage` would break `budget`; None if it fits."""
+    if budget.clips is not None and usage.clips + 1 > budget.clips:
+        return f"{budget.clips} clips a day"
+    if budget.minutes is not None:
+        seconds = usage.seconds + (clip.duration_s or 0.0)
+        if seconds > budget.minutes * 60:
+            return f"{budget.minutes:g} minutes of video a day"
+    if budget.bytes is not None and usage.bytes + clip.size > budget.bytes:
+        return f"{budget.bytes} bytes a day"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRules:
+    schedule: tuple[HourRange, ...] = ()
+    zone: tzinfo | None = None
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrails:
+    """What `check` needs from the config: rules per camera (by clip camera name) and the
+    budget of the whole box."""
+
+    cameras: dict[str, CameraRules]
+    total: Budget | None = None
+
+    def check(self, ledger: Ledger, clip: Clip, now: float) -> tuple[ClipState, str] | None:
+        """Blocking (reads today's usage from the ledger). None: upload it."""
+        if clip.exempt:
+            return None
+        rules = self.cameras.get(clip.source or clip.camera, CameraRules())
+        when = clip.start or datetime.fromtimestamp(clip.found_at, UTC)
+        if not in_schedule(when, rules.schedule, rules.zone):
+            return ClipState.SKIPPED_SCHEDULE, "recorded outside the camera's upload schedule"
+        day = utc_day_start(now)
+        for budget, camera, scope in (
+            (rules.budget, clip.camera, f"camera {clip.camera}"),
+            (self.total, None, "the whole box"),
+        ):
+            if budget is None:
+                continue
+            usage = Usage(*ledger.usage_since(day, camera))
+            reason = over_budget(usage, clip, budget)
+            if reason is not None:
+                return ClipState.SKIPPED_BUDGET, f"over the budget of {scope}: {reason}"
+        return None
