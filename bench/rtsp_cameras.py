@@ -4,7 +4,7 @@
                                  [--layouts threads]
 
 Serves a generated 720p H.264 + AAC stream at about 4.6 Mbit/s from GStreamer's rtsp-server
-(tests/rtsp_server.py, one server process per 8 cameras), then for each N runs the sides in
+(tests/support/rtsp_server.py, one server process per 8 cameras), then for each N runs the sides in
 turn, A B A B (--pairs rounds, at least 3):
 
 - `edged run` with N rtsp cameras (layout `threads`, what edged does: one process, a thread
@@ -44,7 +44,7 @@ import av
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import free_port
 from bench.pairs import Run, alternate, machine, ratios, verdict
-from tests.rtsp_server import RtspServer, index_of, make_stream_file
+from tests.support.rtsp_server import RtspServer, index_of, make_stream_file
 
 CAMERAS_PER_SERVER = 8
 CAMERAS_PER_WORKER = 8

@@ -5,7 +5,7 @@
 edged runs against the emulator (in this process, over HTTP) with two cameras: a folder
 that a writer fills the way an NVR does (a clip every ~0.7 s, written in chunks under a
 temporary name, then renamed; every third one shows Alice) and an RTSP camera served by
-GStreamer's rtsp-server (tests/rtsp_server.py). Alerts go to a webhook receiver here.
+GStreamer's rtsp-server (tests/support/rtsp_server.py). Alerts go to a webhook receiver here.
 Each run lives for a random time, then gets SIGKILL; after every kill the ledger (copied
 with its WAL, so the next start meets the crash as it was) must pass `integrity_check`.
 After the last kill edged runs until every clip is settled, then stops with SIGTERM.
@@ -46,7 +46,7 @@ from edged.alerts.model import alert_id_for
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
 from edged.media.samples import make_clip
 from edged.sources.rtsp_files import RECOVERING, final_of
-from tests.rtsp_server import RtspServer, make_stream_file
+from tests.support.rtsp_server import RtspServer, make_stream_file
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2  # api.max_concurrent_uploads in the soak's config
@@ -288,7 +288,7 @@ async def run_soak(
     work: Path, stream: Path, settings: SoakSettings, say: Callable[[str], None] = print
 ) -> SoakReport:
     """The whole soak in `work` (kept afterwards: logs, ledger, config); `stream` is an MP4
-    made by tests.rtsp_server.make_stream_file."""
+    made by tests.support.rtsp_server.make_stream_file."""
     rng = random.Random(settings.seed)
     report = SoakReport()
     state, logs = work / "state", work / "logs"

@@ -26,19 +26,15 @@ import pytest
 
 from edged.emulator import Emulator
 from edged.media.probe import probe_video
-from tests.battery.test_nvr_faults import Daemon, accepted, accepted_for
-from tests.conftest import run_edged, write_config
-from tests.integration.test_rtsp import (
+from tests.support.edged import run_edged, write_config
+from tests.support.nvr import Daemon, accepted, accepted_for
+from tests.support.rtsp import (
     CLIP_S,
     FPS,
     ServerFactory,
     check_contiguous,
-    rtsp_server,
-    stream_file,
 )
-from tests.rtsp_server import DamagingRelay, make_stream_file
-
-__all__ = ["rtsp_server", "stream_file"]  # fixtures used here
+from tests.support.rtsp_server import DamagingRelay, make_stream_file
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -37,14 +37,9 @@ from edged.media.samples import make_clip
 from edged.service.wiring import upload_settings
 from edged.upload.api import parse_retry_after
 from edged.upload.uploader import UploadSettings
-from tests.conftest import (
-    callbacks_held,
-    clip_id_of,
-    eventually,
-    free_port,
-    run_edged,
-    start_edged,
-)
+from tests.support.edged import callbacks_held, clip_id_of, run_edged, start_edged
+from tests.support.environment import free_port
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -18,13 +18,9 @@ import pytest
 from bench.soak import SoakSettings, _crash_state, _settled, run_soak
 from edged.emulator import Emulator
 from edged.ledger.clips import LEDGER_FILE
-from tests.battery.test_durability import rows
-from tests.conftest import write_config
-from tests.integration.test_daemon import until
-from tests.integration.test_daemon_faults import EdgedRun
-from tests.integration.test_rtsp import stream_file
-
-__all__ = ["stream_file"]  # fixture used here
+from tests.support.edged import EdgedRun, write_config
+from tests.support.ledger import rows
+from tests.support.waiting import until
 
 KILLS = 4
 

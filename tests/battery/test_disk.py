@@ -37,10 +37,10 @@ from edged.emulator import Emulator
 from edged.ledger.clips import LEDGER_FILE
 from edged.ledger.reserve import RESERVE_BYTES, RESERVE_FILE
 from edged.sources.rtsp_files import final_of
-from tests.conftest import EDGED, free_port, missing, write_config
-from tests.integration.test_rtsp import camera_yaml
-from tests.integration.test_rtsp_crash import video_seconds
-from tests.rtsp_server import RtspServer, make_stream_file
+from tests.support.edged import EDGED, write_config
+from tests.support.environment import free_port, missing
+from tests.support.rtsp import camera_yaml, video_seconds
+from tests.support.rtsp_server import RtspServer, make_stream_file
 
 DISK = "48m"
 DISK_BYTES = 48 * 1024 * 1024

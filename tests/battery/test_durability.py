@@ -35,21 +35,18 @@ from edged.sources.rtsp_files import RECOVERING, final_of
 from edged.sources.rtsp_recovery import recover_camera
 from edged.sources.rtsp_segmenter import CameraStats, FinishedClip, Segmenter
 from edged.sources.rtsp_writer import StreamPlan
-from tests.conftest import free_port, write_config
-from tests.integration.test_daemon import until
-from tests.integration.test_daemon_faults import EdgedRun
-from tests.integration.test_rtsp import (
+from tests.support.edged import EdgedRun, write_config
+from tests.support.environment import free_port
+from tests.support.ledger import rows
+from tests.support.rtsp import (
     FPS,
     ServerFactory,
     camera_yaml,
     frame_indices,
-    rtsp_server,
     runs,
-    stream_file,
+    video_seconds,
 )
-from tests.integration.test_rtsp_crash import video_seconds
-
-__all__ = ["rtsp_server", "stream_file"]  # fixtures used here
+from tests.support.waiting import until
 
 
 def edged_config(tmp_path: Path, api_url: str, cameras: str, *, state: Path | None = None) -> Path:
@@ -62,16 +59,6 @@ def edged_config(tmp_path: Path, api_url: str, cameras: str, *, state: Path | No
         text = text.replace(f"dir: {tmp_path / 'state'}", f"dir: {state}")
     config.write_text(text)
     return config
-
-
-def rows(db: Path, sql: str, *params: object) -> list[sqlite3.Row]:
-    """Blocking: a query on its own connection (a reader never blocks edged in WAL mode)."""
-    conn = sqlite3.connect(db, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 # ---- SIGKILL between the rename and the ledger ---------------------------------------------

@@ -25,8 +25,10 @@ from edged.emulator import Emulator
 from edged.ledger.clips import LEDGER_FILE, Ledger
 from edged.ledger.schema import connect
 from edged.media.samples import make_clip
-from tests.battery.test_durability import rows
-from tests.conftest import EDGED, eventually, missing, require_program, write_config
+from tests.support.edged import EDGED, write_config
+from tests.support.environment import missing, require_program
+from tests.support.ledger import rows
+from tests.support.waiting import eventually
 
 #: `PID EPOCH fdatasync(FD</path>) = 0`, as strace -f -ttt -y prints it.
 SYNC = re.compile(r"^\d+\s+(?P<at>\d+\.\d+)\s+(?:fsync|fdatasync)\(\d+<(?P<path>[^>]*)>\)\s+= 0")

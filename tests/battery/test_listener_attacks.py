@@ -24,8 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from edged.clip import NewClip
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
-from tests.battery.running import Edged, config_text, running_edged
-from tests.conftest import callbacks_held, clip_id_of, free_port, run_edged
+from tests.support.edged import callbacks_held, clip_id_of, run_edged
+from tests.support.environment import free_port
+from tests.support.running import Edged, config_text, running_edged
 
 pytestmark = pytest.mark.timeout(150)
 

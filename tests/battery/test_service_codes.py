@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from tests.battery.running import running_edged
-from tests.conftest import run_edged
+from tests.support.edged import run_edged
+from tests.support.running import running_edged
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -21,7 +21,7 @@ from edged.activity import (
     examine_file,
     examine_frames,
 )
-from tests.activity_scene import Box, Scene, Walker, write_video
+from tests.support.activity_scene import Box, Scene, Walker, write_video
 
 #: Everything the gate must ignore at once: noise, a dimming sky, a burnt-in clock.
 DISTRACTED = Scene(

@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +32,11 @@ from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match
-from tests.conftest import eventually, free_port
-from tests.integration.test_daemon import (
-    CAMERA,
-    INSTANCE,
-    SECRET,
-    Receiver,
-    all_sent,
-    edged_running,
-    expected_ids,
-    outbox,
-    queue_clip,
-    reached,
-    until,
-)
+from tests.support.edged import INSTANCE, edged_running
+from tests.support.environment import free_port
+from tests.support.ledger import CAMERA, all_sent, expected_ids, outbox, queue_clip, reached
+from tests.support.waiting import eventually, until
+from tests.support.webhook import SECRET, Receiver
 
 NOTIFY = """\
 import json, os, pathlib, sys
@@ -64,19 +54,6 @@ record = {"fields": fields, "stdin": sys.stdin.read(), "env": sorted(os.environ)
 (out / f"{alert_id}.json").write_text(json.dumps(record))
 """
 FIELDS = ["{person}", "{camera}", "{confidence}", "{clip}", "{snapshot}", "{alert_id}", "{time}"]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver().serve() as hook:
-        yield hook
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await asyncio.to_thread(Ledger, tmp_path / "state")
-    yield opened
-    await asyncio.to_thread(opened.close)
 
 
 def notify_script(tmp_path: Path, kind: str = "ok") -> tuple[Path, Path]:

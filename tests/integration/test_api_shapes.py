@@ -198,7 +198,7 @@ async def test_caption_callback_with_a_wrong_task_id_is_refused(listener):
 
 
 async def test_check_config_says_which_listener_runs_and_what_has_no_effect(tmp_path: Path):
-    from tests.conftest import run_edged, write_config
+    from tests.support.edged import run_edged, write_config
 
     config = write_config(
         tmp_path, "http://127.0.0.1:9", api_extra='  reasoning_effort: "3"\n  mode: sync\n'

@@ -2,244 +2,39 @@
 alert outbox → a real webhook receiver, plus `edged status` and `edged retry` beside it.
 
 The fault tests (lost and late callbacks, API and webhook outages, SIGTERM, kill -9) are in
-test_daemon_faults.py and share the helpers defined here.
+test_daemon_faults.py; the helpers both use are in tests/support/.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
-from multidict import CIMultiDict
 
-from edged.alerts.model import alert_id_for
-from edged.alerts.webhook import sign
-from edged.clip import NewClip
-from edged.config.model import parse_config
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
 from edged.media.samples import make_clip
-from edged.service.daemon import run_daemon
-from tests.conftest import eventually, free_port, run_edged
-
-SECRET = "s3cret"
-CAMERA = "porch"
-INSTANCE = "test-box"
-
+from tests.support.edged import INSTANCE, daemon_config, edged_running, run_edged
+from tests.support.emulator import uploads_of
+from tests.support.ledger import (
+    CAMERA,
+    all_sent,
+    expected_ids,
+    outbox,
+    query,
+    queue_clip,
+    reached,
+)
+from tests.support.waiting import until
+from tests.support.webhook import Receiver
 
 # ---- a webhook receiver ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One POST the receiver got, and the status it answered."""
-
-    headers: CIMultiDict[str]
-    body: bytes
-    status: int
-
-    @property
-    def alert(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.body)
-        return value
-
-    @property
-    def signature_ok(self) -> bool:
-        expected = sign(
-            SECRET, self.headers["webhook-id"], int(self.headers["webhook-timestamp"]), self.body
-        )
-        return expected == self.headers.get("X-Edged-Signature")
-
-
-class Receiver:
-    """A webhook endpoint on 127.0.0.1:0 that records every request. It answers 503 while
-    `fail_next` is above zero (counting down), and to alerts of the clips in `failing_clips`."""
-
-    def __init__(self) -> None:
-        self.hits: list[Hit] = []
-        self.fail_next = 0
-        self.failing_clips: set[int] = set()
-        self.url = ""
-
-    @property
-    def delivered(self) -> list[Hit]:
-        return [hit for hit in self.hits if hit.status == 200]
-
-    def delivered_ids(self) -> Counter[str]:
-        return Counter(hit.alert["alert_id"] for hit in self.delivered)
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        status = 200
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            status = 503
-        elif json.loads(body)["clip"]["id"] in self.failing_clips:
-            status = 503
-        self.hits.append(Hit(request.headers.copy(), body, status))
-        return web.json_response({"ok": status == 200}, status=status)
-
-    @asynccontextmanager
-    async def serve(self) -> AsyncIterator[Receiver]:
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
-            yield self
-        finally:
-            await runner.cleanup()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver().serve() as hook:
-        yield hook
-
-
 # ---- config, ledger and daemon helpers ------------------------------------------------------
-
-
-def daemon_config(
-    tmp_path: Path,
-    api_url: str,
-    hook_url: str,
-    *,
-    max_attempts: int = 3,
-    result_timeout: str = "2s",
-    cooldown: str = "0s",
-) -> Path:
-    port = free_port()
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"api:\n  base_url: {api_url}\n  api_key: test-key\n  max_attempts: {max_attempts}\n"
-        f"callback:\n  listen: 127.0.0.1:{port}\n  public_url: http://127.0.0.1:{port}\n"
-        f"  result_timeout: {result_timeout}\n"
-        "persons:\n"
-        "  - name: Alice\n    url: https://example.com/alice.jpg\n"
-        "  - name: Bob\n    url: https://example.com/bob.jpg\n"
-        f"storage:\n  dir: {tmp_path / 'state'}\n"
-        f"alerts:\n  cooldown: {cooldown}\n  sinks:\n"
-        f"    - type: webhook\n      url: {hook_url}\n      secret: {SECRET}\n"
-        "    - type: log\n"
-        f"instance: {INSTANCE}\n"
-        f"metrics:\n  listen: 127.0.0.1:{free_port()}\n"
-    )
-    return path
-
-
-async def queue_clip(ledger: Ledger, path: Path) -> int:
-    """Put a finished clip in the ledger, as a source would (another connection: the daemon
-    finds it on its next poll)."""
-    size = (await asyncio.to_thread(path.stat)).st_size
-    new = NewClip(CAMERA, path, size, start=None, duration_s=1.0, source_key=f"test:{path.name}")
-    clip, created = await asyncio.to_thread(ledger.add_clip, new)
-    assert created
-    return clip.id
-
-
-async def query(ledger: Ledger, sql: str, *params: object) -> list[dict[str, Any]]:
-    rows = await asyncio.to_thread(ledger.execute, sql, params)
-    return [dict(row) for row in rows]
-
-
-async def clip_states(ledger: Ledger) -> dict[int, str]:
-    return {row["id"]: row["state"] for row in await query(ledger, "SELECT id, state FROM clips")}
-
-
-async def outbox(ledger: Ledger) -> list[dict[str, Any]]:
-    return await query(
-        ledger,
-        "SELECT alert_id, sink, clip_id, person, state, attempts FROM alerts"
-        " ORDER BY clip_id, person, sink",
-    )
-
-
-def reached(ledger: Ledger, wanted: dict[int, str]) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        states = await clip_states(ledger)
-        return all(states.get(clip_id) == state for clip_id, state in wanted.items())
-
-    return check
-
-
-def all_sent(ledger: Ledger, count: int) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        rows = await outbox(ledger)
-        return len(rows) == count and all(row["state"] == "sent" for row in rows)
-
-    return check
-
-
-def uploads_of(emulator: Emulator, clip_id: int) -> list[Any]:
-    """The uploadFile requests whose callback URL names this clip."""
-    marker = f"/callbacks/{clip_id}/"
-    return [r for r in emulator.received if marker in str(r.req.get("callback", ""))]
-
-
-async def expected_ids(ledger: Ledger, pairs: list[tuple[int, str]]) -> set[str]:
-    install_id = await asyncio.to_thread(ledger.get_meta, "install_id")
-    assert install_id is not None
-    return {alert_id_for(install_id, clip_id, person) for clip_id, person in pairs}
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await asyncio.to_thread(Ledger, tmp_path / "state")
-    yield opened
-    await asyncio.to_thread(opened.close)
-
-
-@asynccontextmanager
-async def edged_running(config_path: Path) -> AsyncIterator[asyncio.Task[int]]:
-    """`edged run` in this process: serving once the block starts, stopped (exit 0) after it."""
-    config = parse_config(await asyncio.to_thread(config_path.read_text))
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_daemon(config, shutdown=stop, on_ready=lambda _port: ready.set()), name="edged"
-    )
-    started = asyncio.create_task(ready.wait())
-    await asyncio.wait({task, started}, timeout=15, return_when=asyncio.FIRST_COMPLETED)
-    started.cancel()
-    if task.done():
-        pytest.fail(f"edged stopped while starting: {task.result()!r}")
-    assert ready.is_set(), "edged did not start serving"
-    try:
-        yield task
-    finally:
-        stop.set()
-        code = await asyncio.wait_for(task, 30)
-    assert code == 0
-
-
-async def until(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
-    daemon: asyncio.Future[Any] | None,
-    *,
-    what: str,
-    timeout_s: float = 20.0,
-) -> None:
-    """`eventually`, failing at once if the daemon stops meanwhile."""
-
-    async def probe() -> bool:
-        if daemon is not None and daemon.done():
-            pytest.fail(f"edged stopped while waiting for {what}: {daemon.result()!r}")
-        result = check()
-        return bool(await result if inspect.isawaitable(result) else result)
-
-    await eventually(probe, timeout_s=timeout_s, what=what)
 
 
 # ---- the pipeline end to end ----------------------------------------------------------------

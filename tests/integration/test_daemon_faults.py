@@ -1,5 +1,5 @@
 """`edged run` under faults: lost and late callbacks, an API answering 503, a webhook that is
-down, SIGTERM and kill -9 in the middle of uploads. Helpers are in test_daemon.py."""
+down, SIGTERM and kill -9 in the middle of uploads. Helpers are in tests/support/."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import logging
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,34 +16,25 @@ from edged.config.model import parse_config
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
 from edged.service.daemon import SHUTDOWN_GRACE_S, run_daemon
-from tests.conftest import callbacks_held, clip_id_of, start_edged
-from tests.integration.test_daemon import (
-    Receiver,
-    all_sent,
-    clip_states,
+from tests.support.edged import (
+    EdgedRun,
+    callbacks_held,
+    clip_id_of,
     daemon_config,
     edged_running,
+)
+from tests.support.emulator import uploads_of
+from tests.support.ledger import (
+    all_sent,
+    clip_states,
     expected_ids,
     outbox,
     query,
     queue_clip,
     reached,
-    until,
-    uploads_of,
 )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver().serve() as hook:
-        yield hook
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await asyncio.to_thread(Ledger, tmp_path / "state")
-    yield opened
-    await asyncio.to_thread(opened.close)
+from tests.support.waiting import until
+from tests.support.webhook import Receiver
 
 
 async def events(ledger: Ledger, clip_id: int) -> list[str]:
@@ -339,24 +329,6 @@ async def test_the_result_of_an_upload_finished_during_shutdown_is_not_refused(
     assert any(c.status == 200 for c in sent), [c.error or c.status for c in sent]
     stored = await asyncio.to_thread(ledger.get, clip)
     assert stored is not None and stored.state in ("analyzed", "done"), stored
-
-
-class EdgedRun:
-    """A real `edged run` subprocess; `output` drains its pipes and ends when it exits."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.output: asyncio.Task[tuple[bytes, bytes]] = asyncio.create_task(process.communicate())
-
-    @classmethod
-    async def start(cls, config: Path) -> EdgedRun:
-        return cls(await start_edged("run", "-c", str(config)))
-
-    async def stop(self, signum: int, timeout_s: float = 15.0) -> tuple[int, str]:
-        self.process.send_signal(signum)
-        _, err = await asyncio.wait_for(self.output, timeout_s)
-        assert self.process.returncode is not None
-        return self.process.returncode, err.decode()
 
 
 async def _queue_three(ledger: Ledger, clip_factory: Any) -> tuple[int, int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import run_edged
+from tests.support.edged import run_edged
 
 
 async def test_edged_demo_delivers_each_persons_alert_once_signed_and_exits_0():

@@ -23,7 +23,8 @@ from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip, make_padded_file
 from edged.sources.folder import FolderSource
 from edged.sources.folder_watch import SharedObserver
-from tests.conftest import eventually, run_edged, write_config
+from tests.support.edged import run_edged, write_config
+from tests.support.waiting import eventually
 
 
 class Sources:

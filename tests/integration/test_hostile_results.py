@@ -10,7 +10,6 @@ import json
 import logging
 import time
 import unicodedata
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,10 @@ import pytest
 
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
-from tests.conftest import free_port, run_edged
 from tests.corpus.cases import AB, Case, generated, load, verdict_block
-from tests.integration.test_daemon import (
-    edged_running,
-    query,
-    queue_clip,
-    reached,
-    until,
-)
+from tests.support.edged import edged_running, hostile_config, run_edged
+from tests.support.ledger import query, queue_clip, reached
+from tests.support.waiting import until
 
 # An empty text is no result at all to the callback listener (it answers 400 and the clip
 # waits for another): that case is in the corpus test only.
@@ -35,36 +29,6 @@ CASES = [case for case in load() + generated() if case.text]
 GROUPS: dict[tuple[str, ...], list[Case]] = {}
 for _case in CASES:
     GROUPS.setdefault(_case.names, []).append(_case)
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await asyncio.to_thread(Ledger, tmp_path / "state")
-    yield opened
-    await asyncio.to_thread(opened.close)
-
-
-def hostile_config(
-    tmp_path: Path, api_url: str, names: tuple[str, ...], *, sinks: str = "    - type: log\n"
-) -> tuple[Path, int]:
-    """A config with these persons and sinks; returns it and its metrics port."""
-    callback, metrics = free_port(), free_port()
-    persons = "".join(
-        f"  - {{name: {json.dumps(name)}, url: https://example.com/{index}.jpg}}\n"
-        for index, name in enumerate(names)
-    )
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"api: {{base_url: {api_url}, api_key: test-key}}\n"
-        f"callback: {{listen: 127.0.0.1:{callback}, public_url: http://127.0.0.1:{callback}}}\n"
-        f"persons:\n{persons}"
-        f"storage: {{dir: {tmp_path / 'state'}}}\n"
-        f"alerts:\n  cooldown: 0s\n  sinks:\n{sinks}"
-        f"metrics: {{listen: 127.0.0.1:{metrics}}}\n"
-        "instance: test-box\n",
-        encoding="utf-8",
-    )
-    return path, metrics
 
 
 async def done_detail(ledger: Ledger, clip: int) -> dict[str, Any]:

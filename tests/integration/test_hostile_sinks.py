@@ -16,11 +16,11 @@ import pytest
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
 from tests.corpus.cases import verdict_block
-from tests.integration.test_daemon import Receiver, all_sent, edged_running, queue_clip, until
-from tests.integration.test_hostile_results import hostile_config, ledger
-from tests.integration.test_mqtt import PREFIX, Mosquitto, broker, watching
-
-__all__ = ["broker", "ledger"]  # fixtures used here
+from tests.support.edged import edged_running, hostile_config
+from tests.support.ledger import all_sent, queue_clip
+from tests.support.mqtt import PREFIX, Mosquitto, watching
+from tests.support.waiting import until
+from tests.support.webhook import Receiver
 
 # Every C0 control, DEL, C1 controls, bidirectional overrides, line and paragraph separators,
 # a zero-width joiner, a BOM: in the prose (the summary) and in the verdict's title.

@@ -20,9 +20,6 @@ from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SnapshotStore
 from edged.results.listener import CallbackApp, CallbackServer
 from edged.upload.persons import build_directory
-from tests.integration.test_callbacks import listener
-
-__all__ = ["listener"]  # the fixture: a real listener on a clip waiting for its result
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 SEGMENT = st.text(

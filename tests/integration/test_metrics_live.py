@@ -23,13 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from edged.emulator import Emulator
 from edged.ledger.clips import LEDGER_FILE
 from edged.service.metrics import STEPS
-from tests.battery.test_durability import rows
-from tests.conftest import free_port, in_ci
-from tests.integration.test_daemon import until
-from tests.integration.test_daemon_faults import EdgedRun
-from tests.integration.test_rtsp import ServerFactory, camera_yaml, rtsp_server, stream_file
-
-__all__ = ["rtsp_server", "stream_file"]  # fixtures used here
+from tests.support.edged import EdgedRun
+from tests.support.environment import free_port, in_ci
+from tests.support.ledger import rows
+from tests.support.rtsp import ServerFactory, camera_yaml
+from tests.support.waiting import until
 
 #: Every metric README.md lists for /metrics, by the name a scrape shows.
 README_METRICS = (

@@ -28,10 +28,11 @@ from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SnapshotStore
 from edged.results.matcher import Match
-from tests.conftest import eventually
-from tests.integration.test_mqtt import Mosquitto, Watcher, mosquitto_installed, watching
+from tests.support.mqtt import Mosquitto, Watcher, watching
+from tests.support.waiting import eventually
 
-__all__ = ["mosquitto_installed"]  # autouse fixture: skipped without mosquitto, failed under CI
+# skipped without mosquitto on a workstation, failed under CI=true
+pytestmark = pytest.mark.usefixtures("mosquitto_installed")
 
 
 PREFIX = "outage"

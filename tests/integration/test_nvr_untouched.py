@@ -7,29 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
 from edged.media.samples import make_clip
-from tests.integration.test_daemon import (
-    Receiver,
-    all_sent,
-    clip_states,
-    daemon_config,
-    edged_running,
-    until,
-)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver().serve() as hook:
-        yield hook
-
+from tests.support.edged import daemon_config, edged_running
+from tests.support.ledger import all_sent, clip_states
+from tests.support.waiting import until
+from tests.support.webhook import Receiver
 
 Tree = dict[str, tuple[int, int, int, str]]
 

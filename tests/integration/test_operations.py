@@ -20,7 +20,9 @@ from edged.clip import ClipState
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
 from edged.media.samples import make_clip
-from tests.conftest import eventually, free_port, run_edged, start_edged
+from tests.support.edged import run_edged, start_edged
+from tests.support.environment import free_port
+from tests.support.waiting import eventually
 
 SECRET = "whsec-do-not-log-me"
 

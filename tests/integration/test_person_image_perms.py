@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EDGED, require_program
-from tests.unit.test_config import write_jpeg
+from tests.support.edged import EDGED
+from tests.support.environment import require_program
+from tests.support.images import write_jpeg
 
 #: As root, edged runs as this user instead (every Debian has it).
 UNPRIVILEGED = "nobody"

@@ -8,36 +8,19 @@ import asyncio
 import signal
 from pathlib import Path
 
-import av
-
 from edged.emulator import Emulator
 from edged.ledger.clips import Ledger
 from edged.sources.rtsp_files import final_of
-from tests.conftest import write_config
-from tests.integration.test_daemon import query, until, uploads_of
-from tests.integration.test_daemon_faults import EdgedRun
-from tests.integration.test_rtsp import (
+from tests.support.edged import EdgedRun, write_config
+from tests.support.emulator import uploads_of
+from tests.support.ledger import query
+from tests.support.rtsp import (
     ServerFactory,
     camera_yaml,
     check_contiguous,
-    rtsp_server,
-    stream_file,
+    video_seconds,
 )
-
-__all__ = ["rtsp_server", "stream_file"]  # fixtures used here
-
-
-def video_seconds(path: Path) -> float:
-    """Blocking: how much video a (possibly growing or torn) MP4 holds."""
-    end = 0.0
-    try:
-        with av.open(str(path)) as container:
-            for packet in container.demux(container.streams.video[0]):
-                if packet.pts is not None and packet.time_base is not None:
-                    end = max(end, float((packet.pts + packet.duration) * packet.time_base))
-    except (av.FFmpegError, OSError):
-        pass  # the torn end of a part being written
-    return end
+from tests.support.waiting import until
 
 
 async def test_kill_9_mid_clip_recovers_the_partial_clip_and_uploads_it(

@@ -11,20 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from edged.commands.status import build_report, format_report
-from tests.conftest import eventually, free_port
-from tests.integration.test_rtsp import (
+from tests.support.environment import free_port
+from tests.support.rtsp import (
     CLIP_S,
     Cameras,
     ServerFactory,
     camera_yaml,
     check_contiguous,
-    rtsp_server,
     running_cameras,
-    stream_file,
     wait_clips,
 )
-
-__all__ = ["rtsp_server", "stream_file"]  # fixtures used here
+from tests.support.waiting import eventually
 
 
 async def _part_grows(cams: Cameras, camera: str, min_bytes: int = 4096) -> None:

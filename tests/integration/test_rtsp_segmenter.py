@@ -13,15 +13,7 @@ import pytest
 
 from edged.sources.rtsp_segmenter import CameraStats, FinishedClip, Segmenter
 from edged.sources.rtsp_writer import StreamPlan
-from tests.integration.test_rtsp import (
-    CLIP_S,
-    FPS,
-    frame_indices,
-    runs,
-    stream_file,
-)
-
-__all__ = ["stream_file"]  # the fixture used here
+from tests.support.rtsp import CLIP_S, FPS, frame_indices, runs
 
 
 def _segment(

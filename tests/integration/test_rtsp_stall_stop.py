@@ -14,20 +14,16 @@ from pathlib import Path
 
 from edged.emulator import Emulator
 from edged.sources.rtsp import STOP_WAIT_S
-from tests.conftest import eventually, write_config
-from tests.integration.test_daemon_faults import EdgedRun
-from tests.integration.test_rtsp import (
+from tests.support.edged import EdgedRun, write_config
+from tests.support.rtsp import (
     CLIP_S,
     ServerFactory,
     camera_yaml,
     cams_clips,
     check_contiguous,
-    rtsp_server,
     running_cameras,
-    stream_file,
 )
-
-__all__ = ["rtsp_server", "stream_file"]  # fixtures used here
+from tests.support.waiting import eventually
 
 STALL_S = 30.0  # far longer than the stop may take
 

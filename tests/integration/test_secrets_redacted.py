@@ -12,7 +12,9 @@ import sqlite3
 from pathlib import Path
 
 from edged.emulator import Emulator
-from tests.conftest import EDGED, eventually, free_port, run_edged, write_config
+from tests.support.edged import EDGED, run_edged, write_config
+from tests.support.environment import free_port
+from tests.support.waiting import eventually
 
 #: Each camera's password and the spellings of it that must never be shown.
 PASSWORDS = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edged.ledger.clips import Ledger
-from tests.conftest import run_edged, write_config
+from tests.support.edged import run_edged, write_config
 
 PASSWORD = "p@ss w/rd"
 

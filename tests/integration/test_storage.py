@@ -23,18 +23,10 @@ from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip
 from edged.service.storage import StorageQuota
 from edged.sources.rtsp_files import clips_root, source_key
-from tests.battery.test_durability import rows
-from tests.conftest import write_config
-from tests.integration.test_daemon import until
-from tests.integration.test_daemon_faults import EdgedRun
-from tests.integration.test_rtsp import (
-    ServerFactory,
-    camera_yaml,
-    rtsp_server,
-    stream_file,
-)
-
-__all__ = ["rtsp_server", "stream_file"]  # fixtures used here
+from tests.support.edged import EdgedRun, write_config
+from tests.support.ledger import rows
+from tests.support.rtsp import ServerFactory, camera_yaml
+from tests.support.waiting import until
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from edged.emulator import Emulator
 from edged.media.samples import make_clip
-from tests.conftest import EDGED, eventually, write_config
+from tests.support.edged import EDGED, write_config
+from tests.support.waiting import eventually
 
 
 def _open_to_others(root: Path) -> list[str]:

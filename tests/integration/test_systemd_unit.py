@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import require_program
+from tests.support.environment import require_program
 
 UNIT = Path(__file__).parents[2] / "systemd" / "edged.service"
 

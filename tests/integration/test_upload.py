@@ -15,16 +15,11 @@ from edged.clip import ClipState, NewClip
 from edged.emulator import ENVELOPES, Emulator
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
-from edged.upload.api import AnalysisRequest, ApiClient, ApiError, Failure, Person
+from edged.upload.api import AnalysisRequest, ApiClient, ApiError, Failure
 from edged.upload.uploader import Outcome, Uploader, UploadSettings
-from tests.conftest import eventually, run_edged, start_edged, write_config
-
-REQUEST = AnalysisRequest(
-    user_prompt="Describe.",
-    system_prompt="Analyst.",
-    callback="http://127.0.0.1:9/cb",
-    persons=(Person("Alice", "https://example.com/a.jpg"),),
-)
+from tests.support.edged import run_edged, start_edged, write_config
+from tests.support.emulator import REQUEST
+from tests.support.waiting import eventually
 
 
 @pytest.mark.parametrize("envelope", sorted(ENVELOPES))

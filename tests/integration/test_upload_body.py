@@ -22,7 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from edged.emulator import Emulator
 from edged.emulator.protocol import ack_body
 from edged.upload.api import UPLOAD_FILE, ApiClient
-from tests.integration.test_upload import REQUEST
+from tests.support.emulator import REQUEST
 
 NAMES = [
     "clip.mp4",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edged.activity import ActivityError, Detector, Polygon, Sample, Settings, per_second
-from tests.activity_scene import Box, Scene, Walker
+from tests.support.activity_scene import Box, Scene, Walker
 
 FLICKER = Box(0.62, 0.12, 0.74, 0.3)
 #: Digits 2 px thick at 320x180, as a 1080p camera's clock is once scaled down.

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import socket
 import textwrap
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import pytest
 import yaml
 
@@ -25,6 +23,7 @@ from edged.config.model import (
     redacted_yaml,
 )
 from edged.errors import EdgedError
+from tests.support.images import write_jpeg
 
 REPO = Path(__file__).resolve().parents[2]
 MINIMAL = "api: {api_key: k}\n"
@@ -40,17 +39,6 @@ def problems(text: str, **kwargs: object) -> list[str]:
         parse(text, **kwargs)
     assert str(caught.value) == "\n".join(caught.value.problems)
     return caught.value.problems
-
-
-def write_jpeg(path: Path) -> Path:
-    """A real, tiny JPEG, encoded with PyAV."""
-    codec = av.CodecContext.create("mjpeg", "w")
-    codec.width, codec.height, codec.pix_fmt = 16, 16, "yuvj420p"
-    codec.time_base = Fraction(1, 1)
-    frame = av.VideoFrame(16, 16, "yuvj420p")
-    packets = [*codec.encode(frame), *codec.encode(None)]
-    path.write_bytes(b"".join(bytes(packet) for packet in packets))
-    return path
 
 
 # --- defaults and the full example ---------------------------------------------------------

@@ -16,8 +16,8 @@ from edged.alerts.model import Alert
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match
-from tests.conftest import eventually
-from tests.unit.test_policy import Recorder, analyzed, policy, result
+from tests.support.alerts import Recorder, analyzed, policy, result
+from tests.support.waiting import eventually
 
 COOLDOWN_S = 600.0  # ten minutes
 

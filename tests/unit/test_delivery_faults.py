@@ -16,8 +16,8 @@ from edged.alerts.delivery import AlertDelivery
 from edged.alerts.model import Alert
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
-from tests.conftest import eventually
-from tests.unit.test_policy import analyzed, result
+from tests.support.alerts import analyzed, result
+from tests.support.waiting import eventually
 
 
 class Exploding(SimpleSink):

@@ -48,11 +48,6 @@ def test_schedule_is_read_in_the_camera_zone() -> None:
     assert in_schedule(moment, (), UTC), "no schedule: always"
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path)
-
-
 def upload_one(ledger: Ledger, camera: str, size: int, duration_s: float, now: float) -> None:
     clip, _ = ledger.add_clip(NewClip(camera, Path("x.mp4"), size, None, duration_s))
     taken = ledger.take_for_upload(clip.id)

@@ -8,7 +8,7 @@ import pytest
 
 from edged.config.model import parse_config
 from edged.sources.inotify_limits import PROC, inotify_report
-from tests.conftest import run_edged
+from tests.support.edged import run_edged
 
 
 def _tree(tmp_path: Path) -> str:

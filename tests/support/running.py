@@ -16,7 +16,9 @@ import pytest
 
 from edged.ledger.clips import Ledger
 from edged.media.samples import make_clip
-from tests.conftest import eventually, free_port, start_edged
+from tests.support.edged import start_edged
+from tests.support.environment import free_port
+from tests.support.waiting import eventually
 
 
 @dataclass

@@ -1,0 +1,16 @@
+"""What the tests share: fixtures and helpers, never tests.
+
+Test modules import from here (or get fixtures from tests/conftest.py, which registers the
+fixture modules below as plugins); no test module imports another.
+
+- `environment`: the machine (free ports, required programs, CI).
+- `waiting`: waiting on a condition with a deadline, never sleeping to synchronise.
+- `edged`: configs and `edged` command lines in a subprocess, and the runners of a whole
+  daemon (`edged_running` in process, `EdgedRun` and `Daemon` in a subprocess); `running`
+  is the runner of the attack batteries.
+- `ledger`: the `ledger` fixture and queries on a ledger under test.
+- `webhook`: the webhook `receiver` fixture.
+- `rtsp`, `rtsp_server`: GStreamer RTSP cameras and the clips they become.
+- `mqtt`: a real mosquitto broker and a watcher of its topics.
+- `alerts`, `listener`, `images`, `activity_scene`: smaller shared pieces.
+"""
