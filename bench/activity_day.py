@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edged.activity import ClipActivity, Decode, Polygon, Settings, examine_file
-from tests.activity_scene import Box, Scene, Walker, write_video
+from tests.support.activity_scene import Box, Scene, Walker, write_video
 
 DAY_S = 600
 #: A camera's bitrate cap (1080p cameras send 2-6 Mbit/s); without it the night's noise alone
