@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from edged.ledger import reports
 from edged.ledger.clips import Ledger
 
 ONLINE, OFFLINE = "online", "offline"
@@ -32,23 +33,14 @@ class CameraWatch:
 
     def refresh(self, ledger: Ledger, now: float) -> dict[str, str]:
         """Blocking: every known camera's status now."""
-        rows = ledger.execute(
-            "SELECT camera, MAX(found_at) AS heard, MAX(id) AS top FROM clips WHERE id > ?"
-            " GROUP BY camera",
-            (self._last_clip_id,),
-        )
-        for row in rows:
-            self._hear(row["camera"], row["heard"])
-            self._last_clip_id = max(self._last_clip_id, row["top"])
-        outages = ledger.execute(
-            "SELECT camera, SUM(ended_at IS NULL) AS open, MAX(ended_at) AS ended FROM outages"
-            " GROUP BY camera"
-        )
+        for activity in reports.camera_activity(ledger, self._last_clip_id):
+            self._hear(activity.camera, activity.last_found_at)
+            self._last_clip_id = max(self._last_clip_id, activity.last_clip_id)
         down = set()
-        for row in outages:
-            self._hear(row["camera"], row["ended"] or self._started_at)
-            if row["open"]:
-                down.add(row["camera"])
+        for outages in reports.camera_outages(ledger):
+            self._hear(outages.camera, outages.last_ended_at or self._started_at)
+            if outages.down:
+                down.add(outages.camera)
         return {camera: self._status(camera, camera in down, now) for camera in self._heard}
 
     def _hear(self, camera: str, at: float) -> None:

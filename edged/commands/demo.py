@@ -26,6 +26,7 @@ from aiohttp import web
 from edged.clip import ClipState
 from edged.config.model import parse_config
 from edged.emulator import EmulatorOptions, run_emulator
+from edged.ledger import reports
 from edged.ledger.clips import Ledger
 from edged.media.samples import make_clip
 from edged.service.daemon import run_daemon
@@ -141,16 +142,10 @@ async def _watch(ledger_dir: Path, printer: WebhookPrinter) -> bool:
             if ledger is None and (ledger_dir / "ledger.sqlite3").exists():
                 ledger = await asyncio.to_thread(Ledger, ledger_dir)
             if ledger is not None:
-                rows = await asyncio.to_thread(
-                    ledger.execute, "SELECT id, path, state FROM clips ORDER BY id"
-                )
-                for row in rows:
-                    if seen.get(row["id"]) != row["state"]:
-                        seen[row["id"]] = row["state"]
-                        print(
-                            f"  clip {row['id']} {Path(row['path']).name}: {row['state']}",
-                            flush=True,
-                        )
+                for clip_id, path, state in await asyncio.to_thread(reports.clip_states, ledger):
+                    if seen.get(clip_id) != state:
+                        seen[clip_id] = state
+                        print(f"  clip {clip_id} {Path(path).name}: {state}", flush=True)
                 all_done = len(seen) == len(DEMO_CLIPS) and all(
                     s == ClipState.DONE for s in seen.values()
                 )

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edged.alerts import outbox
-from edged.clip import PENDING_UPLOAD_STATES, ClipState
+from edged.clip import ClipState
+from edged.ledger import reports
 from edged.ledger.clips import Ledger
 from edged.printable import printable
 from edged.results.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
-from edged.schedule import utc_day_start
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,50 +48,28 @@ class StatusReport:
 
 
 def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
-    rows = ledger.execute("SELECT state, COUNT(*) AS n FROM clips GROUP BY state")
-    by_state = {row["state"]: row["n"] for row in rows}
+    counts = reports.clip_counts(ledger)
+    by_state: dict[str, int] = {}
     cameras: dict[str, dict[str, int]] = {}
-    for row in ledger.execute("SELECT camera, state, COUNT(*) AS n FROM clips GROUP BY 1, 2"):
-        cameras.setdefault(row["camera"], {})[row["state"]] = row["n"]
-    last_found = {
-        row["camera"]: row["t"]
-        for row in ledger.execute("SELECT camera, MAX(found_at) AS t FROM clips GROUP BY camera")
-    }
-    waiting = [*PENDING_UPLOAD_STATES, ClipState.UPLOADING, ClipState.SUBMITTED]
-    marks = ",".join("?" for _ in waiting)
-    oldest = ledger.execute(
-        f"SELECT MIN(found_at) AS t FROM clips WHERE state IN ({marks})", waiting
-    )
-    errors = ledger.execute(
-        "SELECT id, camera, last_error FROM clips WHERE last_error IS NOT NULL"
-        " AND state IN (?, ?, ?, ?, ?) ORDER BY updated_at DESC LIMIT ?",
-        (
-            ClipState.FAILED,
-            ClipState.RETRY_WAIT,
-            ClipState.EXPIRED,
-            ClipState.SKIPPED_BUDGET,
-            ClipState.SKIPPED_SCHEDULE,
-            error_count,
-        ),
-    )
-    tokens = ledger.execute(
-        # TOTAL (a float), not SUM: hostile counts must not overflow and break the report.
-        "SELECT TOTAL(tokens_total) AS n,"
-        " TOTAL(CASE WHEN received_at >= ? THEN tokens_total END) AS today"
-        " FROM results",
-        (utc_day_start(time.time()),),
-    )
+    for (camera, state), n in counts.items():
+        by_state[state] = by_state.get(state, 0) + n
+        cameras.setdefault(camera, {})[state] = n
+    last_found = reports.last_clip_at(ledger)
+    tokens = reports.tokens(ledger, time.time())
     return StatusReport(
         by_state=by_state,
         cameras=[
             CameraLine(name, states, last_found.get(name))
             for name, states in sorted(cameras.items())
         ],
-        oldest_pending_at=oldest[0]["t"] if oldest else None,
-        last_errors=[(row["id"], row["camera"], row["last_error"]) for row in errors],
+        oldest_pending_at=reports.oldest_pending_at(ledger),
+        last_errors=[
+            (error.clip_id, error.camera, error.error)
+            for error in reports.recent_errors(ledger, error_count)
+        ],
         alerts=outbox.counts_by_state(ledger),
-        tokens_total=int(tokens[0]["n"]) if tokens else 0,
-        tokens_today=int(tokens[0]["today"]) if tokens else 0,
+        tokens_total=tokens.total,
+        tokens_today=tokens.today,
         outages=[
             OutageLine(row["camera"], row["started_at"], row["ended_at"], row["reason"])
             for row in ledger.recent_outages()

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from edged.ledger import reports
 from edged.ledger.clips import Ledger
 from edged.printable import printable
-
-_STEPS = (
-    ("found (queued)", "found_at"),
-    ("upload started", "upload_started_at"),
-    ("upload done", "upload_finished_at"),
-    ("result received", "callback_at"),
-    ("done", "done_at"),
-)
 
 
 def _when(epoch: float) -> str:
@@ -33,28 +26,22 @@ def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
     if clip.start is not None:
         lines.append(f"  recorded from {clip.start.isoformat()}")
     previous: float | None = None
-    for label, column in _STEPS:
+    for column, label in reports.CLIP_STEPS:
         moment = times.get(column)
         if moment is None:
             continue
         step = f" (+{moment - previous:.3f}s)" if previous is not None else ""
         lines.append(f"  {label:16} {_when(moment)}{step}")
         previous = moment
-    for row in ledger.execute(
-        "SELECT person, sink, state, sent_at, created_at FROM alerts WHERE clip_id=?"
-        " ORDER BY person, sink",
-        (clip_id,),
-    ):
-        sent = row["sent_at"]
-        after = f" (+{sent - row['created_at']:.3f}s after the alert was made)" if sent else ""
+    for alert in reports.clip_alerts(ledger, clip_id):
+        sent = alert.sent_at
+        after = f" (+{sent - alert.created_at:.3f}s after the alert was made)" if sent else ""
         at = _when(sent) if sent else "-"
-        lines.append(f"  alert {row['person']} → {row['sink']}: {row['state']} {at}{after}")
+        lines.append(f"  alert {alert.person} → {alert.sink}: {alert.state} {at}{after}")
     if clip.last_error:
         lines.append(f"  last error: {printable(clip.last_error)}")
     lines.append("  events:")
-    for row in ledger.execute(
-        "SELECT at, kind, detail FROM events WHERE clip_id=? ORDER BY id", (clip_id,)
-    ):
-        detail = f": {printable(row['detail'])}" if row["detail"] else ""
-        lines.append(f"    {_when(row['at'])} {row['kind']}{detail}")
+    for event in reports.clip_events(ledger, clip_id):
+        detail = f": {printable(event.detail)}" if event.detail else ""
+        lines.append(f"    {_when(event.at)} {event.kind}{detail}")
     return "\n".join(lines)

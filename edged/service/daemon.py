@@ -22,10 +22,10 @@ from pathlib import Path
 from aiohttp import web
 
 from edged.alerts.setup import alert_stages
-from edged.clip import ClipState
 from edged.config.listener_role import ListenerRole, listener_role
 from edged.config.model import CameraConfig, Config, split_host_port
 from edged.errors import EdgedError
+from edged.ledger import reports
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.listener import CallbackApp, CallbackServer
@@ -235,12 +235,8 @@ async def _serve(app: web.Application, host: str, port: int) -> AsyncIterator[we
 async def _drain_results(db: AsyncLedger, since: float, deadline: float) -> None:
     """Wait until no clip uploaded by this run waits for its result or its alerts."""
     loop = asyncio.get_running_loop()
-    query = "SELECT COUNT(*) AS n FROM clips WHERE (state=? AND upload_finished_at >= ?) OR state=?"
     while loop.time() < deadline:
-        rows = await db.run(
-            db.ledger.execute, query, (ClipState.SUBMITTED, since, ClipState.ANALYZED)
-        )
-        if not rows[0]["n"]:
+        if not await db.run(reports.awaiting_results, db.ledger, since):
             return
         await asyncio.sleep(0.1)
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edged.ledger import reports
 from edged.ledger.thread import AsyncLedger
 from edged.results.verdict_stats import verdict_health
 from edged.service.metrics import Metrics
@@ -49,11 +50,9 @@ async def health_report(db: AsyncLedger, inputs: HealthInputs) -> tuple[bool, di
         name: "running" if not task.done() else "stopped" for name, task in inputs.tasks.items()
     }
     writable = await ledger_writable(db)
-    rows = await db.run(
-        db.ledger.execute, "SELECT camera, MAX(found_at) AS t FROM clips GROUP BY camera"
-    )
+    found = await db.run(reports.last_clip_at, db.ledger)
     now = time.time()
-    last = {row["camera"]: now - row["t"] for row in rows}
+    last = {camera: now - at for camera, at in found.items()}
     cameras = {
         name: {"last_clip_age_s": round(last[name], 1) if name in last else None}
         for name in sorted(set(inputs.cameras) | set(last))

@@ -8,6 +8,7 @@ and feeds the latency histograms with the clips finished since the last refresh;
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import time
@@ -19,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edged.ledger import reports
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.verdict_stats import without_verdict_total
@@ -26,12 +28,12 @@ from edged.upload.api_codes import PauseReason
 
 _CODE = re.compile(r"HTTP (\d{3})|code=(\w+)")
 _BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+_STEP_NAMES = ("queued_to_upload_start", "upload", "upload_done_to_callback", "callback_to_done")
+_COLUMNS = [column for column, _ in reports.CLIP_STEPS]
 #: (name, from column, to column) of each step of a clip's life, for the latency histograms.
-STEPS = (
-    ("queued_to_upload_start", "found_at", "upload_started_at"),
-    ("upload", "upload_started_at", "upload_finished_at"),
-    ("upload_done_to_callback", "upload_finished_at", "callback_at"),
-    ("callback_to_done", "callback_at", "done_at"),
+STEPS = tuple(
+    (name, start, end)
+    for name, (start, end) in zip(_STEP_NAMES, itertools.pairwise(_COLUMNS), strict=True)
 )
 
 
@@ -55,54 +57,25 @@ class Snapshot:
 
 def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
     """Blocking; on the ledger's thread."""
-    snap = Snapshot()
-    for row in ledger.execute("SELECT camera, state, COUNT(*) AS n FROM clips GROUP BY 1, 2"):
-        snap.clips[(row["camera"], row["state"])] = row["n"]
-    pending = ledger.execute(
-        "SELECT MIN(found_at) AS t FROM clips WHERE state IN"
-        " ('queued', 'retry_wait', 'expired', 'uploading', 'submitted', 'analyzed')"
-    )
-    if pending and pending[0]["t"] is not None:
-        snap.oldest_pending_age_s = max(0.0, now - pending[0]["t"])
-    uploaded = ledger.execute(
-        "SELECT COALESCE(SUM(size), 0) AS b FROM clips WHERE upload_finished_at IS NOT NULL"
-    )
-    snap.uploaded_bytes = int(uploaded[0]["b"])
-    for row in ledger.execute(
-        "SELECT COUNT(*) AS n FROM events WHERE kind='submitted' GROUP BY clip_id"
-    ):
-        snap.uploads_accepted += row["n"]
-        snap.duplicate_uploads += row["n"] - 1
-    # Uploads cut off by a crash or a stop: the only way the API can hold a clip that edged
-    # does not know it sent, so the next upload of that clip may be a duplicate it never sees.
-    interrupted = ledger.execute(
-        "SELECT COUNT(*) AS n FROM events WHERE kind='resumed'"
-        " OR (kind='released' AND detail='interrupted')"
-    )
-    snap.uploads_interrupted = int(interrupted[0]["n"])
-    for row in ledger.execute(
-        "SELECT detail FROM events WHERE kind IN ('retry_wait', 'failed') AND detail IS NOT NULL"
-    ):
-        match = _CODE.search(row["detail"])
+    snap = Snapshot(clips=reports.clip_counts(ledger))
+    oldest = reports.oldest_pending_at(ledger)
+    if oldest is not None:
+        snap.oldest_pending_age_s = max(0.0, now - oldest)
+    uploads = reports.upload_totals(ledger)
+    snap.uploaded_bytes = uploads.bytes
+    snap.uploads_accepted = uploads.accepted
+    snap.duplicate_uploads = uploads.duplicates
+    snap.uploads_interrupted = uploads.interrupted
+    for detail in reports.failure_details(ledger):
+        match = _CODE.search(detail)
         if match:
             code = match.group(1) or match.group(2)
             snap.api_errors[code] = snap.api_errors.get(code, 0) + 1
-    for row in ledger.execute("SELECT sink, state, COUNT(*) AS n FROM alerts GROUP BY 1, 2"):
-        snap.alerts[(row["sink"], row["state"])] = row["n"]
-    for row in ledger.execute(
-        "SELECT camera, SUM(COALESCE(ended_at, ?) - started_at) AS s,"
-        " SUM(ended_at IS NULL) AS open FROM outages GROUP BY camera",
-        (now,),
-    ):
-        snap.outage_seconds[row["camera"]] = float(row["s"] or 0)
-        snap.cameras_down[row["camera"]] = 1 if row["open"] else 0
-    day_start = now - (now % 86400)
-    tokens = ledger.execute(
-        # TOTAL (a float), not SUM: a sum of hostile counts must not overflow and stop edged.
-        "SELECT TOTAL(tokens_total) AS n FROM results WHERE received_at >= ?",
-        (day_start,),
-    )
-    snap.tokens_today = int(tokens[0]["n"])
+    snap.alerts = reports.alert_counts(ledger)
+    for camera, outage in reports.outage_totals(ledger, now).items():
+        snap.outage_seconds[camera] = outage.seconds
+        snap.cameras_down[camera] = 1 if outage.down else 0
+    snap.tokens_today = reports.tokens(ledger, now).today
     pause = ledger.pause()
     snap.uploads_paused = str(pause.get("reason")) if pause is not None else None
     snap.results_without_verdict = without_verdict_total(ledger)
@@ -111,17 +84,8 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
 
 def finished_steps(ledger: Ledger, since: float) -> list[tuple[str, float]]:
     """Blocking: (step, seconds) of every clip done after `since`."""
-    rows = ledger.execute(
-        "SELECT found_at, upload_started_at, upload_finished_at, callback_at, done_at"
-        " FROM clips WHERE done_at > ?",
-        (since,),
-    )
-    steps = []
-    for row in rows:
-        for name, start, end in STEPS:
-            if row[start] is not None and row[end] is not None:
-                steps.append((name, max(0.0, row[end] - row[start])))
-    return steps
+    names = {(start, end): name for name, start, end in STEPS}
+    return [(names[start, end], s) for start, end, s in reports.finished_steps(ledger, since)]
 
 
 def directory_bytes(path: Path) -> int:
