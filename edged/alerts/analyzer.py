@@ -20,17 +20,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from edged.alerts import outbox
 from edged.alerts.model import alert_id_for
 from edged.alerts.policy import AlertPolicy
 from edged.clip import Clip, ClipState
 from edged.config.alerts import UNKNOWN_PERSON
+from edged.ledger import outbox
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
+from edged.ledger.verdict_stats import count_reading, without_verdict_streak
 from edged.media.snapshot_store import Snapshot, SnapshotStore
 from edged.results.matcher import Match, Reading, read_result, select_present, summarize
 from edged.results.verdict import one_line
-from edged.results.verdict_stats import count_reading, without_verdict_streak
 from edged.timeouts import within
 
 __all__ = [

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from edged.alerts.model import Alert
 from edged.errors import EdgedError
+from edged.ledger.outbox import Alert
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SnapshotStore
 

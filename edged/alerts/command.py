@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
-from edged.alerts.model import Alert
+from edged.ledger.outbox import Alert
 from edged.logs import CONTROL_CODES
 from edged.media.snapshot_store import Snapshot, SnapshotStore
 from edged.timeouts import within

@@ -16,10 +16,11 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from edged.alerts import outbox
 from edged.alerts.base import DeliveryError, Sink
-from edged.alerts.model import Alert
+from edged.alerts.policy import HOUR_S, over_hourly_limit
 from edged.backoff import full_jitter
+from edged.ledger import outbox
+from edged.ledger.outbox import Alert
 from edged.ledger.thread import AsyncLedger
 from edged.results.verdict import one_line
 from edged.timeouts import within
@@ -123,8 +124,8 @@ class AlertDelivery:
         ledger = self._db.ledger
         if outbox.in_cooldown(ledger, alert, self._cooldown_s):
             return "cooldown"
-        if self._max_per_hour is not None and outbox.over_hourly_limit(
-            ledger, alert, self._max_per_hour
+        if self._max_per_hour is not None and over_hourly_limit(
+            outbox.sent_around(ledger, alert, HOUR_S), alert.event_at, self._max_per_hour
         ):
             return "max_per_hour"
         return None

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from edged.alerts.base import SimpleSink, SinkContext
-from edged.alerts.model import Alert
+from edged.ledger.outbox import Alert
 from edged.media.snapshot_store import Snapshot, SnapshotStore
 
 SINK_TYPE = "log"

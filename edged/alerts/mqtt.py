@@ -33,8 +33,8 @@ import aiomqtt
 from edged.alerts.base import DeliveryError, SinkContext
 from edged.alerts.camera_status import CameraWatch
 from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
-from edged.alerts.model import Alert
 from edged.backoff import full_jitter
+from edged.ledger.outbox import Alert
 from edged.media.snapshot_store import Snapshot
 from edged.names import safe_name
 from edged.timeouts import within

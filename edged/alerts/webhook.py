@@ -27,7 +27,7 @@ from typing import Any, Literal
 import aiohttp
 
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
-from edged.alerts.model import Alert
+from edged.ledger.outbox import Alert
 from edged.media.snapshot_store import Snapshot, SnapshotStore
 from edged.signing import signing_key
 

@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from edged.alerts import outbox
 from edged.clip import ClipState
-from edged.ledger import reports
+from edged.ledger import outbox, reports
 from edged.ledger.clips import Ledger
+from edged.ledger.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
 from edged.printable import printable
-from edged.results.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
 
 
 @dataclass(frozen=True, slots=True)

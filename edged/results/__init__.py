@@ -2,5 +2,5 @@
 
 `listener` is the listener (with `listener_guard`'s connection limits and `rejections`'
 counts), `matcher` reads who a result names (the fenced verdict in `verdict`, the prose in
-`prose`), `verdict_stats` counts results without a verdict.
+`prose`).
 """

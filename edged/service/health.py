@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from edged.ledger import reports
 from edged.ledger.thread import AsyncLedger
-from edged.results.verdict_stats import verdict_health
+from edged.ledger.verdict_stats import verdict_health
 from edged.service.metrics import Metrics
 from edged.timeouts import within
 from edged.upload.api_codes import PAUSE_ADVICE, PauseReason

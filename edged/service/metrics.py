@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from edged.ledger import reports
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
-from edged.results.verdict_stats import without_verdict_total
+from edged.ledger.verdict_stats import without_verdict_total
 from edged.upload.api_codes import PauseReason
 
 _CODE = re.compile(r"HTTP (\d{3})|code=(\w+)")

@@ -20,16 +20,16 @@ import aiohttp
 import pytest
 import standardwebhooks
 
-from edged.alerts import outbox as outbox_rows
 from edged.alerts.analyzer import build_alerts
 from edged.alerts.base import DeliveryError
 from edged.alerts.command import CommandSink
 from edged.alerts.delivery import AlertDelivery
-from edged.alerts.model import Alert
 from edged.alerts.policy import AlertPolicy
 from edged.clip import NewClip
 from edged.emulator import Emulator
+from edged.ledger import outbox as outbox_rows
 from edged.ledger.clips import Ledger
+from edged.ledger.outbox import Alert
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match
 from tests.support.edged import INSTANCE, edged_running

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from edged.alerts import outbox
 from edged.alerts.analyzer import build_alerts
 from edged.alerts.base import SinkContext
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.mqtt import Broker, MqttSink
 from edged.alerts.policy import AlertPolicy
 from edged.clip import NewClip
+from edged.ledger import outbox
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SnapshotStore

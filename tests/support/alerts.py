@@ -11,10 +11,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from edged.alerts.base import SimpleSink
-from edged.alerts.model import Alert
 from edged.alerts.policy import AlertPolicy
 from edged.clip import Clip, ClipState, NewClip
 from edged.ledger.clips import Ledger
+from edged.ledger.outbox import Alert
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -8,12 +8,12 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from edged.alerts import outbox
 from edged.alerts.analyzer import build_alerts
 from edged.alerts.base import DeliveryError
 from edged.alerts.delivery import AlertDelivery
-from edged.alerts.model import Alert
+from edged.ledger import outbox
 from edged.ledger.clips import Ledger
+from edged.ledger.outbox import Alert
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match
 from tests.support.alerts import Recorder, analyzed, policy, result

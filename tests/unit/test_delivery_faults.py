@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edged.alerts import outbox
 from edged.alerts.base import SimpleSink
 from edged.alerts.delivery import AlertDelivery
-from edged.alerts.model import Alert
+from edged.ledger import outbox
 from edged.ledger.clips import Ledger
+from edged.ledger.outbox import Alert
 from edged.ledger.thread import AsyncLedger
 from tests.support.alerts import analyzed, result
 from tests.support.waiting import eventually

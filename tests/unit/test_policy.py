@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from edged.alerts import outbox
 from edged.alerts.analyzer import build_alerts, finish_clip, plan_alerts
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.policy import PersonRule, over_hourly_limit, quiet_window
+from edged.ledger import outbox
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match, build_prompts, parse_unknown

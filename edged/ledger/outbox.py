@@ -1,21 +1,41 @@
 """The alert outbox in the ledger: one row per (alert, sink), delivered at least once.
 
-All functions are blocking and run on the ledger's thread. States: pending → sent,
+`NewAlert` is a row to add, `Alert` a row read back. All functions are blocking and run on
+the ledger's thread; the rules on what is sent (cooldown, max_per_hour) are the alert
+policy's, which reads the sent alerts from here. States: pending → sent,
 or suppressed (cooldown, max_per_hour), or failed (undeliverable past alerts.retry_max_age).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from edged.alerts.model import Alert
-from edged.alerts.policy import HOUR_S
-from edged.alerts.policy import over_hourly_limit as _over_limit
 from edged.ledger.clips import Ledger
 
 PENDING, SENT, SUPPRESSED, FAILED = "pending", "sent", "suppressed", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    alert_id: str
+    sink: str
+    clip_id: int
+    camera: str
+    person: str
+    confidence: float
+    event_at: float  # when the person was seen (clip start + moment), epoch seconds
+    payload_json: str  # the body every sink sends, fixed when the alert is created
+    attempts: int
+    created_at: float
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload_json)
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +114,9 @@ def in_cooldown(ledger: Ledger, alert: Alert, cooldown_s: float) -> bool:
     return bool(rows)
 
 
-def over_hourly_limit(ledger: Ledger, alert: Alert, max_per_hour: int) -> bool:
-    """Would sending this alert put more than max_per_hour alerts of its person and camera to
-    this sink into one hour of sightings? Counted from alerts actually sent."""
+def sent_around(ledger: Ledger, alert: Alert, window_s: float) -> list[float]:
+    """When the other alerts of its person and camera sent to this sink were seen, within
+    window_s either side of this one's sighting."""
     rows = ledger.execute(
         "SELECT event_at FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
         " AND event_at > ? AND event_at < ? AND alert_id != ?",
@@ -105,12 +125,12 @@ def over_hourly_limit(ledger: Ledger, alert: Alert, max_per_hour: int) -> bool:
             alert.camera,
             alert.person,
             SENT,
-            alert.event_at - HOUR_S,
-            alert.event_at + HOUR_S,
+            alert.event_at - window_s,
+            alert.event_at + window_s,
             alert.alert_id,
         ),
     )
-    return _over_limit([row["event_at"] for row in rows], alert.event_at, max_per_hour)
+    return [row["event_at"] for row in rows]
 
 
 def mark(
