@@ -85,14 +85,20 @@ class LedgerCore:
             return None
         return found if isinstance(found, dict) else None
 
-    def install_id(self) -> str:
-        """A random id of this ledger, made once: keeps alert ids unique across boxes."""
-        existing = self.get_meta("install_id")
+    def meta_once(self, key: str, make: Callable[[], str]) -> str:
+        """The meta value of `key`; the first time, `make()`'s, stored. Two callers racing
+        for it get the same value: the one committed first."""
+        existing = self.get_meta(key)
         if existing is not None:
             return existing
-        value = secrets.token_hex(8)
-        self.set_meta("install_id", value)
-        return value
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, make()))
+            row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return str(row["value"])
+
+    def install_id(self) -> str:
+        """A random id of this ledger, made once: keeps alert ids unique across boxes."""
+        return self.meta_once("install_id", lambda: secrets.token_hex(8))
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

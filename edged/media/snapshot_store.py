@@ -60,11 +60,7 @@ class Snapshot:
 
 def snapshot_key(ledger: Ledger) -> bytes:
     """The secret that signs snapshot links, made once per ledger; blocking."""
-    key = ledger.get_meta(_KEY_META)
-    if key is None:
-        key = secrets.token_hex(32)
-        ledger.set_meta(_KEY_META, key)
-    return bytes.fromhex(key)
+    return bytes.fromhex(ledger.meta_once(_KEY_META, lambda: secrets.token_hex(32)))
 
 
 class SnapshotStore:

@@ -233,12 +233,9 @@ class FolderSource:
         since_s = self._camera.since_s
         if since_s is not None:
             return self._clock() - since_s
-        key = f"first_run:{self.name}"
-        first = self._db.ledger.get_meta(key)
-        if first is None:
-            first = str(self._clock())
-            self._db.ledger.set_meta(key, first)
-        return float(first)
+        return float(
+            self._db.ledger.meta_once(f"first_run:{self.name}", lambda: str(self._clock()))
+        )
 
     async def _seen_tree(self, path: str) -> None:
         found = await asyncio.to_thread(scan, self._naming, None, under=path)

@@ -28,12 +28,7 @@ class PersonDirectory:
 def persons_token(ledger: Ledger) -> str:
     """A random token kept in the ledger, so image URLs survive restarts (the service may fetch
     them after a clip was uploaded by an earlier run); blocking."""
-    existing = ledger.get_meta(PERSONS_TOKEN_KEY)
-    if existing is not None:
-        return existing
-    token = secrets.token_urlsafe(16)
-    ledger.set_meta(PERSONS_TOKEN_KEY, token)
-    return token
+    return ledger.meta_once(PERSONS_TOKEN_KEY, lambda: secrets.token_urlsafe(16))
 
 
 def build_directory(
