@@ -1,4 +1,4 @@
-"""The edged config: YAML in, validated frozen objects out (DESIGN.md, "Configuration").
+"""The edged config: YAML in, validated frozen objects out (every key: config.example.yaml).
 
 Order of work: parse YAML keeping line marks, expand ${ENV} in every string, then one pydantic
 pass over everything; each section reads its own *_file secrets and checks its own key

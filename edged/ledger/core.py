@@ -1,8 +1,8 @@
 """The ledger's connection: transactions, the event log, meta values, row conversion.
 
 The clip ledger (edged/ledger/clips.py) is built on this, with the outage record
-(ledger_outages.py), the storage quota's queries (ledger_quota.py) and the analysis results
-(ledger_results.py) alongside.
+(outages.py), the storage quota's queries (quota.py) and the analysis results (results.py)
+alongside.
 """
 
 from __future__ import annotations

@@ -170,14 +170,6 @@ def _config_text(tmp_path: Path, api_url: str, folder: Path, metrics: str, **ove
     )
 
 
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    """The ledger `edged run` writes, read through a connection of the test's own."""
-    opened = await asyncio.to_thread(Ledger, tmp_path / "state")
-    yield opened
-    await asyncio.to_thread(opened.close)
-
-
 @contextlib.asynccontextmanager
 async def edged_box(
     tmp_path: Path, emulator: Emulator, ledger: Ledger, **settings: object

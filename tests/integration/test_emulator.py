@@ -67,17 +67,17 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
+async def callback_receiver() -> AsyncIterator[Receiver]:
+    callback_receiver = Receiver()
     app = web.Application()
-    app.router.add_post("/callbacks/{clip}/{token}", receiver.handle)
+    app.router.add_post("/callbacks/{clip}/{token}", callback_receiver.handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    callback_receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        yield receiver
+        yield callback_receiver
     finally:
         await runner.cleanup()
 
@@ -92,14 +92,14 @@ async def clip(path: Path, title: str | None = None, seconds: float = 1.0) -> Pa
     return await asyncio.to_thread(make_clip, path, seconds=seconds, title=title)
 
 
-def request_fields(receiver: Receiver | None = None, **extra: Any) -> dict[str, Any]:
+def request_fields(callback_receiver: Receiver | None = None, **extra: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "user_prompt": "Describe what happens. Say which reference persons appear.",
         "system_prompt": "You are a security camera analyst.",
         "persons": PERSONS,
     }
-    if receiver is not None:
-        fields["callback"] = receiver.callback_url()
+    if callback_receiver is not None:
+        fields["callback"] = callback_receiver.callback_url()
     fields.update(extra)
     return fields
 
@@ -138,17 +138,17 @@ def persons_block(text: str) -> dict[str, dict[str, Any]]:
 
 
 async def test_upload_file_acks_then_calls_back_with_person_from_title(
-    tmp_path: Path, session: aiohttp.ClientSession, receiver: Receiver
+    tmp_path: Path, session: aiohttp.ClientSession, callback_receiver: Receiver
 ) -> None:
     video = await clip(tmp_path / "front-door.mp4", title="Alice at the door")
     async with run_emulator(fast(api_key=KEY)) as emu:
         status, ack, _ = await post(
-            session, emu, FILE_ENDPOINT, data=await form(request_fields(receiver), video)
+            session, emu, FILE_ENDPOINT, data=await form(request_fields(callback_receiver), video)
         )
         assert status == 200
         task_id = ack["data"]["task_id"]
         assert ack == {"code": 0, "msg": "success", "data": {"task_id": task_id}}
-        [body] = await receiver.wait_for(1)
+        [body] = await callback_receiver.wait_for(1)
 
     assert body["code"] == 0 and body["message"] == "success" and body["task_id"] == task_id
     assert set(body["data"]["token"]) == {"input", "output", "total"}
@@ -192,15 +192,15 @@ async def test_upload_file_sync_finds_person_from_file_name(
 
 
 async def test_url_endpoints_use_the_last_path_segment(
-    session: aiohttp.ClientSession, receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: Receiver
 ) -> None:
     video_url = "https://cdn.example.com/clips/alice-front.mp4?signature=abc"
     async with run_emulator(fast()) as emu:
         status, ack, _ = await post(
-            session, emu, URL_ENDPOINT, json=request_fields(receiver, video_url=video_url)
+            session, emu, URL_ENDPOINT, json=request_fields(callback_receiver, video_url=video_url)
         )
         assert status == 200
-        [body] = await receiver.wait_for(1)
+        [body] = await callback_receiver.wait_for(1)
         status, result, _ = await post(
             session, emu, URL_SYNC_ENDPOINT, json=request_fields(video_url=video_url)
         )
@@ -273,19 +273,19 @@ VARIANT_SHAPES: dict[
 
 @pytest.mark.parametrize("envelope", list(VARIANT_SHAPES))
 async def test_envelope_variants(
-    envelope: str, session: aiohttp.ClientSession, receiver: Receiver
+    envelope: str, session: aiohttp.ClientSession, callback_receiver: Receiver
 ) -> None:
     code, ack_part, task_key, place, extra = VARIANT_SHAPES[envelope]
     text = "A car parks in the driveway."
     video = "https://cdn.example.com/v/clip.mp4"
     async with run_emulator(fast(envelope=envelope, text=text)) as emu:
         _, ack, _ = await post(
-            session, emu, URL_ENDPOINT, json=request_fields(receiver, video_url=video)
+            session, emu, URL_ENDPOINT, json=request_fields(callback_receiver, video_url=video)
         )
         _, result, _ = await post(
             session, emu, URL_SYNC_ENDPOINT, json=request_fields(video_url=video)
         )
-        [callback] = await receiver.wait_for(1)
+        [callback] = await callback_receiver.wait_for(1)
     task_id = emu.received[0].task_id
     assert task_id is not None and task_id.startswith("task-")
     assert ack == {"code": code, "msg": "success", **ack_part(task_id), **extra}
@@ -322,13 +322,13 @@ async def test_fail_next_and_error_rate(session: aiohttp.ClientSession) -> None:
 
 
 async def test_error_envelope_with_http_200(
-    tmp_path: Path, session: aiohttp.ClientSession, receiver: Receiver
+    tmp_path: Path, session: aiohttp.ClientSession, callback_receiver: Receiver
 ) -> None:
     video = await clip(tmp_path / "a.mp4")
     options = fast(error_envelope_rate=1.0, envelope="code0000")
     async with run_emulator(options) as emu:
         status, body, _ = await post(
-            session, emu, FILE_ENDPOINT, data=await form(request_fields(receiver), video)
+            session, emu, FILE_ENDPOINT, data=await form(request_fields(callback_receiver), video)
         )
     assert status == 200
     assert body == {"code": "5001", "msg": "internal error", "success": False, "failed": True}
@@ -435,18 +435,20 @@ async def test_unparsable_bodies_are_400(tmp_path: Path, session: aiohttp.Client
                 assert body["msg"].startswith(msg), body
 
 
-async def test_duplicate_callbacks(session: aiohttp.ClientSession, receiver: Receiver) -> None:
-    fields = request_fields(receiver, video_url="https://cdn.example.com/a.mp4")
+async def test_duplicate_callbacks(
+    session: aiohttp.ClientSession, callback_receiver: Receiver
+) -> None:
+    fields = request_fields(callback_receiver, video_url="https://cdn.example.com/a.mp4")
     async with run_emulator(fast(duplicate_callbacks=2)) as emu:
         _, ack, _ = await post(session, emu, URL_ENDPOINT, json=fields)
-        bodies = await receiver.wait_for(3)
+        bodies = await callback_receiver.wait_for(3)
     assert [body["task_id"] for body in bodies] == [ack["data"]["task_id"]] * 3
     assert bodies[0] == bodies[1] == bodies[2]
     assert [c.copy for c in emu.callbacks_sent] == [0, 1, 2]
 
 
-async def test_drop_callbacks(session: aiohttp.ClientSession, receiver: Receiver) -> None:
-    fields = request_fields(receiver, video_url="https://cdn.example.com/a.mp4")
+async def test_drop_callbacks(session: aiohttp.ClientSession, callback_receiver: Receiver) -> None:
+    fields = request_fields(callback_receiver, video_url="https://cdn.example.com/a.mp4")
     async with run_emulator(fast(drop_callbacks=True)) as emu:
         status, dropped, _ = await post(session, emu, URL_ENDPOINT, json=fields)
         assert status == 200
@@ -454,29 +456,31 @@ async def test_drop_callbacks(session: aiohttp.ClientSession, receiver: Receiver
         # would have arrived by now if it had been sent.
         emu.options.drop_callbacks = False
         _, kept, _ = await post(session, emu, URL_ENDPOINT, json=fields)
-        bodies = await receiver.wait_for(1)
+        bodies = await callback_receiver.wait_for(1)
     assert [body["task_id"] for body in bodies] == [kept["data"]["task_id"]]
     assert dropped["data"]["task_id"] not in {c.task_id for c in emu.callbacks_sent}
 
 
 async def test_callback_is_retried_after_500(
-    session: aiohttp.ClientSession, receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: Receiver
 ) -> None:
-    receiver.statuses = [500]
-    fields = request_fields(receiver, video_url="https://cdn.example.com/a.mp4")
+    callback_receiver.statuses = [500]
+    fields = request_fields(callback_receiver, video_url="https://cdn.example.com/a.mp4")
     async with run_emulator(fast()) as emu:
         _, ack, _ = await post(session, emu, URL_ENDPOINT, json=fields)
-        bodies = await receiver.wait_for(2)
+        bodies = await callback_receiver.wait_for(2)
         await emu.wait_for_callbacks(2)
     assert bodies[0] == bodies[1] and bodies[0]["task_id"] == ack["data"]["task_id"]
     assert [(c.attempt, c.status) for c in emu.callbacks_sent] == [(1, 500), (2, 200)]
 
 
 async def test_unreachable_callback_is_retried_then_given_up(
-    session: aiohttp.ClientSession, receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: Receiver
 ) -> None:
-    url = receiver.callback_url()
-    gone = url.replace(receiver.url, "http://127.0.0.1:9")  # the discard port: nothing listens
+    url = callback_receiver.callback_url()
+    gone = url.replace(
+        callback_receiver.url, "http://127.0.0.1:9"
+    )  # the discard port: nothing listens
     fields = request_fields(video_url="https://cdn.example.com/a.mp4", callback=gone)
     async with run_emulator(fast(callback_retries=2)) as emu:
         await post(session, emu, URL_ENDPOINT, json=fields)
@@ -494,7 +498,9 @@ async def test_dropped_connection(tmp_path: Path, session: aiohttp.ClientSession
     assert seen.status == 0
 
 
-async def test_control_endpoints(session: aiohttp.ClientSession, receiver: Receiver) -> None:
+async def test_control_endpoints(
+    session: aiohttp.ClientSession, callback_receiver: Receiver
+) -> None:
     async with run_emulator(fast()) as emu:
         control = emu.url + "/_emulator"
         async with session.post(
@@ -509,11 +515,11 @@ async def test_control_endpoints(session: aiohttp.ClientSession, receiver: Recei
             options = await response.json()
         assert options["fail_next"] == [503] and options["error_rate"] == 0.0
 
-        fields = request_fields(receiver, video_url="https://cdn.example.com/a.mp4")
+        fields = request_fields(callback_receiver, video_url="https://cdn.example.com/a.mp4")
         failed = await post(session, emu, URL_ENDPOINT, json=fields)
         status, ack, _ = await post(session, emu, URL_ENDPOINT, json=fields)
         assert (failed[0], status) == (503, 200)
-        await receiver.wait_for(1)
+        await callback_receiver.wait_for(1)
         await emu.wait_for_callbacks(1)
         async with session.get(control + "/requests") as response:
             requests = await response.json()
