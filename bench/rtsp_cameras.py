@@ -14,11 +14,11 @@ turn, A B A B (--pairs rounds, at least 3):
 - N `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment` processes: the reference.
 
 Each runs for --seconds after a warm-up; CPU seconds (user + system, from /proc) and RSS
-are measured over that window. Then every clip is checked: the frames of the test stream
-tell their index, so the first frame of each clip must follow the last frame of the one
-before (a gap or an overlap otherwise), and each camera must have the clips its running
-time makes. A run that misses either does not count: no ratio is printed from a failed
-reference run. Prints the machine, every run, and per N the median CPU ratio with its
+are measured over that window. Then every clip is checked (bench/rtsp_checks.py): the frames
+of the test stream tell their index, so the first frame of each clip must follow the last
+frame of the one before (a gap or an overlap otherwise), and each camera must have the clips
+its running time makes. A run that misses either does not count: no ratio is printed from a
+failed reference run. Prints the machine, every run, and per N the median CPU ratio with its
 spread (bench/pairs.py).
 """
 
@@ -29,70 +29,23 @@ import asyncio
 import math
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import free_port
 from bench.pairs import Run, alternate, machine, ratios, verdict
-from tests.support.rtsp_server import RtspServer, index_of, make_stream_file
+from bench.rtsp_checks import Result, count_gaps, worst_lateness
+from tests.support.rtsp_server import RtspServer, make_stream_file
 
 CAMERAS_PER_SERVER = 8
 CAMERAS_PER_WORKER = 8
-#: A connection's first clip starts at its first keyframe, a second or two after the start.
-CONNECT_SLACK_S = 4.0
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Result:
-    cpu_s: float
-    rss_mb: float
-    clips: list[int]  # per camera
-    gaps: int
-    late_s: float | None = None  # worst delay from a clip's end to its ledger entry
-
-    def check(self, cameras: int, ran_s: float, clip_s: float) -> Run:
-        """The run counts when every camera made the clips its running time makes (the
-        whole ones and the one in progress at the stop) without a gap."""
-        expected = math.floor(max(0.0, ran_s - CONNECT_SLACK_S) / clip_s) + 1
-        short = [n for n in self.clips if n < expected]
-        failed = None
-        if len(self.clips) < cameras:
-            failed = f"clips from {len(self.clips)} of {cameras} cameras"
-        elif short:
-            failed = f"{len(short)} cameras with fewer than {expected} clips ({min(short)})"
-        elif self.gaps:
-            failed = f"{self.gaps} gaps"
-        elif self.cpu_s <= 0:
-            failed = "no CPU time measured"
-        figures = {"cpu_s": self.cpu_s, "rss_mb": self.rss_mb, "clips": sum(self.clips)}
-        figures["gaps"] = self.gaps
-        run = Run(figures, failed)
-        if self.late_s is not None:
-            run.notes["late_s"] = f"{self.late_s:.2f}"
-        return run
-
-
-def worst_lateness(ledgers: list[Path]) -> float | None:
-    """Seconds from a clip's last frame (wall clock) to the ledger holding it, worst case."""
-    worst: float | None = None
-    for path in ledgers:
-        with sqlite3.connect(path) as conn:
-            rows = conn.execute("SELECT start_at, duration_s, found_at FROM clips").fetchall()
-        for start_at, duration_s, found_at in rows:
-            end = datetime.fromisoformat(start_at).timestamp() + duration_s
-            worst = max(worst or 0.0, found_at - end)
-    return worst
 
 
 def cpu_seconds(pid: int) -> float:
@@ -114,57 +67,6 @@ def measure(pids: list[int], warmup_s: float, seconds: float) -> tuple[float, fl
     time.sleep(seconds)
     after = sum(cpu_seconds(pid) for pid in pids)
     return after - before, sum(rss_mb(pid) for pid in pids)
-
-
-# ---- clips and gaps -------------------------------------------------------------------------
-
-
-def _index(frame: av.VideoFrame) -> int:
-    def mean(plane: av.video.plane.VideoPlane) -> float:
-        data = bytes(plane)
-        row = plane.line_size * (plane.height // 2)
-        values = data[row : row + plane.width]
-        return sum(values) / len(values)
-
-    return index_of(*(mean(plane) for plane in frame.planes))
-
-
-def ends(path: Path) -> tuple[int, int] | None:
-    """Index of the first and the last frame of a clip (decodes its first and last GOP)."""
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            first = _index(next(container.decode(stream)))
-            container.seek(container.duration or 0, backward=True, any_frame=False, stream=None)
-            last = None
-            for frame in container.decode(stream):
-                last = _index(frame)
-            return (first, last if last is not None else first)
-    except (av.FFmpegError, StopIteration, OSError):
-        return None
-
-
-def count_gaps(folders: list[Path], pattern: str) -> tuple[list[int], int]:
-    """(clips per folder with any, gaps): a gap is a clip that does not start with the frame
-    after the previous clip's last one (or that does not decode)."""
-    clips: list[int] = []
-    gaps = 0
-    for folder in folders:
-        previous: int | None = None
-        paths = sorted(folder.rglob(pattern), key=lambda p: (p.parent.name, p.name))
-        if paths:
-            clips.append(len(paths))
-        for path in paths:
-            found = ends(path)
-            if found is None:
-                gaps += 1
-                previous = None
-                continue
-            first, last = found
-            if previous is not None and (previous + 1) % 256 != first:
-                gaps += 1
-            previous = last
-    return clips, gaps
 
 
 # ---- the three contenders -------------------------------------------------------------------
