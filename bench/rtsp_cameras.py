@@ -4,8 +4,9 @@
                                  [--layouts threads]
 
 Serves a generated 720p H.264 + AAC stream at about 4.6 Mbit/s from GStreamer's rtsp-server
-(tests/support/rtsp_server.py, one server process per 8 cameras), then for each N runs the sides in
-turn, A B A B (--pairs rounds, at least 3):
+(bench/rtsp_sources.py: one server process per 4 cameras, a pipeline per connection, each
+server checked before every run), then for each N runs the sides in turn, A B A B (--pairs
+rounds, at least 3):
 
 - `edged run` with N rtsp cameras (layout `threads`, what edged does: one process, a thread
   per camera connection), its uploads kept out of the measure;
@@ -41,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import free_port
 from bench.pairs import Run, alternate, machine, ratios, verdict
 from bench.rtsp_checks import Result, count_gaps, worst_lateness
-from tests.support.rtsp_server import RtspServer, make_stream_file
+from bench.rtsp_sources import CAMERAS_PER_SERVER, Cameras
+from tests.support.rtsp_server import make_stream_file
 
-CAMERAS_PER_SERVER = 8
 CAMERAS_PER_WORKER = 8
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -99,8 +100,7 @@ def run_edged(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
     try:
         cpu, rss = measure([process.pid], args.warmup, args.seconds)
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
+        stop([process], signal.SIGTERM)
     folders = sorted((work / "state" / "clips").glob("cam*"))
     late = worst_lateness([work / "state" / "ledger.sqlite3"])
     return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late)
@@ -125,10 +125,7 @@ def run_processes(
     try:
         cpu, rss = measure([p.pid for p in processes], args.warmup, args.seconds)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(60)
+        stop(processes, signal.SIGTERM)
     folders = sorted(work.glob("cam*/state/clips/*"))
     late = worst_lateness(sorted(work.glob("cam*/state/ledger.sqlite3")))
     return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late)
@@ -147,15 +144,22 @@ def run_ffmpeg(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
     try:
         cpu, rss = measure([p.pid for p in processes], args.warmup, args.seconds)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)  # ffmpeg finishes its segment
-        for process in processes:
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:  # its server died mid-run: the run fails
-                process.kill()
-                process.wait(10)
+        stop(processes, signal.SIGINT)  # ffmpeg finishes its segment
     return Result(cpu, rss, *count_gaps(sorted(work.glob("ffmpeg*")), "*.mp4"))
+
+
+def stop(processes: list[subprocess.Popen[bytes]], how: signal.Signals) -> None:
+    """Signal every process to stop; one that has not ended after 60 s (its server died
+    mid-run, say) is killed, and the checks then fail its run."""
+    for process in processes:
+        process.send_signal(how)
+    deadline = time.monotonic() + 60
+    for process in processes:
+        try:
+            process.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def worker(config_path: Path) -> None:
@@ -205,7 +209,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edged-bench-") as tmp:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        length = args.pairs * 2 * (args.warmup + args.seconds + 30) + 60
+        length = args.warmup + args.seconds + 120  # every connection starts at 0
         media = make_stream_file(
             root / "stream.mp4",
             seconds=length,
@@ -219,7 +223,8 @@ def main() -> None:
         mbps = media.stat().st_size * 8 / length / 1e6
         print(f"stream: 1280x720 25 fps H.264 + AAC, {mbps:.1f} Mbit/s, clips of "
               f"{args.clip_seconds}s, {args.seconds:.0f}s measured after "
-              f"{args.warmup:.0f}s, {args.pairs} pairs")  # fmt: skip
+              f"{args.warmup:.0f}s, {args.pairs} pairs; a GStreamer server per "
+              f"{CAMERAS_PER_SERVER} cameras, a pipeline per connection")  # fmt: skip
         print(f"{'N':>3} {'run':<12} {'CPU s':>7} {'CPU %':>6} {'RSS MB':>7} {'clips':>6} "
               f"{'gaps':>5} {'late s':>7}  counts?")  # fmt: skip
         for n in [int(value) for value in args.cameras.split(",")]:
@@ -230,21 +235,14 @@ RUNNERS = {"threads": run_edged, "workers": run_workers, "processes": run_proces
 
 
 def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
-    servers = [
-        RtspServer(media, free_port(), shared=True)
-        for _ in range(math.ceil(n / CAMERAS_PER_SERVER))
-    ]
-    for server in servers:
-        server.start()
-    try:
-        urls = [servers[i % len(servers)].url for i in range(n)]
+    with Cameras(media, n) as cameras:
 
         def side(who: str, runner: Callable[..., Result]) -> Callable[[int], Run]:
             def run(i: int) -> Run:
-                revive(servers)
+                cameras.revive()
                 work = root / f"{who}-{n}-{i}"
                 work.mkdir()
-                result = runner(work, urls, args)
+                result = runner(work, cameras.urls, args)
                 ran = args.warmup + args.seconds
                 checked = result.check(n, ran, args.clip_seconds)
                 show(n, f"{who} #{i + 1}", checked, args.seconds)
@@ -262,20 +260,6 @@ def bench_n(root: Path, media: Path, n: int, args: argparse.Namespace) -> None:
             rss, _ = ratios(mine, reference, "rss_mb")
             print(f"{n:>3} {who} / ffmpeg: CPU {verdict(cpu, refused, pairs=args.pairs)}; "
                   f"RSS {verdict(rss, refused, pairs=args.pairs)}", flush=True)  # fmt: skip
-    finally:
-        for server in servers:
-            server.kill()
-
-
-def revive(servers: list[RtspServer]) -> None:
-    """A server that died in the run before (GStreamer can abort on an assertion) is
-    started again on its port, so that one crash fails one run, not every run after it."""
-    for server in servers:
-        process = server._process  # the test helper keeps its process there
-        if process is None or process.poll() is not None:
-            print(f"note: the RTSP server on port {server.port} had stopped: restarted")
-            server.kill()
-            server.start()
 
 
 def show(n: int, who: str, run: Run, seconds: float) -> None:
