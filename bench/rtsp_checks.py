@@ -57,6 +57,8 @@ def worst_lateness(ledgers: list[Path]) -> float | None:
     """Seconds from a clip's last frame (wall clock) to the ledger holding it, worst case."""
     worst: float | None = None
     for path in ledgers:
+        if not path.exists():  # edged did not start: the clip checks fail the run
+            continue
         with sqlite3.connect(path) as conn:
             rows = conn.execute("SELECT start_at, duration_s, found_at FROM clips").fetchall()
         for start_at, duration_s, found_at in rows:
