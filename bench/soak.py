@@ -50,6 +50,8 @@ from tests.support.rtsp_server import RtspServer, make_stream_file
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2  # api.max_concurrent_uploads in the soak's config
+#: A `.part` past its header: a keyframe of the test stream (160x120) or more is in it.
+PART_WITH_FOOTAGE = 4 * 1024
 SETTLED = ("done", "failed", "dropped", "skipped_budget", "skipped_schedule")
 
 
@@ -243,6 +245,16 @@ def _parts(state: Path) -> set[Path]:
     return {p for p in (state / "clips").rglob("*.part") if not p.name.endswith(RECOVERING)}
 
 
+def _recording(db: Path, state: Path) -> bool:
+    """Blocking: the running edged has footage of the RTSP camera: a clip of it in the ledger,
+    and a `.part` with at least one keyframe's worth of bytes being written."""
+    if not db.exists() or not _has_tables(db):
+        return False
+    clips = _query(db, "SELECT COUNT(*) FROM clips WHERE camera='gate'")[0][0]
+    growing = any(part.stat().st_size > PART_WITH_FOOTAGE for part in _parts(state))
+    return bool(clips) and growing
+
+
 # ---- one run of edged ---------------------------------------------------------------------
 
 
@@ -332,8 +344,15 @@ async def run_soak(
             process = await _spawn(config, logs / "final.log")
             stop_writing.set()
             await writer
-            await asyncio.sleep(2.0)  # the camera's clip in progress gets some footage
-            await asyncio.to_thread(camera.kill)  # ends it: closed and queued, short
+            # The final run records the camera before the camera is killed, however slow its
+            # start: the kill then ends a clip in progress (closed and queued, short).
+            deadline = time.monotonic() + settings.drain_timeout_s
+            while not await asyncio.to_thread(_recording, db, state):
+                if process.returncode is not None or time.monotonic() > deadline:
+                    report.crashes.append(f"final run never recorded ({process.returncode})")
+                    break
+                await asyncio.sleep(0.2)
+            await asyncio.to_thread(camera.kill)
             deadline = time.monotonic() + settings.drain_timeout_s
             while not await _settled(db, written, state):
                 if process.returncode is not None or time.monotonic() > deadline:
