@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import free_port
 from bench.pairs import Run, alternate, machine, ratios, verdict
-from bench.rtsp_checks import Result, count_gaps, worst_lateness
+from bench.rtsp_checks import STOP_LIMIT_S, Result, count_gaps, worst_lateness
 from bench.rtsp_sources import CAMERAS_PER_SERVER, Cameras
 from tests.support.rtsp_server import make_stream_file
 
@@ -100,10 +100,10 @@ def run_edged(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
     try:
         cpu, rss = measure([process.pid], args.warmup, args.seconds)
     finally:
-        stop([process], signal.SIGTERM)
+        stopped = stop([process], signal.SIGTERM)
     folders = sorted((work / "state" / "clips").glob("cam*"))
     late = worst_lateness([work / "state" / "ledger.sqlite3"])
-    return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late)
+    return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late, *stopped)
 
 
 def run_workers(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
@@ -125,10 +125,10 @@ def run_processes(
     try:
         cpu, rss = measure([p.pid for p in processes], args.warmup, args.seconds)
     finally:
-        stop(processes, signal.SIGTERM)
+        stopped = stop(processes, signal.SIGTERM)
     folders = sorted(work.glob("cam*/state/clips/*"))
     late = worst_lateness(sorted(work.glob("cam*/state/ledger.sqlite3")))
-    return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late)
+    return Result(cpu, rss, *count_gaps(folders, "*.mp4"), late, *stopped)
 
 
 def run_ffmpeg(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
@@ -144,22 +144,27 @@ def run_ffmpeg(work: Path, urls: list[str], args: argparse.Namespace) -> Result:
     try:
         cpu, rss = measure([p.pid for p in processes], args.warmup, args.seconds)
     finally:
-        stop(processes, signal.SIGINT)  # ffmpeg finishes its segment
-    return Result(cpu, rss, *count_gaps(sorted(work.glob("ffmpeg*")), "*.mp4"))
+        stopped = stop(processes, signal.SIGINT)  # ffmpeg finishes its segment
+    clips, gaps = count_gaps(sorted(work.glob("ffmpeg*")), "*.mp4")
+    return Result(cpu, rss, clips, gaps, None, *stopped)
 
 
-def stop(processes: list[subprocess.Popen[bytes]], how: signal.Signals) -> None:
-    """Signal every process to stop; one that has not ended after 60 s (its server died
-    mid-run, say) is killed, and the checks then fail its run."""
+def stop(processes: list[subprocess.Popen[bytes]], how: signal.Signals) -> tuple[float, int]:
+    """Signal every process to stop; one that has not ended STOP_LIMIT_S later (its server
+    died mid-run, say) is killed, and the checks fail its run. Returns the seconds to the
+    last one's end and how many were killed."""
+    start = time.monotonic()
     for process in processes:
         process.send_signal(how)
-    deadline = time.monotonic() + 60
+    killed = 0
     for process in processes:
         try:
-            process.wait(max(1.0, deadline - time.monotonic()))
+            process.wait(max(1.0, start + STOP_LIMIT_S - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+            killed += 1
+    return time.monotonic() - start, killed
 
 
 def worker(config_path: Path) -> None:
@@ -226,7 +231,7 @@ def main() -> None:
               f"{args.warmup:.0f}s, {args.pairs} pairs; a GStreamer server per "
               f"{CAMERAS_PER_SERVER} cameras, a pipeline per connection")  # fmt: skip
         print(f"{'N':>3} {'run':<12} {'CPU s':>7} {'CPU %':>6} {'RSS MB':>7} {'clips':>6} "
-              f"{'gaps':>5} {'late s':>7}  counts?")  # fmt: skip
+              f"{'gaps':>5} {'late s':>7} {'stop s':>7}  counts?")  # fmt: skip
         for n in [int(value) for value in args.cameras.split(",")]:
             bench_n(root, media, n, args)
 
@@ -266,9 +271,11 @@ def show(n: int, who: str, run: Run, seconds: float) -> None:
     f = run.figures
     share = 100 * f["cpu_s"] / seconds
     late = run.notes.get("late_s", "-")
+    stopped = run.notes.get("stop_s", "-")
     counts = "yes" if run.failed is None else f"NO: {run.failed}"
     print(f"{n:>3} {who:<12} {f['cpu_s']:>7.1f} {share:>6.1f} {f['rss_mb']:>7.0f} "
-          f"{f['clips']:>6.0f} {f['gaps']:>5.0f} {late:>7}  {counts}", flush=True)  # fmt: skip
+          f"{f['clips']:>6.0f} {f['gaps']:>5.0f} {late:>7} {stopped:>7}  {counts}",
+          flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ time makes, and no clip has a gap.
 
 The frames of the test stream tell their index (tests/support/rtsp_server.py), so the first
 frame of each clip must follow the last frame of the clip before; a clip that does not decode
-is a gap too. A run that misses either does not count (`Result.check` gives a failed `Run`).
+is a gap too. A run that misses either does not count (`Result.check` gives a failed `Run`),
+nor does one whose processes had to be killed at the stop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tests.support.rtsp_server import PERIOD, index_of
 
 #: A connection's first clip starts at its first keyframe, a second or two after the start.
 CONNECT_SLACK_S = 4.0
+#: A process not ended this long after its stop signal is killed, and its run fails.
+STOP_LIMIT_S = 60.0
 
 
 @dataclass
@@ -30,6 +33,8 @@ class Result:
     clips: list[int]  # per camera
     gaps: int
     late_s: float | None = None  # worst delay from a clip's end to its ledger entry
+    stop_s: float = 0.0  # from the stop signal to the last process's end
+    killed: int = 0  # processes that had not stopped STOP_LIMIT_S after the signal
 
     def check(self, cameras: int, ran_s: float, clip_s: float) -> Run:
         """The run counts when every camera made the clips its running time makes (the
@@ -43,11 +48,14 @@ class Result:
             failed = f"{len(short)} cameras with fewer than {expected} clips ({min(short)})"
         elif self.gaps:
             failed = f"{self.gaps} gaps"
+        elif self.killed:
+            failed = f"{self.killed} killed, not stopped {STOP_LIMIT_S:.0f} s after the signal"
         elif self.cpu_s <= 0:
             failed = "no CPU time measured"
         figures = {"cpu_s": self.cpu_s, "rss_mb": self.rss_mb, "clips": sum(self.clips)}
         figures["gaps"] = self.gaps
         run = Run(figures, failed)
+        run.notes["stop_s"] = f"{self.stop_s:.1f}"
         if self.late_s is not None:
             run.notes["late_s"] = f"{self.late_s:.2f}"
         return run
