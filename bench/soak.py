@@ -283,11 +283,15 @@ async def _settled(db: Path, written: list[Path], state: Path) -> bool:
         sql = f"SELECT COUNT(*) FROM clips WHERE state NOT IN ({marks})"
         open_clips = _query(db, sql, *SETTLED)[0][0]
         pending = _query(db, "SELECT COUNT(*) FROM alerts WHERE state='pending'")[0][0]
+        # A camera's clip is renamed from its .part before the ledger has it: every file
+        # under storage must be in the ledger too, or a clip in that gap is taken for none.
+        recorded = (state / "clips").rglob("*.mp4")
         return (
             all(str(p) in paths for p in written)
             and not open_clips
             and not pending
             and not _parts(state)
+            and all(str(p) in paths for p in recorded)
         )
 
     return await asyncio.to_thread(check)
