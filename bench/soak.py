@@ -41,11 +41,11 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import free_port
 from edged.alerts.model import alert_id_for
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
 from edged.media.samples import make_clip
 from edged.sources.rtsp_files import RECOVERING, final_of
+from tests.support.environment import free_port
 from tests.support.rtsp_server import RtspServer, make_stream_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -245,14 +245,23 @@ def _parts(state: Path) -> set[Path]:
     return {p for p in (state / "clips").rglob("*.part") if not p.name.endswith(RECOVERING)}
 
 
-def _recording(db: Path, state: Path) -> bool:
+def _recording(db: Path, state: Path, left_by_kills: set[Path]) -> bool:
     """Blocking: the running edged has footage of the RTSP camera: a clip of it in the ledger,
-    and a `.part` with at least one keyframe's worth of bytes being written."""
+    and a `.part` of its own (not one a kill left) with at least a keyframe's worth of bytes."""
     if not db.exists() or not _has_tables(db):
         return False
     clips = _query(db, "SELECT COUNT(*) FROM clips WHERE camera='gate'")[0][0]
-    growing = any(part.stat().st_size > PART_WITH_FOOTAGE for part in _parts(state))
-    return bool(clips) and growing
+    return bool(clips) and any(
+        _size(part) > PART_WITH_FOOTAGE for part in _parts(state) - left_by_kills
+    )
+
+
+def _size(path: Path) -> int:
+    """0 for a file renamed or deleted since it was listed (a part closed, or recovered)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 # ---- one run of edged ---------------------------------------------------------------------
@@ -351,7 +360,7 @@ async def run_soak(
             # The final run records the camera before the camera is killed, however slow its
             # start: the kill then ends a clip in progress (closed and queued, short).
             deadline = time.monotonic() + settings.drain_timeout_s
-            while not await asyncio.to_thread(_recording, db, state):
+            while not await asyncio.to_thread(_recording, db, state, report.parts_left):
                 if process.returncode is not None or time.monotonic() > deadline:
                     report.crashes.append(f"final run never recorded ({process.returncode})")
                     break

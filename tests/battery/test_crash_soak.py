@@ -25,6 +25,8 @@ from tests.support.waiting import until
 KILLS = 4
 
 
+# The soak's own deadlines (recorded, settled, stopped: 60 s each) report before this does.
+@pytest.mark.timeout(300)
 async def test_kill_9_at_random_moments_loses_nothing(stream_file: Path, tmp_path: Path):
     settings = SoakSettings(kills=KILLS, seed=7, min_up_s=0.5, max_up_s=6.0, drain_timeout_s=60)
     report = await run_soak(tmp_path, stream_file, settings, say=lambda _line: None)

@@ -17,3 +17,4 @@ async def test_edged_demo_delivers_each_persons_alert_once_signed_and_exits_0():
     done = re.findall(r"clip \d+ ([\w-]+\.mp4): done", out)
     assert sorted(done) == ["alice-at-the-door.mp4", "bob-with-a-parcel.mp4", "empty-yard.mp4"]
     assert out.rstrip().endswith("3 clips done, 2 alerts delivered."), out
+    assert "Traceback" not in err and "ERROR" not in err, err

@@ -9,7 +9,6 @@ import os
 import random
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,33 +36,41 @@ def require_program(name: str, *, fallback: str | None = None) -> str:
     return found
 
 
-def _ports_of_this_worker() -> Iterator[int]:
-    """Candidate ports below the kernel's ephemeral range, so that no connection's source
+def _ports_of_this_worker() -> list[int]:
+    """Candidate ports outside the kernel's ephemeral range, so that no connection's source
     port and no `bind(0)` can take one between this pick and the bind of the program under
-    test; under pytest-xdist each worker draws from its own residue class, so two workers
-    never hand out the same port."""
-    ephemeral_low = 32768
+    test; under pytest-xdist each worker draws from its own residue class (a worker started
+    again after a crash has a higher number: taken modulo the count), so two workers never
+    hand out the same port."""
+    ephemeral = (32768, 60999)
     with contextlib.suppress(OSError, ValueError):
-        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    low = 10_000 + worker
-    ports = list(range(low, max(low + workers, ephemeral_low), workers))
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        ephemeral = (int(low), int(high))
+    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % workers
+    ours = range(10_000 + worker, 65_536, workers)
+    ports = [port for port in ours if not ephemeral[0] <= port <= ephemeral[1]]
+    if len(ports) < 1_000:  # a box whose ephemeral range is nearly everything: take any port
+        ports = list(ours)
     random.shuffle(ports)
-    while True:  # each port once per round, so one test's ports differ from each other
-        yield from ports
+    return ports
 
 
 _PORTS = _ports_of_this_worker()
+_next = 0
 
 
 def free_port() -> int:
-    """A localhost TCP port nothing listens on now, for a server a test is about to start."""
-    for port in _PORTS:
+    """A localhost TCP port nothing listens on now, for a server a test is about to start.
+    Each port of this worker's share is handed out once per round, so one test's ports differ."""
+    global _next
+    for _ in range(len(_PORTS)):
+        port = _PORTS[_next % len(_PORTS)]
+        _next += 1
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise AssertionError("unreachable: the port cycle never ends")
+    raise RuntimeError(f"no free port among the {len(_PORTS)} of this test worker")
