@@ -12,7 +12,6 @@ picture files.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from edged.alert_body import AlertBody, ClipRef, Snapshot
 from edged.alerts.model import alert_id_for
 from edged.alerts.policy import AlertPolicy
 from edged.clip import Clip, ClipState
@@ -28,7 +28,7 @@ from edged.ledger import outbox
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.ledger.verdict_stats import count_reading, without_verdict_streak
-from edged.media.snapshot_store import Snapshot, SnapshotStore
+from edged.media.snapshot_store import SnapshotStore
 from edged.results.matcher import Match, Reading, read_result, select_present, summarize
 from edged.results.verdict import one_line
 from edged.timeouts import within
@@ -125,34 +125,32 @@ def build_alerts(
     for match in matches:
         moment = _moment(clip, match)
         alert_id = alert_id_for(install_id, clip.id, match.person)
-        snapshot = (snapshots or {}).get(match.person)
-        payload = {
-            "alert_id": alert_id,
-            "person": match.person,
-            "confidence": round(match.confidence, 3),
-            "camera": clip.camera,
-            "clip": {
-                "id": clip.id,
-                "start": _iso(start),
-                "end": _iso(end) if end is not None else None,
-                "duration_s": clip.duration_s,
-                "file": clip.path.name,
-                "path": str(clip.path),
-            },
-            "moment_s": moment,
-            "timestamps": list(match.timestamps),
-            "seen_at": _iso(start + moment),
+        body = AlertBody(
+            alert_id=alert_id,
+            person=match.person,
+            confidence=round(match.confidence, 3),
+            camera=clip.camera,
+            clip=ClipRef(
+                id=clip.id,
+                start=_iso(start),
+                end=_iso(end) if end is not None else None,
+                duration_s=clip.duration_s,
+                file=clip.path.name,
+                path=str(clip.path),
+            ),
+            moment_s=moment,
+            timestamps=tuple(match.timestamps),
+            seen_at=_iso(start + moment),
             # Text from the result: control characters are gone, so no sink or receiver
             # (a shell script, an argv, a terminal) gets a NUL or an escape sequence.
-            "summary": one_line(summary, 1000),
-            "title": title,
-            "threat_level": threat_level,
-            # Sinks render this reference their own way (inline, link, topic, path).
-            "snapshot": snapshot.as_json() if snapshot is not None else None,
-            "instance": policy.instance,
-            "created_at": _iso(now),
-        }
-        payload_json = json.dumps(payload, sort_keys=True)
+            summary=one_line(summary, 1000),
+            title=title,
+            threat_level=threat_level,
+            snapshot=(snapshots or {}).get(match.person),
+            instance=policy.instance,
+            created_at=_iso(now),
+        )
+        payload_json = body.to_json()
         for sink in policy.sink_names:
             alerts.append(
                 outbox.NewAlert(

@@ -32,7 +32,7 @@ from typing import Any
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.ledger.outbox import Alert
 from edged.logs import CONTROL_CODES
-from edged.media.snapshot_store import Snapshot, SnapshotStore
+from edged.media.snapshot_store import SnapshotStore
 from edged.timeouts import within
 
 SINK_TYPE = "command"
@@ -70,22 +70,21 @@ def fill(argv: Sequence[str], fields: Mapping[str, object]) -> list[str]:
 
 
 def alert_fields(alert: Alert, snapshots: SnapshotStore | None) -> dict[str, object]:
-    payload = alert.payload
-    snapshot = Snapshot.from_json(payload.get("snapshot"))
+    body = alert.body
+    snapshot, clip = body.snapshot, body.clip
     path = snapshots.path(snapshot.file) if snapshot is not None and snapshots else None
-    clip = payload.get("clip") or {}
     return {
         "person": alert.person,
         "camera": alert.camera,
         "confidence": round(alert.confidence, 3),
-        "clip": clip.get("path") or clip.get("file") or "",
+        "clip": (clip.path or clip.file) if clip is not None else "",
         "snapshot": str(path) if path is not None and path.exists() else "",
         "alert_id": alert.alert_id,
-        "time": payload.get("seen_at") or "",
-        "instance": payload.get("instance") or "",
-        "summary": payload.get("summary") or "",
-        "title": payload.get("title") or "",
-        "threat_level": "" if payload.get("threat_level") is None else str(payload["threat_level"]),
+        "time": body.seen_at or "",
+        "instance": body.instance or "",
+        "summary": body.summary,
+        "title": body.title or "",
+        "threat_level": "" if body.threat_level is None else str(body.threat_level),
     }
 
 

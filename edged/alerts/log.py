@@ -7,7 +7,7 @@ from typing import Any
 
 from edged.alerts.base import SimpleSink, SinkContext
 from edged.ledger.outbox import Alert
-from edged.media.snapshot_store import Snapshot, SnapshotStore
+from edged.media.snapshot_store import SnapshotStore
 
 SINK_TYPE = "log"
 log = logging.getLogger("edged.alert")
@@ -19,8 +19,8 @@ class LogSink(SimpleSink):
         self._snapshots = snapshots
 
     async def deliver(self, alert: Alert) -> None:
-        payload = alert.payload
-        snapshot = Snapshot.from_json(payload.get("snapshot"))
+        body = alert.body
+        snapshot = body.snapshot
         path = self._snapshots.path(snapshot.file) if snapshot and self._snapshots else None
         log.warning(
             "ALERT person=%s camera=%s confidence=%.2f clip=%s at=%s alert_id=%s snapshot=%s: %s",
@@ -28,10 +28,10 @@ class LogSink(SimpleSink):
             alert.camera,
             alert.confidence,
             alert.clip_id,
-            payload.get("seen_at"),
+            body.seen_at,
             alert.alert_id,
             path or "none",
-            payload.get("summary", ""),
+            body.summary,
         )
 
 

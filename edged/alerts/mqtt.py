@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import ssl
@@ -35,7 +34,6 @@ from edged.alerts.camera_status import CameraWatch
 from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
 from edged.backoff import full_jitter
 from edged.ledger.outbox import Alert
-from edged.media.snapshot_store import Snapshot
 from edged.names import safe_name
 from edged.timeouts import within
 
@@ -232,16 +230,14 @@ class MqttSink:
     def _messages(self, alert: Alert, newest: bool) -> list[Message]:
         """Blocking (reads the snapshot): what one alert publishes, picture first, so that
         whoever reacts to the alert finds the picture already there."""
-        payload: dict[str, Any] = alert.payload
-        snapshot = Snapshot.from_json(payload.get("snapshot"))
+        snapshot = alert.body.snapshot
         picture = self._context.snapshots.read(snapshot.file) if snapshot else None
         topic = self._topics.snapshot(alert.person)
-        payload["snapshot"] = (
-            {"topic": topic, **snapshot.as_json()} if snapshot and picture else None
-        )
-        if payload["snapshot"] is not None:
-            del payload["snapshot"]["file"]
-        body = json.dumps(payload, sort_keys=True)
+        reference = None
+        if snapshot and picture:
+            reference = {"topic": topic, **snapshot.as_json()}
+            del reference["file"]  # a path in edged's storage, not the receiver's business
+        body = alert.body.rendered(reference)
         messages: list[Message] = []
         if newest:
             if picture is not None:

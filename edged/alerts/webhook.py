@@ -19,16 +19,16 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import aiohttp
 
+from edged.alert_body import Snapshot
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.ledger.outbox import Alert
-from edged.media.snapshot_store import Snapshot, SnapshotStore
+from edged.media.snapshot_store import SnapshotStore
 from edged.signing import signing_key
 
 SINK_TYPE = "webhook"
@@ -92,12 +92,10 @@ class WebhookSink(SimpleSink):
     async def _body(self, alert: Alert) -> bytes:
         """The stored payload, with its snapshot reference turned into what the receiver gets;
         the same bytes on every retry, so that the signature and dedup by id stay simple."""
-        payload = alert.payload
-        snapshot = Snapshot.from_json(payload.get("snapshot"))
-        if snapshot is None:
+        body = alert.body
+        if body.snapshot is None:
             return alert.payload_json.encode()
-        payload["snapshot"] = await self._rendered(snapshot, alert.created_at)
-        return json.dumps(payload, sort_keys=True).encode()
+        return body.rendered(await self._rendered(body.snapshot, alert.created_at)).encode()
 
     async def _rendered(self, snapshot: Snapshot, created_at: float) -> dict[str, Any] | None:
         store = self._snapshots

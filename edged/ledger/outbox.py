@@ -1,19 +1,19 @@
 """The alert outbox in the ledger: one row per (alert, sink), delivered at least once.
 
-`NewAlert` is a row to add, `Alert` a row read back. All functions are blocking and run on
-the ledger's thread; the rules on what is sent (cooldown, max_per_hour) are the alert
-policy's, which reads the sent alerts from here. States: pending → sent,
+`NewAlert` is a row to add, `Alert` a row read back: its body is read once (`Alert.body`),
+and `payload_json` keeps the stored text, the bytes a webhook signs. All functions are
+blocking and run on the ledger's thread; the rules on what is sent (cooldown, max_per_hour)
+are the alert policy's, which reads the sent alerts from here. States: pending → sent,
 or suppressed (cooldown, max_per_hour), or failed (undeliverable past alerts.retry_max_age).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
+from edged.alert_body import AlertBody
 from edged.ledger.clips import Ledger
 
 PENDING, SENT, SUPPRESSED, FAILED = "pending", "sent", "suppressed", "failed"
@@ -31,11 +31,21 @@ class Alert:
     payload_json: str  # the body every sink sends, fixed when the alert is created
     attempts: int
     created_at: float
+    _body: AlertBody | ValueError = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            body: AlertBody | ValueError = AlertBody.from_json(self.payload_json)
+        except ValueError as exc:  # a row no edged wrote: its deliveries fail, one by one
+            body = exc
+        object.__setattr__(self, "_body", body)
 
     @property
-    def payload(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.payload_json)
-        return value
+    def body(self) -> AlertBody:
+        """The stored body, read once; raises ValueError when the stored text is not one."""
+        if isinstance(self._body, ValueError):
+            raise self._body
+        return self._body
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ Every snapshot is `storage.dir/snapshots/<camera>/<alert_id>.jpg`: edged never w
 NVR folder, and its own RTSP clips may be deleted as soon as they are uploaded, so the
 pictures are kept in edged's own storage, one folder per camera, for
 `alerts.snapshot_retention`. All methods are blocking; the analyzer and the sinks call them
-in threads.
+in threads. `Snapshot`, the reference an alert's body holds, is in `edged/alert_body.py`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
+from edged.alert_body import Snapshot
 from edged.clip import Clip
 from edged.ledger.clips import Ledger
 from edged.media.frames import SnapshotError, clip_picture
@@ -32,30 +31,6 @@ log = logging.getLogger(__name__)
 SNAPSHOT_DIR = "snapshots"
 _FILE = re.compile(r"[A-Za-z0-9_.-]{1,100}/al_[0-9a-f]{24}\.jpg")
 _KEY_META = "snapshot_url_key"
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A stored picture of an alert, as the alert's payload names it."""
-
-    file: str  # relative to the store: "<camera>/<alert_id>.jpg"
-    width: int
-    height: int
-    at_s: float  # where in the clip the frame is
-
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, value: object) -> Snapshot | None:
-        """The payload's `snapshot` entry, or None when there is none (or it is malformed)."""
-        if not isinstance(value, dict):
-            return None
-        try:
-            file, width, height = str(value["file"]), int(value["width"]), int(value["height"])
-            return cls(file, width, height, float(value["at_s"]))
-        except (KeyError, TypeError, ValueError):
-            return None
 
 
 def snapshot_key(ledger: Ledger) -> bytes:
