@@ -27,9 +27,9 @@ import os
 import signal
 import string
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
+from edged.config.model import CommandSinkConfig
 from edged.ledger.outbox import Alert
 from edged.logs import CONTROL_CODES
 from edged.media.snapshot_store import SnapshotStore
@@ -213,5 +213,5 @@ class CommandSink(SimpleSink):
             await asyncio.gather(reader, return_exceptions=True)
 
 
-def create(config: Any, name: str, context: SinkContext) -> CommandSink:
+def create(config: CommandSinkConfig, name: str, context: SinkContext) -> CommandSink:
     return CommandSink(name, config.argv, config.timeout, context.snapshots)

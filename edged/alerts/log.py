@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from edged.alerts.base import SimpleSink, SinkContext
+from edged.config.model import LogSinkConfig
 from edged.ledger.outbox import Alert
 from edged.media.snapshot_store import SnapshotStore
 
@@ -35,5 +35,5 @@ class LogSink(SimpleSink):
         )
 
 
-def create(config: Any, name: str, context: SinkContext) -> LogSink:
+def create(config: LogSinkConfig, name: str, context: SinkContext) -> LogSink:
     return LogSink(name, context.snapshots)

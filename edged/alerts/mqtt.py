@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 
@@ -33,6 +32,7 @@ from edged.alerts.base import DeliveryError, SinkContext
 from edged.alerts.camera_status import CameraWatch
 from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
 from edged.backoff import full_jitter
+from edged.config.model import MqttSinkConfig
 from edged.ledger.outbox import Alert
 from edged.names import safe_name
 from edged.timeouts import within
@@ -277,7 +277,7 @@ class MqttSink:
         return ssl.create_default_context(cafile=ca_file)
 
 
-def create(config: Any, name: str, context: SinkContext) -> MqttSink:
+def create(config: MqttSinkConfig, name: str, context: SinkContext) -> MqttSink:
     password = config.password.get_secret_value() if config.password is not None else None
     broker = Broker(config.host, config.port, config.username, password, config.tls, config.ca_file)
     return MqttSink(

@@ -10,6 +10,7 @@ from typing import Any
 
 import edged.alerts as package
 from edged.alerts.base import Sink, SinkContext
+from edged.config.model import SinkConfig
 
 
 def _sink_modules() -> dict[str, ModuleType]:
@@ -32,13 +33,14 @@ def sink_names(types: Sequence[str]) -> list[str]:
     return names
 
 
-def build_sinks(configs: Sequence[Any], context: SinkContext) -> list[Sink]:
+def build_sinks(configs: Sequence[SinkConfig], context: SinkContext) -> list[Sink]:
     modules = _sink_modules()
     sinks: list[Sink] = []
     for config, name in zip(configs, sink_names([c.type for c in configs]), strict=True):
         module = modules.get(config.type)
         if module is None:
             raise ValueError(f"alerts.sinks: no sink of type {config.type!r} in this edged")
+        # each module takes its own model: the type is the union member its SINK_TYPE names
         create: Callable[[Any, str, SinkContext], Sink] = module.create
         sinks.append(create(config, name, context))
     return sinks

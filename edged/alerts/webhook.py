@@ -27,6 +27,7 @@ import aiohttp
 
 from edged.alert_body import Snapshot
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
+from edged.config.model import WebhookSinkConfig
 from edged.ledger.outbox import Alert
 from edged.media.snapshot_store import SnapshotStore
 from edged.signing import signing_key
@@ -116,7 +117,7 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
-def create(config: Any, name: str, context: SinkContext) -> WebhookSink:
+def create(config: WebhookSinkConfig, name: str, context: SinkContext) -> WebhookSink:
     secret = config.secret.get_secret_value() if config.secret is not None else None
     return WebhookSink(
         name,

@@ -304,7 +304,7 @@ class StorageConfig(_Section):
     keep_uploaded: Duration = 0.0
 
 
-class WebhookSink(_Section):
+class WebhookSinkConfig(_Section):
     """POSTs each alert as JSON, signed with HMAC-SHA256 when secret is set."""
 
     secret_files = ("secret",)
@@ -328,7 +328,7 @@ class WebhookSink(_Section):
         return problems
 
 
-class MqttSink(_Section):
+class MqttSinkConfig(_Section):
     """Publishes each alert to an MQTT broker under topic_prefix."""
 
     secret_files = ("password",)
@@ -355,7 +355,7 @@ class MqttSink(_Section):
         return problems
 
 
-class CommandSink(_Section):
+class CommandSinkConfig(_Section):
     """Runs a program per alert; "{person}"-style fields in argv are filled in."""
 
     type: Literal["command"] = "command"
@@ -363,13 +363,16 @@ class CommandSink(_Section):
     timeout: Timeout = 30.0
 
 
-class LogSink(_Section):
+class LogSinkConfig(_Section):
     """Writes each alert to the log."""
 
     type: Literal["log"] = "log"
 
 
-Sink = Annotated[WebhookSink | MqttSink | CommandSink | LogSink, Field(discriminator="type")]
+SinkConfig = Annotated[
+    WebhookSinkConfig | MqttSinkConfig | CommandSinkConfig | LogSinkConfig,
+    Field(discriminator="type"),
+]
 
 
 class AlertsConfig(_Section):
@@ -384,7 +387,7 @@ class AlertsConfig(_Section):
     unknown: bool = False
     quiet_hours: tuple[QuietHoursConfig, ...] = ()
     snapshot_retention: Duration = 7 * 86400.0
-    sinks: tuple[Sink, ...] = ()
+    sinks: tuple[SinkConfig, ...] = ()
 
 
 class MetricsConfig(_Section):
@@ -477,10 +480,10 @@ _SECTIONS: dict[Loc, type[ConfigModel]] = {
     ("storage",): StorageConfig,
     ("alerts",): AlertsConfig,
     ("metrics",): MetricsConfig,
-    ("alerts", "sinks", "webhook"): WebhookSink,
-    ("alerts", "sinks", "mqtt"): MqttSink,
-    ("alerts", "sinks", "command"): CommandSink,
-    ("alerts", "sinks", "log"): LogSink,
+    ("alerts", "sinks", "webhook"): WebhookSinkConfig,
+    ("alerts", "sinks", "mqtt"): MqttSinkConfig,
+    ("alerts", "sinks", "command"): CommandSinkConfig,
+    ("alerts", "sinks", "log"): LogSinkConfig,
     ("persons", "cameras"): CameraFilter,
     ("alerts", "quiet_hours"): QuietHoursConfig,
 }

@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from urllib.parse import unquote
 
-from edged.config.model import Config, MqttSink, WebhookSink
+from edged.config.model import Config, MqttSinkConfig, WebhookSinkConfig
 from edged.logs import url_password
 
 
@@ -19,13 +19,13 @@ def config_secrets(config: Config) -> dict[str, str]:
     """Dotted key → secret value, for every secret set in `config`."""
     found = {"api.api_key": config.api.api_key.get_secret_value()}
     for index, sink in enumerate(config.alerts.sinks):
-        if isinstance(sink, WebhookSink) and sink.secret is not None:
+        if isinstance(sink, WebhookSinkConfig) and sink.secret is not None:
             found[f"alerts.sinks[{index}].secret"] = sink.secret.get_secret_value()
-        if isinstance(sink, MqttSink) and sink.password is not None:
+        if isinstance(sink, MqttSinkConfig) and sink.password is not None:
             found[f"alerts.sinks[{index}].password"] = sink.password.get_secret_value()
     urls = {"api.base_url": config.api.base_url, "callback.public_url": config.callback.public_url}
     for index, sink in enumerate(config.alerts.sinks):
-        if isinstance(sink, WebhookSink):
+        if isinstance(sink, WebhookSinkConfig):
             urls[f"alerts.sinks[{index}].url"] = sink.url
     for index, person in enumerate(config.persons):
         urls[f"persons[{index}].url"] = person.url

@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from edged.config.model import (
-    CommandSink,
+    CommandSinkConfig,
     Config,
     ConfigError,
-    LogSink,
-    MqttSink,
-    WebhookSink,
+    LogSinkConfig,
+    MqttSinkConfig,
+    WebhookSinkConfig,
     load_config,
     parse_config,
     parse_duration,
@@ -150,12 +150,12 @@ def test_design_example_parses(design_text: str, tmp_path: Path) -> None:
     assert frigate.preset == "frigate"
     assert config.storage.max_bytes == 20 * 10**9
     webhook, mqtt, command, log = config.alerts.sinks
-    assert isinstance(webhook, WebhookSink) and webhook.secret is not None
+    assert isinstance(webhook, WebhookSinkConfig) and webhook.secret is not None
     assert webhook.secret.get_secret_value() == "hook-secret"
-    assert isinstance(mqtt, MqttSink) and (mqtt.host, mqtt.port) == ("127.0.0.1", 1883)
-    assert isinstance(command, CommandSink)
+    assert isinstance(mqtt, MqttSinkConfig) and (mqtt.host, mqtt.port) == ("127.0.0.1", 1883)
+    assert isinstance(command, CommandSinkConfig)
     assert command.argv == ("/usr/local/bin/notify", "{person}", "{camera}")
-    assert isinstance(log, LogSink)
+    assert isinstance(log, LogSinkConfig)
 
 
 def test_example_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,10 +169,10 @@ def test_example_file_loads(monkeypatch: pytest.MonkeyPatch) -> None:
         assert getattr(config, section) == getattr(defaults, section)
     assert config.alerts.model_copy(update={"sinks": ()}) == defaults.alerts
     assert [type(sink).__name__ for sink in config.alerts.sinks] == [
-        "WebhookSink",
-        "MqttSink",
-        "CommandSink",
-        "LogSink",
+        "WebhookSinkConfig",
+        "MqttSinkConfig",
+        "CommandSinkConfig",
+        "LogSinkConfig",
     ]
 
 
@@ -242,10 +242,10 @@ def test_secret_files_of_sinks(tmp_path: Path) -> None:
         base_dir=tmp_path,
     )
     webhook, mqtt = config.alerts.sinks
-    assert isinstance(webhook, WebhookSink) and webhook.secret is not None
+    assert isinstance(webhook, WebhookSinkConfig) and webhook.secret is not None
     assert webhook.secret.get_secret_value() == "hook"
     assert webhook.url == "https://h.example.com"
-    assert isinstance(mqtt, MqttSink) and mqtt.password is not None
+    assert isinstance(mqtt, MqttSinkConfig) and mqtt.password is not None
     assert mqtt.password.get_secret_value() == "pw"
 
 

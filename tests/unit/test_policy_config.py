@@ -10,10 +10,10 @@ import yaml
 
 from edged.alerts.setup import alert_policy, known_cameras
 from edged.config.model import (
-    CommandSink,
+    CommandSinkConfig,
     Config,
     ConfigError,
-    MqttSink,
+    MqttSinkConfig,
     parse_config,
     redacted_yaml,
 )
@@ -64,7 +64,7 @@ def test_every_new_key_parses_into_the_policy() -> None:
     assert alice.cameras is not None and alice.cameras.only == ("porch",)
     assert (bob.alert, carol.cameras and carol.cameras.except_) == ("never", ("yard",))
     mqtt = alerts.sinks[1]
-    assert isinstance(mqtt, MqttSink) and mqtt.camera_offline_after is None
+    assert isinstance(mqtt, MqttSinkConfig) and mqtt.camera_offline_after is None
     assert (mqtt.discovery_prefix, alerts.sinks[0].snapshot) == ("ha", "url")  # type: ignore[union-attr]
     policy = alert_policy(config, ["Alice", "Bob", "Carol"])
     assert policy.unknown and policy.sink_names == ("webhook", "mqtt", "command")
@@ -81,7 +81,7 @@ def test_defaults_change_nothing() -> None:
     assert (alerts.max_per_hour, alerts.unknown, alerts.quiet_hours) == (None, False, ())
     assert alerts.snapshot_retention == 7 * 86400
     mqtt = parse("alerts: {sinks: [{type: mqtt, host: b}]}").alerts.sinks[0]
-    assert isinstance(mqtt, MqttSink)
+    assert isinstance(mqtt, MqttSinkConfig)
     assert (mqtt.discovery, mqtt.discovery_prefix, mqtt.camera_offline_after) == (
         False,
         "homeassistant",
@@ -174,7 +174,7 @@ def test_camera_names_are_not_checked_when_a_preset_names_them() -> None:
 def test_command_fields_and_the_effective_config_round_trip() -> None:
     config = parse(FULL)
     command = config.alerts.sinks[2]
-    assert isinstance(command, CommandSink)
+    assert isinstance(command, CommandSinkConfig)
     assert command.argv[1] == "{person} on {camera} ({confidence})"
     out = yaml.safe_load(redacted_yaml(config))
     assert out["persons"][2]["cameras"] == {"only": None, "except": ["yard"]}
