@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from edged.config.model import CameraConfig
 from edged.ledger.thread import AsyncLedger
 from edged.media.regular_files import kind_of
-from edged.sources.folder_watch import Forwarder, PolledWatch, SharedObserver
+from edged.sources.folder_watch import Change, FolderEvent, Forwarder, PolledWatch, SharedObserver
 from edged.sources.recordings import Naming, Verdict, examine, scan
 from edged.timeouts import within
 
@@ -96,7 +96,7 @@ class FolderSource:
         while True:  # once per life of the folder: it may be deleted and made again
             folder = await self._wait_for_folder(report=not lost)
             # A queue per life: late events of the last watch must not end this one.
-            queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+            queue: asyncio.Queue[Change] = asyncio.Queue()
             root = str(self._naming.folder)
             handler = Forwarder(loop, queue, root)
             stop = await self._start_watch(handler, root, folder)
@@ -150,12 +150,12 @@ class FolderSource:
         self._polled = False
         return lambda: self._shared.unwatch(handler, watch)
 
-    async def _watch(self, queue: asyncio.Queue[tuple[str, str]], folder: tuple[int, int]) -> None:
+    async def _watch(self, queue: asyncio.Queue[Change], folder: tuple[int, int]) -> None:
         """Until the folder is gone (deleted, replaced, unmounted)."""
         next_rescan = self._clock() + RESCAN_S
         while True:
             try:
-                kind, path = await within(queue.get(), self._tick_s)
+                event, path = await within(queue.get(), self._tick_s)
             except TimeoutError:
                 if await self._folder_id() != folder:
                     return  # the watch died with the old folder's inode
@@ -164,12 +164,12 @@ class FolderSource:
                     await self._rescan(next_rescan - RESCAN_S)
                     next_rescan = self._clock() + RESCAN_S
                 continue
-            if kind == "gone":
+            if event is FolderEvent.GONE:
                 return
-            if kind == "tree":
+            if event is FolderEvent.TREE:
                 await self._seen_tree(path)
             elif self._naming.identify(path) is not None:
-                await self._seen(path, closed=kind == "closed" and not self._polled)
+                await self._seen(path, closed=event is FolderEvent.CLOSED and not self._polled)
 
     async def _folder_id(self) -> tuple[int, int] | None:
         """Device and inode of the folder; None while it is missing."""

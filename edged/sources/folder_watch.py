@@ -17,6 +17,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from enum import Enum
 from typing import ClassVar
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -25,17 +26,28 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserverVFS
 
 
-class Forwarder(FileSystemEventHandler):
-    """Runs on watchdog's thread: hands (kind, path) to the loop, nothing else."""
+class FolderEvent(Enum):
+    """What a watch reports about a path in a camera's folder."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, str]], root: str
-    ):
+    CLOSED = "closed"  # a file written and closed, or moved in: it may be complete
+    CHANGED = "changed"  # a file created or written to: not complete yet
+    TREE = "tree"  # a folder moved in: its files were never reported one by one
+    GONE = "gone"  # the camera's folder itself was deleted
+
+
+#: What the loop is handed: the event and the path it is about.
+Change = tuple[FolderEvent, str]
+
+
+class Forwarder(FileSystemEventHandler):
+    """Runs on watchdog's thread: hands (event, path) to the loop, nothing else."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Change], root: str):
         self._loop = loop
         self._queue = queue
         self._root = root
 
-    def _put(self, item: tuple[str, str]) -> None:
+    def _put(self, item: Change) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: edged is stopping
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
@@ -44,20 +56,20 @@ class Forwarder(FileSystemEventHandler):
             # The watched folder itself deleted: the watch ends with it (a folder made again
             # at once may even get the same inode, so this event is the only sign).
             if event.event_type == "deleted" and os.fsdecode(event.src_path) == self._root:
-                self._put(("gone", self._root))
+                self._put((FolderEvent.GONE, self._root))
             elif event.event_type == "moved":
                 # A folder moved in, or (polling matches inodes, which get reused) a new
                 # file that looks like a folder moved there: see what is there now.
                 dest = os.fsdecode(event.dest_path)
                 if dest.startswith(self._root + os.sep):
-                    self._put(("tree", dest))
+                    self._put((FolderEvent.TREE, dest))
             return
         if event.event_type == "closed":
-            self._put(("closed", os.fsdecode(event.src_path)))
+            self._put((FolderEvent.CLOSED, os.fsdecode(event.src_path)))
         elif event.event_type == "moved":
-            self._put(("closed", os.fsdecode(event.dest_path)))
+            self._put((FolderEvent.CLOSED, os.fsdecode(event.dest_path)))
         elif event.event_type in ("created", "modified"):
-            self._put(("changed", os.fsdecode(event.src_path)))
+            self._put((FolderEvent.CHANGED, os.fsdecode(event.src_path)))
 
 
 class SharedObserver:
