@@ -53,6 +53,15 @@ class Budget:
     bytes: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class DayUsage:
+    """What the API accepted since the start of a UTC day, to hold against a `Budget`."""
+
+    clips: int
+    seconds: float
+    bytes: int
+
+
 def utc_day_start(now: float) -> float:
     day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return day.timestamp()

@@ -16,6 +16,7 @@ from edged.ledger.core import LEDGER_FILE, clip_from_row
 from edged.ledger.outages import OutageRecords
 from edged.ledger.quota import QuotaRecords
 from edged.ledger.results import ResultRecords, StoredResult
+from edged.schedule import DayUsage
 
 __all__ = ["LEDGER_FILE", "RETRYABLE_STATES", "Ledger", "StoredResult", "new_callback_token"]
 
@@ -261,8 +262,8 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
             if cursor.rowcount:
                 self._event(conn, clip_id, state.value, reason)
 
-    def usage_since(self, since: float, camera: str | None = None) -> tuple[int, float, int]:
-        """(clips, seconds of video, bytes) accepted by the API since `since`."""
+    def usage_since(self, since: float, camera: str | None = None) -> DayUsage:
+        """The clips, seconds of video and bytes accepted by the API since `since`."""
         query = (
             "SELECT COUNT(*) AS n, COALESCE(SUM(duration_s), 0) AS s, COALESCE(SUM(size), 0) AS b"
             " FROM clips WHERE upload_finished_at >= ?"
@@ -272,7 +273,7 @@ class Ledger(OutageRecords, QuotaRecords, ResultRecords):
             query += " AND camera=?"
             params.append(camera)
         row = self._conn.execute(query, params).fetchone()
-        return int(row["n"]), float(row["s"]), int(row["b"])
+        return DayUsage(int(row["n"]), float(row["s"]), int(row["b"]))
 
     def analysis_failed(self, clip_id: int, reason: str, retry_at: float | None) -> None:
         """The service reported that it could not analyse a submitted clip: resubmit at

@@ -12,6 +12,15 @@ from edged.ledger.schema import LedgerError
 
 
 @dataclass(frozen=True, slots=True)
+class Tokens:
+    """What one analysis used, as the service reports it; None where it did not say."""
+
+    input: int | None = None
+    output: int | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredResult:
     clip_id: int
     task_id: str | None
@@ -51,7 +60,7 @@ class ResultRecords(LedgerCore):
         *,
         task_id: str | None,
         text: str,
-        tokens: dict[str, int | None],
+        tokens: Tokens,
         raw: str,
     ) -> bool:
         """Store a clip's analysis and move it to `analyzed`; False if it already had one
@@ -70,9 +79,9 @@ class ResultRecords(LedgerCore):
                     clip_id,
                     task_id,
                     text,
-                    tokens.get("input"),
-                    tokens.get("output"),
-                    tokens.get("total"),
+                    tokens.input,
+                    tokens.output,
+                    tokens.total,
                     raw,
                     now,
                 ),

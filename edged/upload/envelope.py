@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from edged.ledger.results import Tokens
 from edged.printable import without_surrogates
 
 SUCCESS_CODES = frozenset({"0", "0000", "200"})
@@ -27,7 +28,7 @@ class Envelope:
     msg: str
     task_id: str | None
     text: str | None
-    tokens: dict[str, int | None] = field(default_factory=dict)
+    tokens: Tokens = field(default_factory=Tokens)
 
 
 def parse_envelope(body: Any) -> Envelope:
@@ -82,7 +83,7 @@ def parse_envelope(body: Any) -> Envelope:
         ),
         None,
     )
-    tokens = _tokens(tokens_raw) if tokens_raw is not None else {}
+    tokens = _tokens(tokens_raw) if tokens_raw is not None else Tokens()
     return Envelope(ok, code_text, msg, task_id, text, tokens)
 
 
@@ -123,7 +124,7 @@ def _first_str(*values: Any, limit: int | None = ID_LIMIT) -> str | None:
     return None
 
 
-def _tokens(raw: dict[str, Any]) -> dict[str, int | None]:
+def _tokens(raw: dict[str, Any]) -> Tokens:
     def number(key: str) -> int | None:
         value = raw.get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -132,7 +133,7 @@ def _tokens(raw: dict[str, Any]) -> dict[str, int | None]:
             return None  # NaN, 1e999, a negative or absurd count: not a usage figure
         return int(value)
 
-    return {"input": number("input"), "output": number("output"), "total": number("total")}
+    return Tokens(number("input"), number("output"), number("total"))
 
 
 def _clip(value: Any, limit: int = 120) -> str:

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import NamedTuple
 
 from edged.clip import Clip, ClipState
 from edged.ledger.clips import Ledger
-from edged.schedule import Budget, HourRange, in_schedule, utc_day_start
+from edged.schedule import Budget, DayUsage, HourRange, in_schedule, utc_day_start
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    clips: int
-    seconds: float
-    bytes: int
+class Skip(NamedTuple):
+    """Why a clip is not uploaded: the state it is kept in, and the reason shown for it."""
+
+    state: ClipState
+    reason: str
 
 
-def over_budget(usage: Usage, clip: Clip, budget: Budget) -> str | None:
+def over_budget(usage: DayUsage, clip: Clip, budget: Budget) -> str | None:
     """Why uploading `clip` on top of today's `usage` would break `budget`; None if it fits."""
     if budget.clips is not None and usage.clips + 1 > budget.clips:
         return f"{budget.clips} clips a day"
@@ -51,14 +52,14 @@ class Guardrails:
     cameras: dict[str, CameraRules]
     total: Budget | None = None
 
-    def check(self, ledger: Ledger, clip: Clip, now: float) -> tuple[ClipState, str] | None:
+    def check(self, ledger: Ledger, clip: Clip, now: float) -> Skip | None:
         """Blocking (reads today's usage from the ledger). None: upload it."""
         if clip.exempt:
             return None
         rules = self.cameras.get(clip.source or clip.camera, CameraRules())
         when = clip.start or datetime.fromtimestamp(clip.found_at, UTC)
         if not in_schedule(when, rules.schedule, rules.zone):
-            return ClipState.SKIPPED_SCHEDULE, "recorded outside the camera's upload schedule"
+            return Skip(ClipState.SKIPPED_SCHEDULE, "recorded outside the camera's upload schedule")
         day = utc_day_start(now)
         for budget, camera, scope in (
             (rules.budget, clip.camera, f"camera {clip.camera}"),
@@ -66,8 +67,7 @@ class Guardrails:
         ):
             if budget is None:
                 continue
-            usage = Usage(*ledger.usage_since(day, camera))
-            reason = over_budget(usage, clip, budget)
+            reason = over_budget(ledger.usage_since(day, camera), clip, budget)
             if reason is not None:
-                return ClipState.SKIPPED_BUDGET, f"over the budget of {scope}: {reason}"
+                return Skip(ClipState.SKIPPED_BUDGET, f"over the budget of {scope}: {reason}")
         return None

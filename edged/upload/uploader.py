@@ -178,10 +178,10 @@ class Uploader:
             reason = f"gave up after {clip.attempts - 1} attempts, the last cut off by a crash"
             return await self._fail(clip, reason)
         if self._guardrails is not None:
-            verdict = await self._db.run(self._guardrails.check, ledger, clip, self._clock())
-            if verdict is not None:
-                await self._db.run(ledger.mark_skipped, clip.id, *verdict)
-                log.warning("not uploaded camera=%s clip=%s: %s", clip.camera, clip.id, verdict[1])
+            skip = await self._db.run(self._guardrails.check, ledger, clip, self._clock())
+            if skip is not None:
+                await self._db.run(ledger.mark_skipped, clip.id, skip.state, skip.reason)
+                log.warning("not uploaded camera=%s clip=%s: %s", clip.camera, clip.id, skip.reason)
                 return Outcome.SKIPPED
         try:
             await asyncio.to_thread(

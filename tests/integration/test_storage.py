@@ -19,6 +19,7 @@ from edged.clip import NewClip
 from edged.config.model import StorageConfig
 from edged.emulator import Emulator
 from edged.ledger.clips import LEDGER_FILE, Ledger
+from edged.ledger.results import Tokens
 from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip
 from edged.service.storage import StorageQuota
@@ -62,7 +63,7 @@ async def done(db: AsyncLedger, clip_id: int) -> None:
     ledger = db.ledger
     assert await db.run(ledger.take_for_upload, clip_id) is not None
     await db.run(ledger.mark_submitted, clip_id, f"task-{clip_id}")
-    await db.run(ledger.record_result, clip_id, task_id=None, text="ok", tokens={}, raw="{}")
+    await db.run(ledger.record_result, clip_id, task_id=None, text="ok", tokens=Tokens(), raw="{}")
     await db.run(ledger.mark_done, clip_id)
 
 

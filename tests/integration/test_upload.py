@@ -33,7 +33,7 @@ async def test_each_envelope_variant_is_parsed(emulator: Emulator, clip_factory,
     assert ack.ok and ack.task_id, ack
     assert url_ack.ok and url_ack.task_id
     assert result.ok and result.text and '"Alice"' in result.text
-    assert result.tokens.get("total") is not None
+    assert result.tokens.total is not None
 
 
 async def test_auth_and_permanent_errors_are_classified(emulator: Emulator, clip_factory):

@@ -15,6 +15,7 @@ from edged.alerts.policy import AlertPolicy
 from edged.clip import Clip, ClipState, NewClip
 from edged.ledger.clips import Ledger
 from edged.ledger.outbox import Alert
+from edged.ledger.results import Tokens
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -41,7 +42,7 @@ def analyzed(ledger: Ledger, text: str, *, camera: str = "porch", start: str | N
     clip, _ = ledger.add_clip(new)
     ledger.take_for_upload(clip.id)
     ledger.mark_submitted(clip.id, "task")
-    ledger.record_result(clip.id, task_id="task", text=text, tokens={}, raw="{}")
+    ledger.record_result(clip.id, task_id="task", text=text, tokens=Tokens(), raw="{}")
     found = ledger.get(clip.id)
     assert found is not None and found.state == ClipState.ANALYZED
     return found

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from edged.ledger.results import Tokens
 from edged.upload.envelope import MAX_TOKENS, parse_envelope
 
 
@@ -47,14 +48,13 @@ def test_odd_shapes_never_raise_and_keep_only_text(odd: dict[str, Any]):
     assert isinstance(envelope.msg, str)
     assert envelope.task_id is None or isinstance(envelope.task_id, str)
     assert envelope.text is None or "\ud800" not in envelope.text
-    assert all(v is None or 0 <= v < MAX_TOKENS for v in envelope.tokens.values())
+    counts = envelope.tokens.input, envelope.tokens.output, envelope.tokens.total
+    assert all(v is None or 0 <= v < MAX_TOKENS for v in counts)
 
 
 def test_absurd_token_counts_are_not_believed():
     """A count that could overflow the ledger's sums (and stop edged) is taken as unknown."""
     tokens = {"input": 2**53 - 1, "output": 12, "total": 1e300}
-    assert parse_envelope({"code": 0, "token": tokens}).tokens == {
-        "input": None,
-        "output": 12,
-        "total": None,
-    }
+    assert parse_envelope({"code": 0, "token": tokens}).tokens == Tokens(
+        input=None, output=12, total=None
+    )

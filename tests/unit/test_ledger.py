@@ -9,6 +9,7 @@ import pytest
 
 from edged.clip import ClipState, NewClip
 from edged.ledger.clips import Ledger
+from edged.ledger.results import Tokens
 from edged.ledger.schema import SCHEMA_VERSION, LedgerError
 
 
@@ -95,7 +96,7 @@ def test_resume_puts_uploading_back_in_the_queue(tmp_path: Path, clock: FakeCloc
 def test_callback_before_submitted_is_not_moved_back(ledger: Ledger) -> None:
     clip_id = add(ledger)
     ledger.take_for_upload()
-    assert ledger.record_result(clip_id, task_id="t1", text="hi", tokens={}, raw="{}")
+    assert ledger.record_result(clip_id, task_id="t1", text="hi", tokens=Tokens(), raw="{}")
     ledger.mark_submitted(clip_id, "t1")
     clip = ledger.get(clip_id)
     assert clip is not None and clip.state is ClipState.ANALYZED
@@ -105,9 +106,11 @@ def test_repeated_result_changes_nothing(ledger: Ledger) -> None:
     clip_id = add(ledger)
     ledger.take_for_upload()
     ledger.mark_submitted(clip_id, "t1")
-    assert ledger.record_result(clip_id, task_id="t1", text="first", tokens={"total": 3}, raw="{}")
+    assert ledger.record_result(
+        clip_id, task_id="t1", text="first", tokens=Tokens(total=3), raw="{}"
+    )
     ledger.mark_done(clip_id)
-    assert not ledger.record_result(clip_id, task_id="t1", text="second", tokens={}, raw="{}")
+    assert not ledger.record_result(clip_id, task_id="t1", text="second", tokens=Tokens(), raw="{}")
     result = ledger.result(clip_id)
     clip = ledger.get(clip_id)
     assert result is not None and result.text == "first" and result.tokens_total == 3
@@ -156,7 +159,7 @@ def test_timings_are_recorded(ledger: Ledger, clock: FakeClock) -> None:
     clock.now += 2
     ledger.mark_submitted(clip_id, "t")
     clock.now += 3
-    ledger.record_result(clip_id, task_id="t", text="x", tokens={}, raw="{}")
+    ledger.record_result(clip_id, task_id="t", text="x", tokens=Tokens(), raw="{}")
     times = ledger.timings(clip_id)
     assert times["upload_started_at"] - times["found_at"] == 1
     assert times["upload_finished_at"] - times["upload_started_at"] == 2
