@@ -15,10 +15,9 @@ def _when(epoch: float) -> str:
 
 def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
     """Blocking. The timings of the clip's last attempt, its alerts and its events."""
-    clip = ledger.get(clip_id)
-    if clip is None:
+    clip, times = ledger.get(clip_id), ledger.timings(clip_id)
+    if clip is None or times is None:
         return None
-    times = ledger.timings(clip_id)
     lines = [
         f"clip {clip.id} camera {clip.camera}: {clip.state}, attempt {clip.attempts}",
         f"  file {clip.path} ({clip.size} bytes, {clip.duration_s or 0:.1f}s)",
@@ -27,7 +26,7 @@ def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
         lines.append(f"  recorded from {clip.start.isoformat()}")
     previous: float | None = None
     for column, label in reports.CLIP_STEPS:
-        moment = times.get(column)
+        moment = times.at(column)
         if moment is None:
             continue
         step = f" (+{moment - previous:.3f}s)" if previous is not None else ""

@@ -21,6 +21,21 @@ class Tokens:
 
 
 @dataclass(frozen=True, slots=True)
+class ClipTimings:
+    """When a clip's last attempt passed each step (the columns of `reports.CLIP_STEPS`)."""
+
+    found_at: float
+    upload_started_at: float | None
+    upload_finished_at: float | None
+    callback_at: float | None
+    done_at: float | None
+
+    def at(self, column: str) -> float | None:
+        moment: float | None = getattr(self, column)
+        return moment
+
+
+@dataclass(frozen=True, slots=True)
 class StoredResult:
     clip_id: int
     task_id: str | None
@@ -46,13 +61,13 @@ class ResultRecords(LedgerCore):
             received_at=row["received_at"],
         )
 
-    def timings(self, clip_id: int) -> dict[str, float | None]:
+    def timings(self, clip_id: int) -> ClipTimings | None:
         row = self._conn.execute(
             "SELECT found_at, upload_started_at, upload_finished_at, callback_at, done_at"
             " FROM clips WHERE id=?",
             (clip_id,),
         ).fetchone()
-        return dict(row) if row else {}
+        return ClipTimings(**dict(row)) if row else None
 
     def record_result(
         self,

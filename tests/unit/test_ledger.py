@@ -161,9 +161,12 @@ def test_timings_are_recorded(ledger: Ledger, clock: FakeClock) -> None:
     clock.now += 3
     ledger.record_result(clip_id, task_id="t", text="x", tokens=Tokens(), raw="{}")
     times = ledger.timings(clip_id)
-    assert times["upload_started_at"] - times["found_at"] == 1
-    assert times["upload_finished_at"] - times["upload_started_at"] == 2
-    assert times["callback_at"] - times["upload_finished_at"] == 3
+    assert times is not None
+    assert times.upload_started_at is not None and times.upload_finished_at is not None
+    assert times.callback_at is not None
+    assert times.upload_started_at - times.found_at == 1
+    assert times.upload_finished_at - times.upload_started_at == 2
+    assert times.callback_at - times.upload_finished_at == 3
     assert ledger.integrity_ok()
 
 
