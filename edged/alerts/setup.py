@@ -11,7 +11,7 @@ from edged.alerts.delivery import AlertDelivery
 from edged.alerts.policy import AlertPolicy, PersonRule, quiet_window
 from edged.alerts.registry import build_sinks, sink_names
 from edged.config.alerts import UNKNOWN_PERSON
-from edged.config.model import Config
+from edged.config.model import Config, FolderCamera
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SNAPSHOT_DIR, SnapshotStore, snapshot_key
 
@@ -53,10 +53,10 @@ def known_cameras(config: Config) -> tuple[str, ...]:
     cameras from paths; those appear once their first clip does)."""
     names: list[str] = []
     for camera in config.cameras:
-        if camera.preset is None:
-            names.append(camera.name)
-        else:
+        if isinstance(camera, FolderCamera) and camera.preset is not None:
             names.extend(camera.cameras or ())
+        else:
+            names.append(camera.name)
     return tuple(dict.fromkeys(names))
 
 

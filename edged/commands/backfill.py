@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from edged.config.model import Config, parse_duration
+from edged.config.model import Config, FolderCamera, parse_duration
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.sources.recordings import Naming, Verdict, examine, scan
@@ -52,7 +52,7 @@ def _recordings(config: Config, camera: str, start: float, end: float) -> list[t
     namings = [
         Naming.of(c)
         for c in config.cameras
-        if c.folder is not None and (c.name == camera or c.preset is not None)
+        if isinstance(c, FolderCamera) and (c.name == camera or c.preset is not None)
     ]
     chosen: list[tuple[float, str, Naming]] = []
     for naming in namings:
@@ -78,8 +78,9 @@ async def backfill_command(
     if end < start:
         print("edged backfill: --to is before --from", file=sys.stderr)
         return 2
-    if not any(c.folder is not None and (c.name == camera or c.preset) for c in config.cameras):
-        names = ", ".join(c.name for c in config.cameras if c.folder is not None) or "none"
+    folders = [c for c in config.cameras if isinstance(c, FolderCamera)]
+    if not any(c.name == camera or c.preset for c in folders):
+        names = ", ".join(c.name for c in folders) or "none"
         print(
             f"edged backfill: no folder camera {camera!r} (folder cameras: {names})",
             file=sys.stderr,

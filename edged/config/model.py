@@ -16,7 +16,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, GetCoreSchemaHandler, GetPydanticSchema, ValidationError
+from pydantic_core import core_schema
+from pydantic_core.core_schema import SerializationInfo
 
 from edged.config.alerts import (
     CameraFilter,
@@ -173,12 +175,6 @@ class BudgetConfig(_Section):
         return Budget(self.clips, self.minutes, self.bytes)
 
 
-# Keys that mean something for one kind of camera only.
-_FOLDER_KEYS: tuple[str, ...] = ("pattern", "ignore", "preset", "path_regex", "timezone")
-_FOLDER_KEYS += ("poll", "settle", "since", "cameras")
-_RTSP_KEYS = ("clip_seconds", "rtsp_transport", "stall_timeout", "audio")
-
-
 def _safe_camera_name(value: str) -> str:
     # A camera name is a folder of clips/ and snapshots/ and an argument of command sinks:
     # `..` would lead out of them, `-rf` would read as an option.
@@ -190,17 +186,80 @@ def _safe_camera_name(value: str) -> str:
     return value
 
 
-class CameraConfig(_Section):
-    """An RTSP camera (rtsp) or an NVR recording folder (folder), and the options of its kind."""
+SafeCameraName = Annotated[CameraName, AfterValidator(_safe_camera_name)]
+Preset = Literal["frigate", "zoneminder", "blueiris", "synology", "custom"]
 
-    name: Annotated[CameraName, AfterValidator(_safe_camera_name)]
-    rtsp: RtspUrl | None = None
-    folder: ConfigPath | None = None
-    # Folder cameras.
+
+class _CameraBase(_Section):
+    """What both kinds of camera have: a name, and the cost guardrails (hours when clips are
+    uploaded at all, and a daily budget)."""
+
+    name: SafeCameraName
+    schedule: tuple[HoursText, ...] = ()
+    budget: BudgetConfig | None = None
+
+
+class FolderCamera(_CameraBase):
+    """An NVR recording folder (`folder:`), and how its recordings are found and named."""
+
+    folder: ConfigPath
     #: None: the video extensions of edged/sources/recordings.py (VIDEO_EXTENSIONS).
     pattern: Text | None = None
     ignore: tuple[str, ...] = ("*.part", "*.tmp", "incomplete.*", ".*")
-    preset: Literal["frigate", "zoneminder", "blueiris", "synology", "custom"] | None = None
+    preset: Preset | None = None
+    path_regex: Regex | None = None
+    timezone: TimeZone | None = None
+    poll: PollInterval = None
+    settle: Duration = 5.0
+    since: Since = "start"
+    cameras: tuple[str, ...] | None = None
+
+    @property
+    def since_s(self) -> float | None:
+        """How far back the first scan looks, in seconds; None for "start" (only new files)."""
+        return None if self.since == "start" else parse_duration(self.since)
+
+    def path_template(self) -> PathTemplate | None:
+        """How camera name and start time are read from a path (None: no preset)."""
+        if self.preset is None:
+            return None
+        return PathTemplate.create(
+            self.preset,
+            timezone=self.timezone,
+            path_regex=self.path_regex,
+            default_camera=self.name,
+        )
+
+
+class RtspCamera(_CameraBase):
+    """An RTSP camera (`rtsp:`), recorded by edged in clips of clip_seconds."""
+
+    rtsp: RtspUrl
+    clip_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    stall_timeout: Timeout = 10.0
+    audio: Literal["copy", "drop"] = "copy"
+
+
+# Keys that mean something for one kind of camera only, in the order of their fields.
+_COMMON_KEYS = set(_CameraBase.model_fields)
+_FOLDER_KEYS = tuple(k for k in FolderCamera.model_fields if k not in _COMMON_KEYS | {"folder"})
+_RTSP_KEYS = tuple(k for k in RtspCamera.model_fields if k not in _COMMON_KEYS | {"rtsp"})
+
+
+class CameraConfig(_Section):
+    """A `cameras:` entry as written: an RTSP camera (rtsp) or an NVR recording folder
+    (folder), and the options of its kind. Validated with every key of both kinds, so that a
+    key of the other kind is reported as such; the config then holds it as a `FolderCamera`
+    or an `RtspCamera` (`Camera`)."""
+
+    name: SafeCameraName
+    rtsp: RtspUrl | None = None
+    folder: ConfigPath | None = None
+    # Folder cameras.
+    pattern: Text | None = None
+    ignore: tuple[str, ...] = ("*.part", "*.tmp", "incomplete.*", ".*")
+    preset: Preset | None = None
     path_regex: Regex | None = None
     timezone: TimeZone | None = None
     poll: PollInterval = None
@@ -215,11 +274,6 @@ class CameraConfig(_Section):
     schedule: tuple[HoursText, ...] = ()
     budget: BudgetConfig | None = None
     audio: Literal["copy", "drop"] = "copy"
-
-    @property
-    def since_s(self) -> float | None:
-        """How far back the first scan looks, in seconds; None for "start" (only new files)."""
-        return None if self.since == "start" else parse_duration(self.since)
 
     @classmethod
     def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
@@ -253,16 +307,33 @@ class CameraConfig(_Section):
                 problems.append((("preset",), problem))
         return problems
 
-    def path_template(self) -> PathTemplate | None:
-        """How camera name and start time are read from a path (None: no preset)."""
-        if self.preset is None:
-            return None
-        return PathTemplate.create(
-            self.preset,
-            timezone=self.timezone,
-            path_regex=self.path_regex,
-            default_camera=self.name,
+    def of_its_kind(self) -> FolderCamera | RtspCamera:
+        """The camera as the kind it is; its values are validated already, so they are taken
+        as they are."""
+        kind: type[FolderCamera | RtspCamera] = (
+            RtspCamera if self.rtsp is not None else FolderCamera
         )
+        values = {key: getattr(self, key) for key in kind.model_fields}
+        return kind.model_construct(**values)
+
+
+def _camera_schema(source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    """A camera is validated as a `CameraConfig` entry, then held as its kind; it is written
+    out (`model_dump`) as its kind, with the keys of that kind only."""
+    return core_schema.no_info_after_validator_function(
+        CameraConfig.of_its_kind,
+        handler.generate_schema(CameraConfig),
+        serialization=core_schema.plain_serializer_function_ser_schema(_dump_camera, info_arg=True),
+    )
+
+
+def _dump_camera(camera: FolderCamera | RtspCamera, info: SerializationInfo) -> Any:
+    data = camera.model_dump(mode=info.mode, by_alias=bool(info.by_alias))
+    return {key: data[key] for key in CameraConfig.model_fields if key in data}  # as written
+
+
+#: A configured camera: an NVR folder or an RTSP stream, told apart by which key it has.
+Camera = Annotated[FolderCamera | RtspCamera, GetPydanticSchema(_camera_schema)]
 
 
 def _template_problem(data: Mapping[str, Any]) -> str | None:
@@ -410,7 +481,7 @@ class Config(_Section):
     api: ApiConfig
     callback: CallbackConfig = Field(default_factory=CallbackConfig)
     persons: tuple[PersonConfig, ...] = ()
-    cameras: tuple[CameraConfig, ...] = ()
+    cameras: tuple[Camera, ...] = ()
     storage: StorageConfig = Field(default_factory=StorageConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -549,12 +620,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
 
 def redacted_yaml(config: Config) -> str:
     """The effective config as YAML, loadable again, with every secret shown as "***"."""
+    # A camera shows only the keys of its kind, so that the output loads again.
     data = config.model_dump(mode="json", by_alias=True)
-    for camera in data["cameras"]:
-        # A camera shows only the keys of its kind, so that the output loads again.
-        unused = (*_FOLDER_KEYS, "folder") if camera["rtsp"] else (*_RTSP_KEYS, "rtsp")
-        for key in unused:
-            del camera[key]
     return yaml.safe_dump(_redact(data), sort_keys=False)
 
 

@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 from urllib.parse import unquote
 
-from edged.config.model import Config, MqttSinkConfig, WebhookSinkConfig
+from edged.config.model import Config, MqttSinkConfig, RtspCamera, WebhookSinkConfig
 from edged.logs import url_password
 
 
@@ -30,7 +30,8 @@ def config_secrets(config: Config) -> dict[str, str]:
     for index, person in enumerate(config.persons):
         urls[f"persons[{index}].url"] = person.url
     for index, camera in enumerate(config.cameras):
-        urls[f"cameras[{index}].rtsp"] = camera.rtsp
+        if isinstance(camera, RtspCamera):
+            urls[f"cameras[{index}].rtsp"] = camera.rtsp
     for key, url in urls.items():
         # The userinfo structurally (before the last `@`): a password may hold `/`, `@`, spaces.
         password = url_password(url) if url else None

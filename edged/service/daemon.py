@@ -23,7 +23,7 @@ from aiohttp import web
 
 from edged.alerts.setup import alert_stages
 from edged.config.listener_role import ListenerRole, listener_role
-from edged.config.model import CameraConfig, Config, split_host_port
+from edged.config.model import Camera, Config, FolderCamera, RtspCamera, split_host_port
 from edged.errors import EdgedError
 from edged.ledger import reports
 from edged.ledger.clips import Ledger
@@ -82,11 +82,13 @@ class Expirer:
 
 
 def make_source(
-    db: AsyncLedger, camera: CameraConfig, on_clip: Callable[[], None], storage_dir: Path
+    db: AsyncLedger, camera: Camera, on_clip: Callable[[], None], storage_dir: Path
 ) -> Source:
-    if camera.folder is not None:
-        return FolderSource(db, camera, on_clip=on_clip)
-    return RtspSource(db, camera, storage_dir, on_clip=on_clip)
+    match camera:
+        case FolderCamera():
+            return FolderSource(db, camera, on_clip=on_clip)
+        case RtspCamera():
+            return RtspSource(db, camera, storage_dir, on_clip=on_clip)
 
 
 async def run_daemon(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from edged.config.model import CameraConfig
+from edged.config.model import Camera
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +23,15 @@ class Source(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CameraChanges:
-    added: tuple[CameraConfig, ...]
+    added: tuple[Camera, ...]
     removed: tuple[str, ...]
-    changed: tuple[CameraConfig, ...]
+    changed: tuple[Camera, ...]
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.changed)
 
 
-def diff_cameras(old: Sequence[CameraConfig], new: Sequence[CameraConfig]) -> CameraChanges:
+def diff_cameras(old: Sequence[Camera], new: Sequence[Camera]) -> CameraChanges:
     before = {camera.name: camera for camera in old}
     after = {camera.name: camera for camera in new}
     return CameraChanges(
@@ -47,17 +47,17 @@ class SourceSupervisor:
     """Runs the sources of the configured cameras; a source that crashes ends the daemon (an
     unexpected error), a source stopped on purpose does not."""
 
-    def __init__(self, make_source: Callable[[CameraConfig], Source]) -> None:
+    def __init__(self, make_source: Callable[[Camera], Source]) -> None:
         self._make_source = make_source
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group: asyncio.TaskGroup | None = None
-        self._cameras: tuple[CameraConfig, ...] = ()
+        self._cameras: tuple[Camera, ...] = ()
 
     @property
     def tasks(self) -> dict[str, asyncio.Task[None]]:
         return dict(self._tasks)
 
-    async def run(self, cameras: Sequence[CameraConfig]) -> None:
+    async def run(self, cameras: Sequence[Camera]) -> None:
         async with asyncio.TaskGroup() as group:
             self._group = group
             for camera in cameras:
@@ -65,7 +65,7 @@ class SourceSupervisor:
             self._cameras = tuple(cameras)
             await asyncio.Event().wait()  # until cancelled; the group owns the sources
 
-    def _start(self, camera: CameraConfig) -> None:
+    def _start(self, camera: Camera) -> None:
         assert self._group is not None
         source = self._make_source(camera)
         self._tasks[camera.name] = self._group.create_task(
@@ -80,7 +80,7 @@ class SourceSupervisor:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    async def apply(self, cameras: Sequence[CameraConfig]) -> CameraChanges:
+    async def apply(self, cameras: Sequence[Camera]) -> CameraChanges:
         """Bring the running sources in line with `cameras`; returns what changed."""
         changes = diff_cameras(self._cameras, cameras)
         for name in changes.removed:

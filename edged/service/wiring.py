@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from edged.config.model import Config
+from edged.config.model import Config, FolderCamera
 from edged.ledger.clips import Ledger
 from edged.results.listener_guard import ListenerLimits
 from edged.results.matcher import build_prompts
@@ -72,9 +72,11 @@ def guardrails(config: Config) -> Guardrails | None:
     for camera in config.cameras:
         if not camera.schedule and camera.budget is None:
             continue
+        # A folder camera's schedule is in its timezone: key; an RTSP camera's in this machine's.
+        timezone = camera.timezone if isinstance(camera, FolderCamera) else None
         rules[camera.name] = CameraRules(
             schedule=tuple(HourRange.parse(text) for text in camera.schedule),
-            zone=ZoneInfo(camera.timezone) if camera.timezone else None,
+            zone=ZoneInfo(timezone) if timezone else None,
             budget=camera.budget.budget() if camera.budget else None,
         )
     total = config.budget.budget() if config.budget else None

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edged.config.model import CameraConfig
+from edged.config.model import FolderCamera
 from edged.ledger.thread import AsyncLedger
 from edged.media.regular_files import kind_of
 from edged.sources.folder_watch import Change, FolderEvent, Forwarder, PolledWatch, SharedObserver
@@ -67,7 +67,7 @@ class FolderSource:
     def __init__(
         self,
         db: AsyncLedger,
-        camera: CameraConfig,
+        camera: FolderCamera,
         *,
         on_clip: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edged.config.model import Config
+from edged.config.model import Config, FolderCamera
 
 PROC = Path("/proc/sys/fs/inotify")
 _LIMITS = ("max_user_watches", "max_user_instances", "max_queued_events")
@@ -67,7 +67,7 @@ def _folders(root: Path) -> int:
 
 def inotify_report(config: Config, proc: Path = PROC) -> InotifyReport:
     """Blocking (walks the camera folders)."""
-    watched = [c.folder for c in config.cameras if c.folder is not None and c.poll is None]
+    watched = [c.folder for c in config.cameras if isinstance(c, FolderCamera) and c.poll is None]
     watches = sum(_folders(root) for root in set(watched))  # cameras on one folder share it
     limits = {key: _read_limit(proc, key) for key in _LIMITS}
     return InotifyReport(len(watched), watches, limits)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edged.clip import Clip, NewClip
-from edged.config.model import CameraConfig
+from edged.config.model import FolderCamera
 from edged.ledger.thread import AsyncLedger
 from edged.media.probe import ClipRejected, probe_video
 from edged.media.regular_files import TRANSIENT_ERRNOS, kind_of, opened_regular
@@ -57,16 +57,15 @@ def file_fingerprint(path: str | Path, size: int, *, inside: Path | None = None)
 class Naming:
     """Which files of a folder camera are recordings, and whose."""
 
-    camera: CameraConfig
+    camera: FolderCamera
     template: PathTemplate | None
 
     @classmethod
-    def of(cls, camera: CameraConfig) -> Naming:
+    def of(cls, camera: FolderCamera) -> Naming:
         return cls(camera, camera.path_template())
 
     @property
     def folder(self) -> Path:
-        assert self.camera.folder is not None
         return self.camera.folder
 
     def wanted(self, path: str) -> bool:

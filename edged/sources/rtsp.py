@@ -25,7 +25,7 @@ import av
 
 from edged.backoff import full_jitter
 from edged.clip import NewClip
-from edged.config.model import CameraConfig
+from edged.config.model import RtspCamera
 from edged.ledger.thread import AsyncLedger
 from edged.logs import Redactor
 from edged.sources.rtsp_files import (
@@ -63,7 +63,7 @@ class RtspSource:
     def __init__(
         self,
         db: AsyncLedger,
-        camera: CameraConfig,
+        camera: RtspCamera,
         storage_dir: Path,
         *,
         on_clip: Callable[[], None] = lambda: None,
@@ -72,7 +72,6 @@ class RtspSource:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        assert camera.rtsp is not None
         self.name = camera.name
         self._db = db
         self._camera = camera

@@ -8,7 +8,7 @@ import os
 import resource
 from pathlib import Path
 
-from edged.config.model import CameraConfig
+from edged.config.model import FolderCamera
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip
@@ -27,7 +27,7 @@ def _exhaust_descriptors() -> tuple[int, int]:
 async def test_out_of_file_descriptors_is_tried_again_not_rejected(tmp_path: Path):
     folder = tmp_path / "nvr"
     await asyncio.to_thread(make_clip, folder / "gate-001.mp4", seconds=1.0)
-    camera = CameraConfig.model_validate({"name": "gate", "folder": str(folder)})
+    camera = FolderCamera.model_validate({"name": "gate", "folder": str(folder)})
     db = AsyncLedger(Ledger(tmp_path / "state"))
     naming = Naming.of(camera)
     path = str(folder / "gate-001.mp4")

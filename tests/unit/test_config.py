@@ -10,11 +10,14 @@ import pytest
 import yaml
 
 from edged.config.model import (
+    CameraConfig,
     CommandSinkConfig,
     Config,
     ConfigError,
+    FolderCamera,
     LogSinkConfig,
     MqttSinkConfig,
+    RtspCamera,
     WebhookSinkConfig,
     load_config,
     parse_config,
@@ -429,7 +432,8 @@ def test_rtsp_and_folder_cameras(tmp_path: Path) -> None:
     )
     door, yard, nvr, every = config.cameras
     assert (door.clip_seconds, door.audio, door.rtsp_transport) == (30, "drop", "tcp")
-    assert door.folder is None
+    assert isinstance(door, RtspCamera) and not hasattr(door, "folder")
+    assert all(isinstance(camera, FolderCamera) for camera in (yard, nvr, every))
     assert yard.folder == tmp_path / "nvr/yard"
     assert (yard.poll, yard.since, yard.since_s, yard.timezone) == (
         10.0,
@@ -751,3 +755,18 @@ def test_camera_names_of_dots_or_starting_with_a_dot_or_dash_are_refused(name: s
         f" folders and is passed to commands), got {name!r}"
     ]
     assert parse('api: {api_key: k}\ncameras:\n  - {name: "gate.2-a", folder: /srv/nvr}\n')
+
+
+def test_each_kind_of_camera_has_the_keys_of_a_camera_entry_of_its_kind_as_typed_there() -> None:
+    """A camera is validated as a `CameraConfig` entry and held as its kind: the kinds must
+    not drift from the entry (a key typed apart, or one the entry does not validate)."""
+    entry = CameraConfig.model_fields
+    for kind, other in ((FolderCamera, "rtsp"), (RtspCamera, "folder")):
+        assert other not in kind.model_fields
+        for key, field in kind.model_fields.items():
+            if key in ("folder", "rtsp"):  # optional in the entry: one of the two is given
+                assert field.is_required(), key
+                continue
+            assert (field.annotation, field.default) == (entry[key].annotation, entry[key].default)
+            assert field.metadata == entry[key].metadata, key
+    assert set(FolderCamera.model_fields) | set(RtspCamera.model_fields) == set(entry)
