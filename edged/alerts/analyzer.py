@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from edged.aio import woken
 from edged.alert_body import AlertBody, ClipRef, Snapshot
 from edged.alerts.model import alert_id_for
 from edged.alerts.policy import AlertPolicy
@@ -31,7 +32,6 @@ from edged.ledger.verdict_stats import count_reading, without_verdict_streak
 from edged.media.snapshot_store import SnapshotStore
 from edged.results.matcher import Match, Reading, read_result, select_present, summarize
 from edged.results.verdict import one_line
-from edged.timeouts import within
 
 __all__ = [
     "AlertPolicy",
@@ -233,11 +233,7 @@ class Analyzer:
             clips = await self._db.run(self._db.ledger.in_state, ClipState.ANALYZED)
             for clip in clips:
                 await self._finish(clip, install_id)
-            try:
-                await within(self.wake.wait(), self._poll_s)
-                self.wake.clear()
-            except TimeoutError:
-                pass
+            await woken(self.wake, self._poll_s)
 
     async def _finish(self, clip: Clip, install_id: str) -> None:
         ledger = self._db.ledger

@@ -28,12 +28,12 @@ import signal
 import string
 from collections.abc import Mapping, Sequence
 
+from edged.aio import within
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
 from edged.config.model import CommandSinkConfig
 from edged.ledger.outbox import Alert
 from edged.logs import CONTROL_CODES
 from edged.media.snapshot_store import SnapshotStore
-from edged.timeouts import within
 
 SINK_TYPE = "command"
 log = logging.getLogger(__name__)

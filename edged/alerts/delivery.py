@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
+from edged.aio import woken
 from edged.alerts.base import DeliveryError, Sink
 from edged.alerts.policy import HOUR_S, over_hourly_limit
 from edged.backoff import full_jitter
@@ -23,7 +24,6 @@ from edged.ledger import outbox
 from edged.ledger.outbox import Alert
 from edged.ledger.thread import AsyncLedger
 from edged.results.verdict import one_line
-from edged.timeouts import within
 
 log = logging.getLogger(__name__)
 
@@ -190,12 +190,7 @@ class AlertDelivery:
         timeout = self._poll_s
         if due is not None:
             timeout = max(0.0, min(timeout, due - self._clock()))
-        event = self._wakes[sink.name]
-        try:
-            await within(event.wait(), timeout)
-            event.clear()
-        except TimeoutError:
-            pass
+        await woken(self._wakes[sink.name], timeout)
 
 
 def _reason(exc: BaseException, *, unexpected: bool = False) -> str:

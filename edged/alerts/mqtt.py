@@ -28,6 +28,7 @@ from pathlib import Path
 
 import aiomqtt
 
+from edged.aio import first_of, within
 from edged.alerts.base import DeliveryError, SinkContext
 from edged.alerts.camera_status import CameraWatch
 from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
@@ -35,7 +36,6 @@ from edged.backoff import full_jitter
 from edged.config.model import MqttSinkConfig
 from edged.ledger.outbox import Alert
 from edged.names import safe_name
-from edged.timeouts import within
 
 SINK_TYPE = "mqtt"
 QOS = 1
@@ -250,13 +250,7 @@ class MqttSink:
         """Publish and wait for the broker's acknowledgements, unless the connection is lost
         first: aiomqtt would otherwise wait the whole timeout for an answer that never comes."""
         work = asyncio.create_task(self._send(conn, messages))
-        lost = asyncio.create_task(conn.lost.wait())
-        try:
-            await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (work, lost):
-                task.cancel()
-            await asyncio.gather(work, lost, return_exceptions=True)
+        await first_of(work, conn.lost.wait())
         if work.cancelled():
             raise DeliveryError("connection to the MQTT broker lost", sink_down=True)
         error = work.exception()

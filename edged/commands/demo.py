@@ -23,6 +23,7 @@ import av
 import standardwebhooks
 from aiohttp import web
 
+from edged.aio import serving
 from edged.clip import ClipState
 from edged.config.model import parse_config
 from edged.emulator import EmulatorOptions, run_emulator
@@ -163,10 +164,19 @@ async def run_demo() -> int:
     printer = WebhookPrinter()
     receiver = web.Application()
     receiver.router.add_post("/alerts", printer.handle)
-    runner = web.AppRunner(receiver, access_log=None)
-    await runner.setup()
     webhook_port = _free_port()
-    await web.TCPSite(runner, "127.0.0.1", webhook_port).start()
+    async with serving(receiver, "127.0.0.1", webhook_port, shutdown_timeout_s=60.0):
+        ok = await _demo(printer, f"http://127.0.0.1:{webhook_port}/alerts")
+    if not ok:
+        print(f"edged demo: not finished within {TIMEOUT_S:.0f}s", flush=True)
+        return 1
+    print(f"edged demo: {len(DEMO_CLIPS)} clips done, {len(printer.alerts)} alerts delivered.")
+    return 0
+
+
+async def _demo(printer: WebhookPrinter, webhook_url: str) -> bool:
+    """edged and the emulator in a temporary folder, until the demo's alerts arrived (True)
+    or the time is up."""
     with tempfile.TemporaryDirectory(prefix="edged-demo-") as tmp:
         work = Path(tmp)
         await asyncio.to_thread(_prepare, work)
@@ -174,24 +184,14 @@ async def run_demo() -> int:
         options = EmulatorOptions(callback_delay_s=0.3, callback_shape="mixed")
         async with run_emulator(options) as emulator:
             callback_port = _free_port()
-            config = parse_config(
-                _config_text(
-                    work, emulator.url, callback_port, f"http://127.0.0.1:{webhook_port}/alerts"
-                )
-            )
+            config = parse_config(_config_text(work, emulator.url, callback_port, webhook_url))
             print(f"edged demo: emulator at {emulator.url}, watching {work / 'nvr'}", flush=True)
             shutdown = asyncio.Event()
             daemon = asyncio.create_task(run_daemon(config, shutdown=shutdown), name="daemon")
             try:
                 await _write_clips(work / "nvr")
-                ok = await _watch(work / "state", printer)
+                return await _watch(work / "state", printer)
             finally:
                 shutdown.set()
                 with contextlib.suppress(asyncio.CancelledError):
                     await daemon
-    await runner.cleanup()
-    if not ok:
-        print(f"edged demo: not finished within {TIMEOUT_S:.0f}s", flush=True)
-        return 1
-    print(f"edged demo: {len(DEMO_CLIPS)} clips done, {len(printer.alerts)} alerts delivered.")
-    return 0

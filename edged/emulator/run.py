@@ -21,8 +21,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from aiohttp import web
-
+from edged.aio import serving
 from edged.emulator.app import ENDPOINTS, Emulator
 from edged.emulator.options import (
     ENVELOPES,
@@ -61,16 +60,12 @@ async def run_emulator(
 ) -> AsyncIterator[Emulator]:
     """Serve an Emulator on host:port (0: a free port) for the duration of the block."""
     emulator = Emulator(options, seed=seed)
-    runner = web.AppRunner(emulator.app(), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
+    async with serving(
+        emulator.app(), host, port, shutdown_timeout_s=_SHUTDOWN_TIMEOUT_S
+    ) as runner:
         emulator.host = host
         emulator.port = runner.addresses[0][1]
         yield emulator
-    finally:
-        await runner.cleanup()
 
 
 async def serve(

@@ -8,6 +8,7 @@ for a correctly tokened callback of a known clip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from edged.aio import serving
 from edged.backoff import full_jitter
 from edged.clip import AWAITING_RESULT_STATES, HAS_RESULT_STATES, Clip, ClipState
 from edged.ledger.thread import AsyncLedger
@@ -268,28 +270,35 @@ class CallbackServer:
         on_close: Callable[[str], None] | None = None,
     ) -> None:
         self.guard = ConnectionGuard(callbacks.limits, on_close or _ClosedLog())
-        # aiohttp's own idle timer only after an answer; the guard bounds the rest.
-        self._runner = web.AppRunner(
-            callbacks.app(self.guard),
-            access_log=None,
-            shutdown_timeout=5,
-            keepalive_timeout=callbacks.limits.head_timeout_s,
-        )
+        self._app = callbacks.app(self.guard)
+        self._keepalive_s = callbacks.limits.head_timeout_s
         self._host = host
         self._port = port
         self.port = port
+        self._serving = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> CallbackServer:
-        await self._runner.setup()
-        site = GuardedSite(self._runner, self._host, self._port, self.guard)
-        await site.start()
-        sockets = self._runner.addresses
+        def site(runner: web.AppRunner, host: str, port: int) -> GuardedSite:
+            return GuardedSite(runner, host, port, self.guard)
+
+        runner = await self._serving.enter_async_context(
+            serving(
+                self._app,
+                self._host,
+                self._port,
+                shutdown_timeout_s=5.0,
+                site=site,
+                # aiohttp's own idle timer only after an answer; the guard bounds the rest.
+                keepalive_timeout=self._keepalive_s,
+            )
+        )
+        sockets = runner.addresses
         if sockets:
             self.port = sockets[0][1]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._runner.cleanup()
+        await self._serving.aclose()
 
 
 class _ClosedLog:

@@ -16,11 +16,10 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
-
+from edged.aio import first_of, serving
 from edged.alerts.setup import alert_stages
 from edged.config.listener_role import ListenerRole, listener_role
 from edged.config.model import Camera, Config, FolderCamera, RtspCamera, split_host_port
@@ -51,6 +50,8 @@ from edged.upload.uploader import Uploader
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 20.0
+#: Requests in flight on /metrics and /healthz when edged stops (aiohttp's own default).
+HEALTH_SHUTDOWN_S = 60.0
 
 
 class DaemonError(EdgedError):
@@ -177,7 +178,10 @@ async def run_daemon(
             if config.metrics.listen is not None:
                 inputs = HealthInputs(stages, tuple(c.name for c in config.cameras))
                 host, port = split_host_port(config.metrics.listen)
-                await stack.enter_async_context(_serve(health_app(db, metrics, inputs), host, port))
+                health = health_app(db, metrics, inputs)
+                await stack.enter_async_context(
+                    serving(health, host, port, shutdown_timeout_s=HEALTH_SHUTDOWN_S)
+                )
             log.info(
                 "edged running: %d cameras, %d upload workers; public listener: %s",
                 len(config.cameras),
@@ -188,7 +192,7 @@ async def run_daemon(
             if on_ready is not None:
                 on_ready(listener_port)
             while not shutdown.is_set():
-                await _first(shutdown, reload)
+                await first_of(shutdown.wait(), reload.wait())
                 if reload.is_set() and not shutdown.is_set():
                     reload.clear()
                     if config_path is None:
@@ -212,26 +216,6 @@ async def run_daemon(
         await db.aclose()
     log.info("stopped")
     return 0
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: web.Application, host: str, port: int) -> AsyncIterator[web.AppRunner]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        yield runner
-    finally:
-        await runner.cleanup()
 
 
 async def _drain_results(db: AsyncLedger, since: float, deadline: float) -> None:

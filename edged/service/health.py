@@ -13,11 +13,11 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edged.aio import within
 from edged.ledger import reports
 from edged.ledger.thread import AsyncLedger
 from edged.ledger.verdict_stats import verdict_health
 from edged.service.metrics import Metrics
-from edged.timeouts import within
 from edged.upload.api_codes import PAUSE_ADVICE, PauseReason
 
 #: A camera's last clip age is reported, not judged (a quiet camera recording on motion is

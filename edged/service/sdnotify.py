@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 
-from edged.timeouts import within
+from edged.aio import within
 
 log = logging.getLogger(__name__)
 

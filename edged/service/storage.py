@@ -21,7 +21,6 @@ or uploaded and waiting for their result, are left alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -30,13 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edged.aio import woken
 from edged.clip import Clip, ClipState
 from edged.config.model import StorageConfig
 from edged.ledger.reserve import restore_reserve
 from edged.ledger.thread import AsyncLedger
 from edged.sources.rtsp_files import SOURCE_KEY_PREFIX as PREFIX
 from edged.sources.rtsp_files import clips_root
-from edged.timeouts import within
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +138,7 @@ class StorageQuota:
     async def run(self) -> None:
         while True:
             await self.enforce()
-            with contextlib.suppress(TimeoutError):
-                await within(self.wake.wait(), self._every_s)
-            self.wake.clear()
+            await woken(self.wake, self._every_s)
 
     async def enforce(self) -> Usage:
         """One round (see the module's doc); returns the usage it left."""

@@ -22,12 +22,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edged.aio import within
 from edged.config.model import FolderCamera
 from edged.ledger.thread import AsyncLedger
 from edged.media.regular_files import kind_of
 from edged.sources.folder_watch import Change, FolderEvent, Forwarder, PolledWatch, SharedObserver
 from edged.sources.recordings import Naming, Verdict, examine, scan
-from edged.timeouts import within
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edged.aio import within
 from edged.clip import Clip, NewClip
 from edged.config.model import FolderCamera
 from edged.ledger.thread import AsyncLedger
@@ -22,7 +23,6 @@ from edged.media.probe import ClipRejected, probe_video
 from edged.media.regular_files import TRANSIENT_ERRNOS, kind_of, opened_regular
 from edged.media.source_check import fingerprint_of
 from edged.nvr_presets import PathTemplate, camera_allowed
-from edged.timeouts import within
 
 #: Generous limits for telling whether a file is complete; the uploader applies the
 #: configured API limits later and fails the clip with a clear reason.

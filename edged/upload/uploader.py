@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edged.aio import first_of, woken
 from edged.backoff import retry_delay
 from edged.clip import Clip
 from edged.ledger.thread import AsyncLedger
 from edged.media.probe import ClipRejected, probe_video
 from edged.media.source_check import changed_since_queued
-from edged.timeouts import within
 from edged.upload.api import AnalysisRequest, ApiClient, ApiError, FileChanged, ProgressFn
 from edged.upload.api_codes import PAUSE_ADVICE, Failure, PauseReason
 from edged.upload.guardrails import Guardrails
@@ -131,26 +131,14 @@ class Uploader:
 
     async def _auth_resumed_or_stopping(self) -> None:
         """Paused by a refused key: a stop must not wait for a key that may never come."""
-        waits = [
-            asyncio.ensure_future(self._auth_ok.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        await first_of(self._auth_ok.wait(), self._stopping.wait())
 
     async def _idle(self) -> None:
         due = await self._db.run(self._db.ledger.next_due_at)
         timeout = self._settings.idle_poll_s
         if due is not None:
             timeout = max(0.0, min(timeout, due - self._clock()))
-        try:
-            await within(self.wake.wait(), timeout)
-            self.wake.clear()
-        except TimeoutError:
-            pass
+        await woken(self.wake, timeout)
 
     async def upload(self, clip: Clip, progress: ProgressFn | None = None) -> Outcome:
         """Upload a clip already taken (`uploading`) and record what came of it."""
