@@ -73,7 +73,7 @@ async def measure(files: int, rate: float) -> None:
             closed = await asyncio.to_thread(write_files, folder, data, files, rate)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                rows = await db.run(db.ledger.execute, "SELECT path, found_at FROM clips")
+                rows = await db.call(db.ledger.execute, "SELECT path, found_at FROM clips")
                 if len(rows) >= files:
                     break
                 await asyncio.sleep(0.2)

@@ -227,17 +227,17 @@ class Analyzer:
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
-        install_id = await self._db.run(self._db.ledger.install_id)
+        install_id = await self._db.call(self._db.ledger.install_id)
         while True:
             await self._prune()
-            clips = await self._db.run(self._db.ledger.in_state, ClipState.ANALYZED)
+            clips = await self._db.call(self._db.ledger.in_state, ClipState.ANALYZED)
             for clip in clips:
                 await self._finish(clip, install_id)
             await woken(self.wake, self._poll_s)
 
     async def _finish(self, clip: Clip, install_id: str) -> None:
         ledger = self._db.ledger
-        result = await self._db.run(ledger.result, clip.id)
+        result = await self._db.call(ledger.result, clip.id)
         text = result.text if result else ""
         reading = await asyncio.to_thread(read_clip, text, self._policy)
         plan = plan_from(clip, text, reading, self._policy)
@@ -262,7 +262,7 @@ class Analyzer:
             build_alerts, clip, text, plan.raised, self._policy, install_id, now, pictures, reading
         )
         detail = reading.detail()
-        await self._db.run(commit_clip, ledger, clip, alerts, now, reading, detail)
+        await self._db.call(commit_clip, ledger, clip, alerts, now, reading, detail)
         names = ", ".join(m.person for m in plan.raised) or "nobody"
         log.info("done camera=%s clip=%s alerts: %s", clip.camera, clip.id, names)
         if not reading.has_verdict:
@@ -282,7 +282,7 @@ class Analyzer:
             f": {reading.problem}" if reading.problem else "",
             mentioned,
         )
-        streak = await self._db.run(without_verdict_streak, self._db.ledger)
+        streak = await self._db.call(without_verdict_streak, self._db.ledger)
         if streak and streak % NO_VERDICT_WARN_AFTER == 0:
             log.warning(
                 "the last %d results had no valid verdict: the service is not following the"

@@ -74,13 +74,13 @@ class AlertDelivery:
     async def _worker(self, sink: Sink) -> None:
         ledger = self._db.ledger
         while True:
-            alert = await self._db.run(outbox.next_due, ledger, sink.name, self._clock())
+            alert = await self._db.call(outbox.next_due, ledger, sink.name, self._clock())
             if alert is None:
                 await self._idle(sink)
                 continue
-            limit = await self._db.run(self._limited, alert)
+            limit = await self._db.call(self._limited, alert)
             if limit is not None:
-                await self._db.run(
+                await self._db.call(
                     outbox.mark, ledger, alert, outbox.SUPPRESSED, self._clock(), error=limit
                 )
                 log.info(
@@ -109,7 +109,7 @@ class AlertDelivery:
                 )
                 await self._failed(alert, sink, _reason(exc, unexpected=True))
                 continue
-            await self._db.run(outbox.mark, ledger, alert, outbox.SENT, self._clock())
+            await self._db.call(outbox.mark, ledger, alert, outbox.SENT, self._clock())
             log.info(
                 "alert sent person=%s camera=%s clip=%s sink=%s alert_id=%s",
                 alert.person,
@@ -137,7 +137,7 @@ class AlertDelivery:
         if now - alert.created_at > self._retry_max_age_s:
             await self._failed(alert, sink, reason)
             return
-        await self._db.run(outbox.mark, self._db.ledger, alert, outbox.PENDING, now, error=reason)
+        await self._db.call(outbox.mark, self._db.ledger, alert, outbox.PENDING, now, error=reason)
         log.warning(
             "alert waits for its sink camera=%s clip=%s sink=%s: %s",
             alert.camera,
@@ -151,7 +151,7 @@ class AlertDelivery:
         now = self._clock()
         ledger = self._db.ledger
         if now - alert.created_at > self._retry_max_age_s:
-            await self._db.run(outbox.mark, ledger, alert, outbox.FAILED, now, error=reason)
+            await self._db.call(outbox.mark, ledger, alert, outbox.FAILED, now, error=reason)
             log.error(
                 "alert given up after %d attempts camera=%s clip=%s sink=%s: %s",
                 alert.attempts + 1,
@@ -167,7 +167,7 @@ class AlertDelivery:
             cap_s=self._backoff_cap_s,
             rng=self._rng,
         )
-        await self._db.run(
+        await self._db.call(
             outbox.mark,
             ledger,
             alert,
@@ -186,7 +186,7 @@ class AlertDelivery:
         )
 
     async def _idle(self, sink: Sink) -> None:
-        due = await self._db.run(outbox.next_wakeup, self._db.ledger, sink.name)
+        due = await self._db.call(outbox.next_wakeup, self._db.ledger, sink.name)
         timeout = self._poll_s
         if due is not None:
             timeout = max(0.0, min(timeout, due - self._clock()))

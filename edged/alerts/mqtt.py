@@ -188,7 +188,7 @@ class MqttSink:
         if db is None:
             return
         while True:
-            statuses = await db.run(self._watch.refresh, db.ledger, self._clock())
+            statuses = await db.call(self._watch.refresh, db.ledger, self._clock())
             new = [camera for camera in statuses if camera not in conn.cameras]
             await self._announce(conn, (), [c for c in new if c not in self._context.cameras])
             for camera, status in statuses.items():

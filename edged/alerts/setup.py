@@ -61,7 +61,7 @@ def known_cameras(config: Config) -> tuple[str, ...]:
 
 
 async def alert_stages(config: Config, db: AsyncLedger, person_names: Sequence[str]) -> AlertStages:
-    key = await db.run(snapshot_key, db.ledger)
+    key = await db.call(snapshot_key, db.ledger)
     snapshots = SnapshotStore(
         config.storage.dir / SNAPSHOT_DIR,
         config.alerts.snapshot_retention,

@@ -22,7 +22,7 @@ FULL_RETRY_S = 1.0
 
 
 class AsyncLedger:
-    """`await db.run(db.ledger.take_for_upload)`: one thread owns the connection, which also
+    """`await db.call(db.ledger.take_for_upload)`: one thread owns the connection, which also
     serialises the transitions of concurrent stages."""
 
     def __init__(self, ledger: Ledger, *, full_retry_s: float = FULL_RETRY_S) -> None:
@@ -30,15 +30,15 @@ class AsyncLedger:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._full_retry_s = full_retry_s
 
-    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """A full disk makes the call wait, not fail: each ledger call is one transaction
         (or reads, or idempotent writes before it), which SQLite rolled back whole, so it is
         safe to run again once there is room (see edged/ledger/reserve.py)."""
         loop = asyncio.get_running_loop()
-        call = functools.partial(fn, *args, **kwargs)
+        bound = functools.partial(fn, *args, **kwargs)
         while True:
             try:
-                return await loop.run_in_executor(self._executor, call)
+                return await loop.run_in_executor(self._executor, bound)
             except Exception as exc:
                 if not is_disk_full(exc):
                     raise
@@ -54,5 +54,5 @@ class AsyncLedger:
             await asyncio.sleep(self._full_retry_s)
 
     async def aclose(self) -> None:
-        await self.run(self.ledger.close)
+        await self.call(self.ledger.close)
         self._executor.shutdown(wait=True)

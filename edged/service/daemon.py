@@ -70,7 +70,7 @@ class Expirer:
 
     async def run(self) -> None:
         while True:
-            expired = await self._db.run(
+            expired = await self._db.call(
                 self._db.ledger.expire_overdue, self._timeout_s, self._max_attempts
             )
             for clip in expired:
@@ -113,10 +113,10 @@ async def run_daemon(
     ledger = await asyncio.to_thread(Ledger, config.storage.dir)
     db = AsyncLedger(ledger)
     try:
-        resumed = await db.run(ledger.resume)
+        resumed = await db.call(ledger.resume)
         if resumed:
             log.info("resumed %d clips that were mid-upload", resumed)
-        persons = await db.run(person_directory, config, ledger)
+        persons = await db.call(person_directory, config, ledger)
         alerts = await alert_stages(config, db, persons.names)
         analyzer, delivery = alerts.analyzer, alerts.delivery
         metrics = Metrics(db, config.storage.dir)
@@ -222,7 +222,7 @@ async def _drain_results(db: AsyncLedger, since: float, deadline: float) -> None
     """Wait until no clip uploaded by this run waits for its result or its alerts."""
     loop = asyncio.get_running_loop()
     while loop.time() < deadline:
-        if not await db.run(reports.awaiting_results, db.ledger, since):
+        if not await db.call(reports.awaiting_results, db.ledger, since):
             return
         await asyncio.sleep(0.1)
 

@@ -220,9 +220,9 @@ class Metrics:
 
     async def refresh(self) -> None:
         now = self._clock()
-        snapshot = await self._db.run(read_snapshot, self._db.ledger, now)
+        snapshot = await self._db.call(read_snapshot, self._db.ledger, now)
         snapshot.storage_bytes = await asyncio.to_thread(directory_bytes, self._clips_dir)
-        for step, seconds in await self._db.run(finished_steps, self._db.ledger, self._last_done):
+        for step, seconds in await self._db.call(finished_steps, self._db.ledger, self._last_done):
             self._latency.labels(step).observe(seconds)
         self._last_done = now
         self._collector.snapshot = snapshot

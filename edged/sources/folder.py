@@ -197,7 +197,7 @@ class FolderSource:
 
     async def _catch_up(self) -> None:
         """Files that finished while edged was down, oldest first, bounded by `since`."""
-        not_before = await self._db.run(self._since_epoch)
+        not_before = await self._db.call(self._since_epoch)
         unlisted: list[OSError] = []
         found = await asyncio.to_thread(scan, self._naming, not_before, unlisted=unlisted)
         log.info(

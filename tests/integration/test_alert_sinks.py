@@ -137,14 +137,14 @@ async def test_a_failing_or_hanging_command_is_retried_until_it_succeeds(
         with caplog.at_level(logging.WARNING):
 
             async def sent() -> bool:
-                rows = await db.run(ledger.execute, "SELECT state, attempts FROM alerts")
+                rows = await db.call(ledger.execute, "SELECT state, attempts FROM alerts")
                 return rows[0]["state"] == "sent"
 
             await eventually(sent, what="the third try to succeed")
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-    (row,) = await db.run(ledger.execute, "SELECT attempts, last_error FROM alerts")
+    (row,) = await db.call(ledger.execute, "SELECT attempts, last_error FROM alerts")
     assert (row["attempts"], row["last_error"]) == (3, None)
     assert (out / f"{alert_id}.tries").read_text() == "3"
     assert "exited 1: boom: the first try fails" in caplog.text
@@ -357,7 +357,7 @@ async def test_a_command_that_exits_0_is_one_delivery_even_if_its_child_holds_st
     try:
 
         async def sent() -> bool:
-            rows = await db.run(ledger.execute, "SELECT state FROM alerts")
+            rows = await db.call(ledger.execute, "SELECT state FROM alerts")
             return rows[0]["state"] == "sent"
 
         await eventually(sent, what="the delivery", timeout_s=20)
@@ -366,7 +366,7 @@ async def test_a_command_that_exits_0_is_one_delivery_even_if_its_child_holds_st
         await asyncio.gather(running, return_exceptions=True)
         if (out / "child.pid").exists():
             _kill(int((out / "child.pid").read_text()))
-    (row,) = await db.run(ledger.execute, "SELECT attempts, last_error FROM alerts")
+    (row,) = await db.call(ledger.execute, "SELECT attempts, last_error FROM alerts")
     assert (row["attempts"], row["last_error"]) == (1, None)
     assert (out / "runs").read_text() == "run\n", "run once, not again at a timeout"
     await db.aclose()

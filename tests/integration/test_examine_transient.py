@@ -32,7 +32,7 @@ async def test_out_of_file_descriptors_is_tried_again_not_rejected(tmp_path: Pat
     naming = Naming.of(camera)
     path = str(folder / "gate-001.mp4")
     try:
-        await db.run(db.ledger.in_state)  # the ledger's thread and files are up first
+        await db.call(db.ledger.in_state)  # the ledger's thread and files are up first
         await asyncio.to_thread(lambda: None)  # and a worker thread
         limits = _exhaust_descriptors()
         try:

@@ -66,7 +66,7 @@ async def run_source(tmp_path: Path) -> AsyncIterator[Sources]:
 
 
 async def clips(db: AsyncLedger) -> list[Clip]:
-    return await db.run(db.ledger.in_state, *ClipState)
+    return await db.call(db.ledger.in_state, *ClipState)
 
 
 async def recording(tmp_path: Path, name: str = "rec.mp4", seconds: float = 2) -> bytes:

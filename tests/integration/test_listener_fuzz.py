@@ -101,12 +101,12 @@ HEADERS = st.dictionaries(
 
 async def snapshot(db: AsyncLedger) -> list[list[tuple]]:
     """Every row of every table: what no request but the clip's own callback may change."""
-    tables = await db.run(
+    tables = await db.call(
         db.ledger.execute, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1"
     )
     dumped = []
     for table in tables:
-        rows = await db.run(db.ledger.execute, f"SELECT * FROM {table['name']}")
+        rows = await db.call(db.ledger.execute, f"SELECT * FROM {table['name']}")
         dumped.append([tuple(row) for row in rows])
     return dumped
 
@@ -172,7 +172,7 @@ async def test_many_idle_and_slow_connections_do_not_stop_the_listener(listener)
     finally:
         for _, writer in [*idle, (slow_reader, slow_writer)]:
             writer.close()
-    stored = await db.run(db.ledger.result, clip.id)
+    stored = await db.call(db.ledger.result, clip.id)
     assert stored is not None and stored.text == "ok"
 
 

@@ -64,7 +64,7 @@ async def enqueue(db: AsyncLedger, name: str) -> str:
 
 
 async def rows(db: AsyncLedger) -> list[dict[str, Any]]:
-    found = await db.run(db.ledger.execute, "SELECT * FROM alerts ORDER BY event_at, alert_id")
+    found = await db.call(db.ledger.execute, "SELECT * FROM alerts ORDER BY event_at, alert_id")
     return [dict(row) for row in found]
 
 

@@ -74,7 +74,7 @@ async def test_a_server_killed_mid_clip_queues_the_partial_clip_and_reconnects(
         assert killed_from - 1.0 <= down["started_at"] < restarted_at, (killed_from, down)
         assert down["started_at"] < killed_by + (restarted_at - killed_by) / 2
         assert back["ended_at"] >= restarted_at
-        report = await cams.db.run(build_report, cams.ledger)
+        report = await cams.db.call(build_report, cams.ledger)
         assert cams.sources["gate"].stats.connects >= 2
         assert cams.sources["gate"].stats.outages == 1
 

@@ -72,7 +72,7 @@ class Cameras:
         return self.db.ledger
 
     async def clips(self, camera: str) -> list[dict[str, Any]]:
-        rows = await self.db.run(
+        rows = await self.db.call(
             self.ledger.execute,
             "SELECT id, path, start_at, duration_s, size, state, last_error FROM clips"
             " WHERE camera=? ORDER BY id",
@@ -81,7 +81,7 @@ class Cameras:
         return [dict(row) for row in rows]
 
     async def outages(self, camera: str) -> list[dict[str, Any]]:
-        rows = await self.db.run(
+        rows = await self.db.call(
             self.ledger.execute, "SELECT * FROM outages WHERE camera=? ORDER BY id", (camera,)
         )
         return [dict(row) for row in rows]

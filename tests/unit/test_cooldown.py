@@ -73,14 +73,14 @@ async def test_the_cooldown_lets_through_what_is_not_a_repeat(tmp_path: Path) ->
         await asyncio.wait_for(sink.sent.wait(), 10)
 
         async def settled() -> bool:
-            rows = await db.run(ledger.execute, "SELECT 1 FROM alerts WHERE state='pending'")
+            rows = await db.call(ledger.execute, "SELECT 1 FROM alerts WHERE state='pending'")
             return not rows
 
         await eventually(settled, timeout_s=10, what="every alert sent, suppressed or failed")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    rows = await db.run(
+    rows = await db.call(
         ledger.execute, "SELECT person, camera, state, last_error FROM alerts ORDER BY event_at"
     )
     assert [(r["person"], r["camera"], r["state"]) for r in rows] == [

@@ -51,7 +51,7 @@ def queue(ledger: Ledger, person: str, event_at: float) -> None:
 
 
 async def rows(db: AsyncLedger) -> dict[str, tuple[str, int, str | None]]:
-    found = await db.run(
+    found = await db.call(
         db.ledger.execute, "SELECT person, state, attempts, last_error FROM alerts"
     )
     return {r["person"]: (r["state"], r["attempts"], r["last_error"]) for r in found}

@@ -177,14 +177,14 @@ async def test_max_per_hour_suppresses_alerts_beyond_the_limit(tmp_path: Path) -
         await asyncio.wait_for(sink.sent.wait(), 10)
 
         async def settled() -> bool:
-            rows = await db.run(ledger.execute, "SELECT state FROM alerts WHERE state='pending'")
+            rows = await db.call(ledger.execute, "SELECT state FROM alerts WHERE state='pending'")
             return not rows
 
         await eventually(settled, timeout_s=10, what="every alert sent or suppressed")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    rows = await db.run(
+    rows = await db.call(
         ledger.execute, "SELECT person, event_at, state, last_error FROM alerts ORDER BY event_at"
     )
     states = [(r["person"], r["state"], r["last_error"]) for r in rows]
