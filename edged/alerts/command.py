@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 
 from edged.aio import within
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
-from edged.config.model import CommandSinkConfig
+from edged.config.sinks import CommandSinkConfig
 from edged.ledger.outbox import Alert
 from edged.logs import CONTROL_CODES
 from edged.media.snapshot_store import SnapshotStore

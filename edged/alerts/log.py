@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from edged.alerts.base import SimpleSink, SinkContext
-from edged.config.model import LogSinkConfig
+from edged.config.sinks import LogSinkConfig
 from edged.ledger.outbox import Alert
 from edged.media.snapshot_store import SnapshotStore
 

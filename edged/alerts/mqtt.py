@@ -33,7 +33,7 @@ from edged.alerts.base import DeliveryError, SinkContext
 from edged.alerts.camera_status import CameraWatch
 from edged.alerts.discovery import OFFLINE, ONLINE, Topics, discovery_configs
 from edged.backoff import full_jitter
-from edged.config.model import MqttSinkConfig
+from edged.config.sinks import MqttSinkConfig
 from edged.ledger.outbox import Alert
 from edged.names import safe_name
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import edged.alerts as package
 from edged.alerts.base import Sink, SinkContext
-from edged.config.model import SinkConfig
+from edged.config.sinks import SinkConfig
 
 
 def _sink_modules() -> dict[str, ModuleType]:

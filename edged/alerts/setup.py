@@ -11,7 +11,8 @@ from edged.alerts.delivery import AlertDelivery
 from edged.alerts.policy import AlertPolicy, PersonRule, quiet_window
 from edged.alerts.registry import build_sinks, sink_names
 from edged.config.alerts import UNKNOWN_PERSON
-from edged.config.model import Config, FolderCamera
+from edged.config.cameras import FolderCamera
+from edged.config.model import Config
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SNAPSHOT_DIR, SnapshotStore, snapshot_key
 

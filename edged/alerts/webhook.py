@@ -27,7 +27,7 @@ import aiohttp
 
 from edged.alert_body import Snapshot
 from edged.alerts.base import DeliveryError, SimpleSink, SinkContext
-from edged.config.model import WebhookSinkConfig
+from edged.config.sinks import WebhookSinkConfig
 from edged.ledger.outbox import Alert
 from edged.media.snapshot_store import SnapshotStore
 from edged.signing import signing_key

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from edged.config.model import Config, FolderCamera, parse_duration
+from edged.config.cameras import FolderCamera
+from edged.config.model import Config, parse_duration
 from edged.ledger.clips import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.sources.recordings import Naming, Verdict, examine, scan

@@ -11,7 +11,9 @@ import stat
 from pathlib import Path
 from urllib.parse import unquote
 
-from edged.config.model import Config, MqttSinkConfig, RtspCamera, WebhookSinkConfig
+from edged.config.cameras import RtspCamera
+from edged.config.model import Config
+from edged.config.sinks import MqttSinkConfig, WebhookSinkConfig
 from edged.logs import url_password
 
 

@@ -24,8 +24,9 @@ from edged.aio import serving
 from edged.alerts.analyzer import Analyzer
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.setup import alert_stages
+from edged.config.cameras import Camera, FolderCamera, RtspCamera
 from edged.config.listener_role import ListenerRole, listener_role
-from edged.config.model import Camera, Config, FolderCamera, RtspCamera, split_host_port
+from edged.config.model import Config, split_host_port
 from edged.ledger import reports
 from edged.ledger.thread import AsyncLedger
 from edged.results.listener import CallbackApp, CallbackServer

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from edged.aio import woken
 from edged.clip import Clip, ClipState
-from edged.config.model import StorageConfig
+from edged.config.service import StorageConfig
 from edged.ledger.reserve import restore_reserve
 from edged.ledger.thread import AsyncLedger
 from edged.sources.rtsp_files import SOURCE_KEY_PREFIX as PREFIX

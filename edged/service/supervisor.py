@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from edged.config.model import Camera
+from edged.config.cameras import Camera
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from edged.config.model import Config, FolderCamera
+from edged.config.cameras import FolderCamera
+from edged.config.model import Config
 from edged.ledger.clips import Ledger
 from edged.results.listener_guard import ListenerLimits
 from edged.results.matcher import build_prompts

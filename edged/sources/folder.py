@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edged.aio import within
-from edged.config.model import FolderCamera
+from edged.config.cameras import FolderCamera
 from edged.ledger.thread import AsyncLedger
 from edged.media.regular_files import kind_of
 from edged.sources.folder_watch import Change, FolderEvent, Forwarder, PolledWatch, SharedObserver

@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edged.config.model import Config, FolderCamera
+from edged.config.cameras import FolderCamera
+from edged.config.model import Config
 
 PROC = Path("/proc/sys/fs/inotify")
 _LIMITS = ("max_user_watches", "max_user_instances", "max_queued_events")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edged.aio import within
 from edged.clip import Clip, NewClip
-from edged.config.model import FolderCamera
+from edged.config.cameras import FolderCamera
 from edged.ledger.thread import AsyncLedger
 from edged.media.probe import ClipRejected, probe_video
 from edged.media.regular_files import TRANSIENT_ERRNOS, kind_of, opened_regular

@@ -25,7 +25,7 @@ import av
 
 from edged.backoff import full_jitter
 from edged.clip import NewClip
-from edged.config.model import RtspCamera
+from edged.config.cameras import RtspCamera
 from edged.ledger.thread import AsyncLedger
 from edged.logs import Redactor
 from edged.sources.rtsp_files import (
