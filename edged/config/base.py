@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edged.config.problems import ConfigModel, Problem, read_secret_file
+from edged.config.problems import ConfigModel, Problem
+from edged.config.source import read_secret_file
 
 
 class Section(ConfigModel):

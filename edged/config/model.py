@@ -44,9 +44,7 @@ from edged.config.problems import (
     ConfigModel,
     Loc,
     Problem,
-    expand_env,
     explain,
-    load_yaml,
     redact_url,
     render,
 )
@@ -58,6 +56,7 @@ from edged.config.sinks import (
     SinkConfig,
     WebhookSinkConfig,
 )
+from edged.config.source import expand_env, load_yaml
 
 # Re-exported: other modules take these from edged.config.model.
 __all__ = ["ConfigError", "parse_duration", "parse_size", "split_host_port"]
