@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from edged.aio import serving
 from edged.alerts.analyzer import Analyzer
 from edged.alerts.delivery import AlertDelivery
-from edged.alerts.setup import alert_stages
 from edged.config.cameras import Camera, FolderCamera, RtspCamera
 from edged.config.listener_role import ListenerRole, listener_role
 from edged.config.model import Config, split_host_port
@@ -37,6 +36,7 @@ from edged.service.sdnotify import Notifier, Watchdog
 from edged.service.storage import StorageQuota
 from edged.service.supervisor import Source, SourceSupervisor
 from edged.service.wiring import (
+    alert_stages,
     analysis_template,
     guardrails,
     listener_limits,

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edged.alerts.setup import alert_policy, known_cameras
 from edged.config.model import (
     CommandSinkConfig,
     Config,
@@ -17,6 +16,7 @@ from edged.config.model import (
     parse_config,
     redacted_yaml,
 )
+from edged.service.wiring import alert_policy, known_cameras
 
 BASE = """\
 api: {api_key: k}
