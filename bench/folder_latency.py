@@ -22,7 +22,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from edged.config.model import parse_config
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip
 from edged.sources.folder import FolderSource
@@ -73,7 +73,7 @@ async def measure(files: int, rate: float) -> None:
             closed = await asyncio.to_thread(write_files, folder, data, files, rate)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                rows = await db.call(db.ledger.execute, "SELECT path, found_at FROM clips")
+                rows = await db.call(db.ledger.db.rows, "SELECT path, found_at FROM clips")
                 if len(rows) >= files:
                     break
                 await asyncio.sleep(0.2)

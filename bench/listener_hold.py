@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import EDGED, free_port, wait_for_port
 from edged.emulator import EmulatorOptions, run_emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 
 HALF_HEAD = b"POST /callbacks/1/aaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\nHost: x\r\nContent-Le"
@@ -108,7 +108,7 @@ async def main(args: argparse.Namespace) -> None:
             ledger = Ledger(work / "state")
             deadline = time.monotonic() + 60
             while True:
-                rows = ledger.execute("SELECT id, callback_token, state FROM clips")
+                rows = ledger.db.rows("SELECT id, callback_token, state FROM clips")
                 if rows and rows[0]["state"] == "submitted":
                     break
                 if time.monotonic() > deadline:

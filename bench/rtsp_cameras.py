@@ -170,7 +170,7 @@ def stop(processes: list[subprocess.Popen[bytes]], how: signal.Signals) -> tuple
 def worker(config_path: Path) -> None:
     """`--worker CONFIG`: the RTSP sources of CONFIG's cameras, alone in this process."""
     from edged.config.model import load_config
-    from edged.ledger.clips import Ledger
+    from edged.ledger.store import Ledger
     from edged.ledger.thread import AsyncLedger
     from edged.sources.rtsp import RtspSource
 

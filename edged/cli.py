@@ -196,7 +196,7 @@ def _ledger_command(config: Config, args: argparse.Namespace) -> int:
     from edged.clip import ClipState
     from edged.commands.status import build_report, format_report
     from edged.commands.trace import clip_trace
-    from edged.ledger.clips import LEDGER_FILE, Ledger
+    from edged.ledger.store import LEDGER_FILE, Ledger
     from edged.logs import redact
     from edged.printable import printable
 
@@ -225,7 +225,7 @@ def _ledger_command(config: Config, args: argparse.Namespace) -> int:
         every = [ClipState.FAILED, ClipState.EXPIRED] if args.failed else []
         if args.skipped:
             every += [ClipState.SKIPPED_BUDGET, ClipState.SKIPPED_SCHEDULE]
-        requeued = ledger.retry(args.clip_ids, every=every)
+        requeued = ledger.uploads.retry(args.clip_ids, every=every)
         print(f"requeued {len(requeued)} clips" + (f": {requeued}" if requeued else ""))
         skipped = sorted(set(args.clip_ids) - set(requeued))
         if skipped:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,9 +25,8 @@ from edged.alerts.policy import AlertPolicy
 from edged.clip import Clip, ClipState
 from edged.config.alerts import UNKNOWN_PERSON
 from edged.ledger import outbox
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
-from edged.ledger.verdict_stats import count_reading, without_verdict_streak
 from edged.media.snapshot_store import SnapshotStore
 from edged.results.matcher import Match, Reading, read_result, select_present, summarize
 from edged.results.verdict import one_line
@@ -99,7 +97,7 @@ def plan_from(clip: Clip, text: str, reading: Reading, policy: AlertPolicy) -> P
 def plan_alerts(ledger: Ledger, clip: Clip, policy: AlertPolicy) -> Plan:
     """Blocking, all in the caller's thread: for tools and tests. The stage reads the result
     on the ledger's thread and parses it in a worker thread."""
-    result = ledger.result(clip.id)
+    result = ledger.results.result(clip.id)
     text = result.text if result else ""
     return plan_from(clip, text, read_clip(text, policy), policy)
 
@@ -178,7 +176,7 @@ def finish_clip(
     """Blocking, all in the caller's thread: queue the clip's alerts and mark it done, in one
     transaction. Returns the matches that raised alerts."""
     plan = plan if plan is not None else plan_alerts(ledger, clip, policy)
-    install_id = ledger.install_id()
+    install_id = ledger.meta.install_id()
     alerts = build_alerts(
         clip, plan.text, plan.raised, policy, install_id, now, snapshots, plan.reading
     )
@@ -197,13 +195,8 @@ def commit_clip(
 ) -> None:
     """Blocking, SQL only (the ledger's thread): the alerts, the verdict counters and `done`,
     in one transaction."""
-
-    def queue(conn: sqlite3.Connection) -> None:
-        outbox.enqueue(conn, alerts, now)
-        if reading is not None:
-            count_reading(conn, reading.has_verdict)
-
-    ledger.mark_done(clip.id, extra=queue, detail=detail)
+    has_verdict = reading.has_verdict if reading is not None else None
+    ledger.results.mark_done(clip.id, alerts=alerts, has_verdict=has_verdict, detail=detail)
 
 
 class Analyzer:
@@ -227,17 +220,17 @@ class Analyzer:
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
-        install_id = await self._db.call(self._db.ledger.install_id)
+        install_id = await self._db.call(self._db.ledger.meta.install_id)
         while True:
             await self._prune()
-            clips = await self._db.call(self._db.ledger.in_state, ClipState.ANALYZED)
+            clips = await self._db.call(self._db.ledger.clips.in_state, ClipState.ANALYZED)
             for clip in clips:
                 await self._finish(clip, install_id)
             await woken(self.wake, self._poll_s)
 
     async def _finish(self, clip: Clip, install_id: str) -> None:
         ledger = self._db.ledger
-        result = await self._db.call(ledger.result, clip.id)
+        result = await self._db.call(ledger.results.result, clip.id)
         text = result.text if result else ""
         reading = await asyncio.to_thread(read_clip, text, self._policy)
         plan = plan_from(clip, text, reading, self._policy)
@@ -282,7 +275,7 @@ class Analyzer:
             f": {reading.problem}" if reading.problem else "",
             mentioned,
         )
-        streak = await self._db.call(without_verdict_streak, self._db.ledger)
+        streak = await self._db.call(self._db.ledger.verdicts.streak)
         if streak and streak % NO_VERDICT_WARN_AFTER == 0:
             log.warning(
                 "the last %d results had no valid verdict: the service is not following the"

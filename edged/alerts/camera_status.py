@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edged.ledger import reports
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 
 ONLINE, OFFLINE = "online", "offline"
 
@@ -33,11 +32,11 @@ class CameraWatch:
 
     def refresh(self, ledger: Ledger, now: float) -> dict[str, str]:
         """Blocking: every known camera's status now."""
-        for activity in reports.camera_activity(ledger, self._last_clip_id):
+        for activity in ledger.reports.camera_activity(self._last_clip_id):
             self._hear(activity.camera, activity.last_found_at)
             self._last_clip_id = max(self._last_clip_id, activity.last_clip_id)
         down = set()
-        for outages in reports.camera_outages(ledger):
+        for outages in ledger.reports.camera_outages():
             self._hear(outages.camera, outages.last_ended_at or self._started_at)
             if outages.down:
                 down.add(outages.camera)

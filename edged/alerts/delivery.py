@@ -74,14 +74,14 @@ class AlertDelivery:
     async def _worker(self, sink: Sink) -> None:
         ledger = self._db.ledger
         while True:
-            alert = await self._db.call(outbox.next_due, ledger, sink.name, self._clock())
+            alert = await self._db.call(ledger.outbox.next_due, sink.name, self._clock())
             if alert is None:
                 await self._idle(sink)
                 continue
             limit = await self._db.call(self._limited, alert)
             if limit is not None:
                 await self._db.call(
-                    outbox.mark, ledger, alert, outbox.SUPPRESSED, self._clock(), error=limit
+                    ledger.outbox.mark, alert, outbox.SUPPRESSED, self._clock(), error=limit
                 )
                 log.info(
                     "alert suppressed by %s person=%s camera=%s clip=%s sink=%s",
@@ -109,7 +109,7 @@ class AlertDelivery:
                 )
                 await self._failed(alert, sink, _reason(exc, unexpected=True))
                 continue
-            await self._db.call(outbox.mark, ledger, alert, outbox.SENT, self._clock())
+            await self._db.call(ledger.outbox.mark, alert, outbox.SENT, self._clock())
             log.info(
                 "alert sent person=%s camera=%s clip=%s sink=%s alert_id=%s",
                 alert.person,
@@ -122,10 +122,10 @@ class AlertDelivery:
     def _limited(self, alert: Alert) -> str | None:
         """Blocking: "cooldown" or "max_per_hour" when the alert must not be sent."""
         ledger = self._db.ledger
-        if outbox.in_cooldown(ledger, alert, self._cooldown_s):
+        if ledger.outbox.in_cooldown(alert, self._cooldown_s):
             return "cooldown"
         if self._max_per_hour is not None and over_hourly_limit(
-            outbox.sent_around(ledger, alert, HOUR_S), alert.event_at, self._max_per_hour
+            ledger.outbox.sent_around(alert, HOUR_S), alert.event_at, self._max_per_hour
         ):
             return "max_per_hour"
         return None
@@ -137,7 +137,7 @@ class AlertDelivery:
         if now - alert.created_at > self._retry_max_age_s:
             await self._failed(alert, sink, reason)
             return
-        await self._db.call(outbox.mark, self._db.ledger, alert, outbox.PENDING, now, error=reason)
+        await self._db.call(self._db.ledger.outbox.mark, alert, outbox.PENDING, now, error=reason)
         log.warning(
             "alert waits for its sink camera=%s clip=%s sink=%s: %s",
             alert.camera,
@@ -151,7 +151,7 @@ class AlertDelivery:
         now = self._clock()
         ledger = self._db.ledger
         if now - alert.created_at > self._retry_max_age_s:
-            await self._db.call(outbox.mark, ledger, alert, outbox.FAILED, now, error=reason)
+            await self._db.call(ledger.outbox.mark, alert, outbox.FAILED, now, error=reason)
             log.error(
                 "alert given up after %d attempts camera=%s clip=%s sink=%s: %s",
                 alert.attempts + 1,
@@ -168,8 +168,7 @@ class AlertDelivery:
             rng=self._rng,
         )
         await self._db.call(
-            outbox.mark,
-            ledger,
+            ledger.outbox.mark,
             alert,
             outbox.PENDING,
             now,
@@ -186,7 +185,7 @@ class AlertDelivery:
         )
 
     async def _idle(self, sink: Sink) -> None:
-        due = await self._db.call(outbox.next_wakeup, self._db.ledger, sink.name)
+        due = await self._db.call(self._db.ledger.outbox.next_wakeup, sink.name)
         timeout = self._poll_s
         if due is not None:
             timeout = max(0.0, min(timeout, due - self._clock()))

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from edged.config.cameras import FolderCamera
 from edged.config.model import Config, parse_duration
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.sources.recordings import Naming, Verdict, examine, scan
 

@@ -27,8 +27,7 @@ from edged.aio import serving
 from edged.clip import ClipState
 from edged.config.model import parse_config
 from edged.emulator import EmulatorOptions, run_emulator
-from edged.ledger import reports
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 from edged.service.daemon import run_daemon
 
@@ -143,7 +142,7 @@ async def _watch(ledger_dir: Path, printer: WebhookPrinter) -> bool:
             if ledger is None and (ledger_dir / "ledger.sqlite3").exists():
                 ledger = await asyncio.to_thread(Ledger, ledger_dir)
             if ledger is not None:
-                for clip_id, path, state in await asyncio.to_thread(reports.clip_states, ledger):
+                for clip_id, path, state in await asyncio.to_thread(ledger.reports.clip_states):
                     if seen.get(clip_id) != state:
                         seen[clip_id] = state
                         print(f"  clip {clip_id} {Path(path).name}: {state}", flush=True)

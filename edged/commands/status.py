@@ -8,9 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edged.clip import ClipState
-from edged.ledger import outbox, reports
-from edged.ledger.clips import Ledger
-from edged.ledger.verdict_stats import NoVerdict, recent_without_verdict, without_verdict_total
+from edged.ledger.store import Ledger
+from edged.ledger.verdict_stats import NoVerdict
 from edged.printable import printable
 
 
@@ -47,35 +46,35 @@ class StatusReport:
 
 
 def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
-    counts = reports.clip_counts(ledger)
+    counts = ledger.reports.clip_counts()
     by_state: dict[str, int] = {}
     cameras: dict[str, dict[str, int]] = {}
     for (camera, state), n in counts.items():
         by_state[state] = by_state.get(state, 0) + n
         cameras.setdefault(camera, {})[state] = n
-    last_found = reports.last_clip_at(ledger)
-    tokens = reports.tokens(ledger, time.time())
+    last_found = ledger.reports.last_clip_at()
+    tokens = ledger.reports.tokens(time.time())
     return StatusReport(
         by_state=by_state,
         cameras=[
             CameraLine(name, states, last_found.get(name))
             for name, states in sorted(cameras.items())
         ],
-        oldest_pending_at=reports.oldest_pending_at(ledger),
+        oldest_pending_at=ledger.reports.oldest_pending_at(),
         last_errors=[
             (error.clip_id, error.camera, error.error)
-            for error in reports.recent_errors(ledger, error_count)
+            for error in ledger.reports.recent_errors(error_count)
         ],
-        alerts=outbox.counts_by_state(ledger),
+        alerts=ledger.outbox.counts_by_state(),
         tokens_total=tokens.total,
         tokens_today=tokens.today,
         outages=[
             OutageLine(row["camera"], row["started_at"], row["ended_at"], row["reason"])
-            for row in ledger.recent_outages()
+            for row in ledger.outages.recent_outages()
         ],
-        paused=ledger.pause(),
-        without_verdict=without_verdict_total(ledger),
-        recent_without_verdict=recent_without_verdict(ledger),
+        paused=ledger.meta.pause(),
+        without_verdict=ledger.verdicts.total(),
+        recent_without_verdict=ledger.verdicts.recent(),
     )
 
 

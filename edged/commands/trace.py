@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from edged.ledger import reports
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.printable import printable
 
 
@@ -15,7 +15,7 @@ def _when(epoch: float) -> str:
 
 def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
     """Blocking. The timings of the clip's last attempt, its alerts and its events."""
-    clip, times = ledger.get(clip_id), ledger.timings(clip_id)
+    clip, times = ledger.clips.get(clip_id), ledger.results.timings(clip_id)
     if clip is None or times is None:
         return None
     lines = [
@@ -32,7 +32,7 @@ def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
         step = f" (+{moment - previous:.3f}s)" if previous is not None else ""
         lines.append(f"  {label:16} {_when(moment)}{step}")
         previous = moment
-    for alert in reports.clip_alerts(ledger, clip_id):
+    for alert in ledger.reports.clip_alerts(clip_id):
         sent = alert.sent_at
         after = f" (+{sent - alert.created_at:.3f}s after the alert was made)" if sent else ""
         at = _when(sent) if sent else "-"
@@ -40,7 +40,7 @@ def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
     if clip.last_error:
         lines.append(f"  last error: {printable(clip.last_error)}")
     lines.append("  events:")
-    for event in reports.clip_events(ledger, clip_id):
+    for event in ledger.reports.clip_events(clip_id):
         detail = f": {printable(event.detail)}" if event.detail else ""
         lines.append(f"    {_when(event.at)} {event.kind}{detail}")
     return "\n".join(lines)

@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from edged.clip import Clip, ClipState, NewClip
 from edged.config.model import Config
-from edged.ledger.clips import RETRYABLE_STATES, Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
+from edged.ledger.uploads import RETRYABLE_STATES
 from edged.results.listener import CallbackApp, CallbackServer
 from edged.results.matcher import parse_matches, summarize
 from edged.service.wiring import analysis_template, api_client, person_directory, upload_settings
@@ -47,7 +48,7 @@ async def upload_command(config: Config, path: Path, *, camera: str, sync: bool,
     db = AsyncLedger(ledger)
     try:
         clip, created = await db.call(
-            ledger.add_clip, NewClip(camera, resolved, size, source_key=source_key)
+            ledger.clips.add, NewClip(camera, resolved, size, source_key=source_key)
         )
         print(f"clip {clip.id}: {'queued' if created else f'found in the ledger ({clip.state})'}")
         persons = await db.call(person_directory, config, ledger)
@@ -68,16 +69,16 @@ async def _drive(
     async with api_client(config) as api:
         uploader = Uploader(db, api, analysis_template(config, persons), settings)
         while True:
-            clip = await db.call(ledger.get, clip_id)
+            clip = await db.call(ledger.clips.get, clip_id)
             assert clip is not None
             if clip.state is ClipState.UPLOADING:
                 # Left mid-upload by a run that was killed: send it again.
-                await db.call(ledger.resume, clip.id)
+                await db.call(ledger.uploads.resume, clip.id)
                 continue
             if clip.state is ClipState.DONE:
                 return await _print_result(db, clip, persons.names)
             if clip.state is ClipState.ANALYZED:
-                await db.call(ledger.mark_done, clip.id)
+                await db.call(ledger.results.mark_done, clip.id)
                 continue
             if clip.state in (ClipState.DROPPED, *RETRYABLE_STATES - {ClipState.EXPIRED}):
                 print(f"clip {clip.id} {clip.state}: {clip.last_error}", file=sys.stderr)
@@ -98,7 +99,7 @@ async def _drive(
                 delay = clip.next_attempt_at - time.time()
                 print(f"clip {clip.id}: {clip.last_error}; retrying in {delay:.0f}s")
                 await asyncio.sleep(delay)
-            taken = await db.call(ledger.take_for_upload, clip.id)
+            taken = await db.call(ledger.uploads.take_for_upload, clip.id)
             if taken is None:
                 continue
             outcome = await _upload_with_bar(uploader, taken)
@@ -135,10 +136,10 @@ async def _await_result(
     """Poll the ledger (the listener writes there) until the result lands or it expires."""
     print(f"clip {clip.id}: submitted, waiting for the result callback")
     while True:
-        current = await db.call(db.ledger.get, clip.id)
+        current = await db.call(db.ledger.clips.get, clip.id)
         if current is None or current.state is not ClipState.SUBMITTED:
             return
-        expired = await db.call(db.ledger.expire_overdue, result_timeout_s, max_attempts)
+        expired = await db.call(db.ledger.uploads.expire_overdue, result_timeout_s, max_attempts)
         if any(c.id == clip.id for c in expired):
             print(f"clip {clip.id}: no callback within {result_timeout_s:.0f}s; resubmitting")
             return
@@ -146,7 +147,7 @@ async def _await_result(
 
 
 async def _print_result(db: AsyncLedger, clip: Clip, names: tuple[str, ...]) -> int:
-    result = await db.call(db.ledger.result, clip.id)
+    result = await db.call(db.ledger.results.result, clip.id)
     text = result.text if result else ""
     matches = parse_matches(text, names)
     print(f"clip {clip.id}: done")

@@ -8,35 +8,38 @@ from __future__ import annotations
 
 import sqlite3
 
-from edged.ledger.core import LedgerCore
+from edged.ledger.connection import LedgerConnection
 from edged.logs import redact
 
 
-class OutageRecords(LedgerCore):
+class OutageRecords:
+    def __init__(self, db: LedgerConnection) -> None:
+        self._db = db
+
     def open_outage(self, camera: str, reason: str) -> int:
         """A camera went away now; returns the outage id to close when it is back."""
-        return self.open_outage_at(camera, self._clock(), reason)
+        return self.open_outage_at(camera, self._db.now(), reason)
 
     def close_outage(self, outage_id: int) -> None:
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE outages SET ended_at=? WHERE id=? AND ended_at IS NULL",
-                (self._clock(), outage_id),
+                (self._db.now(), outage_id),
             )
 
     def close_open_outages(self, camera: str, reason: str) -> None:
         """On start: outages left open by a stopped process end now, with a note."""
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE outages SET ended_at=?, reason=reason || ? WHERE camera=?"
                 " AND ended_at IS NULL",
-                (self._clock(), f" ({redact(reason)})", camera),
+                (self._db.now(), f" ({redact(reason)})", camera),
             )
 
     def open_outage_at(self, camera: str, started_at: float, reason: str) -> int:
         """A camera went away at `started_at` (its last packet): the outage starts there,
         not when the loss was noticed."""
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO outages (camera, started_at, reason) VALUES (?, ?, ?)",
                 (camera, started_at, redact(reason)),
@@ -45,7 +48,7 @@ class OutageRecords(LedgerCore):
 
     def recent_outages(self, limit: int = 10) -> list[sqlite3.Row]:
         """The latest outages, open ones first, then by start (newest first)."""
-        return self._conn.execute(
+        return self._db.conn.execute(
             "SELECT id, camera, started_at, ended_at, reason FROM outages"
             " ORDER BY ended_at IS NOT NULL, started_at DESC LIMIT ?",
             (limit,),

@@ -1,8 +1,8 @@
 """The alert outbox in the ledger: one row per (alert, sink), delivered at least once.
 
 `NewAlert` is a row to add, `Alert` a row read back: its body is read once (`Alert.body`),
-and `payload_json` keeps the stored text, the bytes a webhook signs. All functions are
-blocking and run on the ledger's thread; the rules on what is sent (cooldown, max_per_hour)
+and `payload_json` keeps the stored text, the bytes a webhook signs. All of it is
+blocking and runs on the ledger's thread; the rules on what is sent (cooldown, max_per_hour)
 are the alert policy's, which reads the sent alerts from here. States: pending → sent,
 or suppressed (cooldown, max_per_hour), or failed (undeliverable past alerts.retry_max_age).
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from edged.alert_body import AlertBody
-from edged.ledger.clips import Ledger
+from edged.ledger.connection import LedgerConnection
 
 PENDING, SENT, SUPPRESSED, FAILED = "pending", "sent", "suppressed", "failed"
 
@@ -60,120 +60,123 @@ class NewAlert:
     payload_json: str
 
 
-def enqueue(conn: sqlite3.Connection, alerts: Iterable[NewAlert], now: float) -> None:
-    """Inside the caller's transaction (the one that marks the clip done): all or nothing."""
-    conn.executemany(
-        "INSERT OR IGNORE INTO alerts (alert_id, sink, clip_id, camera, person, confidence,"
-        " event_at, payload, state, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                a.alert_id,
-                a.sink,
-                a.clip_id,
-                a.camera,
-                a.person,
-                a.confidence,
-                a.event_at,
-                a.payload_json,
-                PENDING,
-                now,
-                now,
-            )
-            for a in alerts
-        ],
-    )
+class Outbox:
+    def __init__(self, db: LedgerConnection) -> None:
+        self._db = db
 
+    def add(self, alerts: Iterable[NewAlert], now: float) -> None:
+        with self._db.transaction() as conn:
+            self.add_in(conn, alerts, now)
 
-def next_due(ledger: Ledger, sink: str, now: float) -> Alert | None:
-    rows = ledger.execute(
-        "SELECT * FROM alerts WHERE sink=? AND state=? AND next_attempt_at <= ?"
-        " ORDER BY event_at, alert_id LIMIT 1",
-        (sink, PENDING, now),
-    )
-    return _alert(rows[0]) if rows else None
-
-
-def next_wakeup(ledger: Ledger, sink: str) -> float | None:
-    rows = ledger.execute(
-        "SELECT MIN(next_attempt_at) AS due FROM alerts WHERE sink=? AND state=?", (sink, PENDING)
-    )
-    return rows[0]["due"] if rows and rows[0]["due"] is not None else None
-
-
-def in_cooldown(ledger: Ledger, alert: Alert, cooldown_s: float) -> bool:
-    """Was the same person on the same camera already sent to this sink for a sighting within
-    the cooldown of this one? Counted from alerts actually sent, by the time of the sighting,
-    so a backlog drained after an outage is judged as it happened; the window looks both ways
-    because a retried alert can be delivered after a later one."""
-    if cooldown_s <= 0:
-        return False
-    rows = ledger.execute(
-        "SELECT 1 FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
-        " AND event_at > ? AND event_at < ? AND alert_id != ? LIMIT 1",
-        (
-            alert.sink,
-            alert.camera,
-            alert.person,
-            SENT,
-            alert.event_at - cooldown_s,
-            alert.event_at + cooldown_s,
-            alert.alert_id,
-        ),
-    )
-    return bool(rows)
-
-
-def sent_around(ledger: Ledger, alert: Alert, window_s: float) -> list[float]:
-    """When the other alerts of its person and camera sent to this sink were seen, within
-    window_s either side of this one's sighting."""
-    rows = ledger.execute(
-        "SELECT event_at FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
-        " AND event_at > ? AND event_at < ? AND alert_id != ?",
-        (
-            alert.sink,
-            alert.camera,
-            alert.person,
-            SENT,
-            alert.event_at - window_s,
-            alert.event_at + window_s,
-            alert.alert_id,
-        ),
-    )
-    return [row["event_at"] for row in rows]
-
-
-def mark(
-    ledger: Ledger,
-    alert: Alert,
-    state: str,
-    now: float,
-    *,
-    error: str | None = None,
-    next_attempt_at: float | None = None,
-) -> None:
-    with ledger.transaction() as conn:
-        conn.execute(
-            "UPDATE alerts SET state=?, attempts=attempts+?, last_error=?,"
-            " next_attempt_at=COALESCE(?, next_attempt_at), sent_at=CASE WHEN ?='sent' THEN ?"
-            " ELSE sent_at END WHERE alert_id=? AND sink=? AND state=?",
-            (
-                state,
-                0 if state == SUPPRESSED else 1,
-                error,
-                next_attempt_at,
-                state,
-                now,
-                alert.alert_id,
-                alert.sink,
-                PENDING,
-            ),
+    def add_in(self, conn: sqlite3.Connection, alerts: Iterable[NewAlert], now: float) -> None:
+        """Inside the caller's transaction (the one that marks the clip done): all or nothing."""
+        conn.executemany(
+            "INSERT OR IGNORE INTO alerts (alert_id, sink, clip_id, camera, person, confidence,"
+            " event_at, payload, state, next_attempt_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    a.alert_id,
+                    a.sink,
+                    a.clip_id,
+                    a.camera,
+                    a.person,
+                    a.confidence,
+                    a.event_at,
+                    a.payload_json,
+                    PENDING,
+                    now,
+                    now,
+                )
+                for a in alerts
+            ],
         )
 
+    def next_due(self, sink: str, now: float) -> Alert | None:
+        rows = self._db.rows(
+            "SELECT * FROM alerts WHERE sink=? AND state=? AND next_attempt_at <= ?"
+            " ORDER BY event_at, alert_id LIMIT 1",
+            (sink, PENDING, now),
+        )
+        return _alert(rows[0]) if rows else None
 
-def counts_by_state(ledger: Ledger) -> dict[str, int]:
-    rows = ledger.execute("SELECT state, COUNT(*) AS n FROM alerts GROUP BY state")
-    return {row["state"]: row["n"] for row in rows}
+    def next_wakeup(self, sink: str) -> float | None:
+        rows = self._db.rows(
+            "SELECT MIN(next_attempt_at) AS due FROM alerts WHERE sink=? AND state=?",
+            (sink, PENDING),
+        )
+        return rows[0]["due"] if rows and rows[0]["due"] is not None else None
+
+    def in_cooldown(self, alert: Alert, cooldown_s: float) -> bool:
+        """Was the same person on the same camera already sent to this sink for a sighting within
+        the cooldown of this one? Counted from alerts actually sent, by the time of the sighting,
+        so a backlog drained after an outage is judged as it happened; the window looks both ways
+        because a retried alert can be delivered after a later one."""
+        if cooldown_s <= 0:
+            return False
+        rows = self._db.rows(
+            "SELECT 1 FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
+            " AND event_at > ? AND event_at < ? AND alert_id != ? LIMIT 1",
+            (
+                alert.sink,
+                alert.camera,
+                alert.person,
+                SENT,
+                alert.event_at - cooldown_s,
+                alert.event_at + cooldown_s,
+                alert.alert_id,
+            ),
+        )
+        return bool(rows)
+
+    def sent_around(self, alert: Alert, window_s: float) -> list[float]:
+        """When the other alerts of its person and camera sent to this sink were seen, within
+        window_s either side of this one's sighting."""
+        rows = self._db.rows(
+            "SELECT event_at FROM alerts WHERE sink=? AND camera=? AND person=? AND state=?"
+            " AND event_at > ? AND event_at < ? AND alert_id != ?",
+            (
+                alert.sink,
+                alert.camera,
+                alert.person,
+                SENT,
+                alert.event_at - window_s,
+                alert.event_at + window_s,
+                alert.alert_id,
+            ),
+        )
+        return [row["event_at"] for row in rows]
+
+    def mark(
+        self,
+        alert: Alert,
+        state: str,
+        now: float,
+        *,
+        error: str | None = None,
+        next_attempt_at: float | None = None,
+    ) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE alerts SET state=?, attempts=attempts+?, last_error=?,"
+                " next_attempt_at=COALESCE(?, next_attempt_at), sent_at=CASE WHEN ?='sent' THEN ?"
+                " ELSE sent_at END WHERE alert_id=? AND sink=? AND state=?",
+                (
+                    state,
+                    0 if state == SUPPRESSED else 1,
+                    error,
+                    next_attempt_at,
+                    state,
+                    now,
+                    alert.alert_id,
+                    alert.sink,
+                    PENDING,
+                ),
+            )
+
+    def counts_by_state(self) -> dict[str, int]:
+        rows = self._db.rows("SELECT state, COUNT(*) AS n FROM alerts GROUP BY state")
+        return {row["state"]: row["n"] for row in rows}
 
 
 def _alert(row: sqlite3.Row) -> Alert:

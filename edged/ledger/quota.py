@@ -6,10 +6,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from edged.clip import Clip, ClipState
-from edged.ledger.core import LedgerCore, clip_from_row
+from edged.ledger.clips import clip_from_row
+from edged.ledger.connection import LedgerConnection
 
 
-class QuotaRecords(LedgerCore):
+class QuotaRecords:
+    def __init__(self, db: LedgerConnection) -> None:
+        self._db = db
+
     def own_clips(
         self, key_prefix: str, states: Iterable[ClipState], *, done_before: float | None = None
     ) -> list[Clip]:
@@ -27,23 +31,23 @@ class QuotaRecords(LedgerCore):
         if done_before is not None:
             query += " AND c.done_at <= ?"
             params.append(done_before)
-        rows = self._conn.execute(query + " ORDER BY c.id", params).fetchall()
+        rows = self._db.conn.execute(query + " ORDER BY c.id", params).fetchall()
         return [clip_from_row(row) for row in rows]
 
     def mark_dropped(self, clip_id: int, reason: str, from_states: Iterable[ClipState]) -> bool:
         """A clip given up unsent (the storage quota); False if it moved on meanwhile."""
         wanted = list(from_states)
         marks = ",".join("?" for _ in wanted)
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE clips SET state=?, last_error=?, next_attempt_at=NULL, updated_at=?"
                 f" WHERE id=? AND state IN ({marks})",
-                (ClipState.DROPPED, reason, self._clock(), clip_id, *wanted),
+                (ClipState.DROPPED, reason, self._db.now(), clip_id, *wanted),
             )
             if cursor.rowcount:
-                self._event(conn, clip_id, ClipState.DROPPED.value, reason)
+                self._db.event(conn, clip_id, ClipState.DROPPED.value, reason)
             return bool(cursor.rowcount)
 
     def mark_file_deleted(self, clip_id: int, detail: str) -> None:
-        with self.transaction() as conn:
-            self._event(conn, clip_id, "file_deleted", detail)
+        with self._db.transaction() as conn:
+            self._db.event(conn, clip_id, "file_deleted", detail)

@@ -4,7 +4,7 @@
 Each has one definition here: a *pending* clip is one edged still has work for
 (`PENDING_STATES`: queued, retrying, expired, uploading, submitted or analyzed), *today* is the
 UTC day (`edged.schedule.utc_day_start`, the service's billing day), and a clip's steps are the
-five timestamps of `CLIP_STEPS`. All functions are blocking: the daemon calls them on the
+five timestamps of `CLIP_STEPS`. All of them are blocking: the daemon calls them on the
 ledger's thread, `edged status` on a connection of its own.
 """
 
@@ -14,7 +14,7 @@ import itertools
 from dataclasses import dataclass
 
 from edged.clip import PENDING_UPLOAD_STATES, ClipState
-from edged.ledger.core import LedgerCore
+from edged.ledger.connection import LedgerConnection
 from edged.schedule import utc_day_start
 
 #: Clips edged still has work for: the oldest of them is "the oldest pending clip".
@@ -105,149 +105,140 @@ def _marks(values: tuple[object, ...]) -> str:
     return ",".join("?" for _ in values)
 
 
-def clip_counts(ledger: LedgerCore) -> dict[tuple[str, str], int]:
-    """(camera, state) → clips."""
-    rows = ledger.execute("SELECT camera, state, COUNT(*) AS n FROM clips GROUP BY 1, 2")
-    return {(row["camera"], row["state"]): row["n"] for row in rows}
+class Reports:
+    def __init__(self, db: LedgerConnection) -> None:
+        self._db = db
 
+    def clip_counts(self) -> dict[tuple[str, str], int]:
+        """(camera, state) → clips."""
+        rows = self._db.rows("SELECT camera, state, COUNT(*) AS n FROM clips GROUP BY 1, 2")
+        return {(row["camera"], row["state"]): row["n"] for row in rows}
 
-def last_clip_at(ledger: LedgerCore) -> dict[str, float]:
-    """Camera → when its latest clip was found."""
-    rows = ledger.execute("SELECT camera, MAX(found_at) AS t FROM clips GROUP BY camera")
-    return {row["camera"]: row["t"] for row in rows}
+    def last_clip_at(self) -> dict[str, float]:
+        """Camera → when its latest clip was found."""
+        rows = self._db.rows("SELECT camera, MAX(found_at) AS t FROM clips GROUP BY camera")
+        return {row["camera"]: row["t"] for row in rows}
 
+    def oldest_pending_at(self) -> float | None:
+        """When the oldest pending clip was found; None when no clip is pending."""
+        rows = self._db.rows(
+            f"SELECT MIN(found_at) AS t FROM clips WHERE state IN ({_marks(PENDING_STATES)})",
+            PENDING_STATES,
+        )
+        return rows[0]["t"] if rows else None
 
-def oldest_pending_at(ledger: LedgerCore) -> float | None:
-    """When the oldest pending clip was found; None when no clip is pending."""
-    rows = ledger.execute(
-        f"SELECT MIN(found_at) AS t FROM clips WHERE state IN ({_marks(PENDING_STATES)})",
-        PENDING_STATES,
-    )
-    return rows[0]["t"] if rows else None
+    def upload_totals(self) -> UploadTotals:
+        uploaded = self._db.rows(
+            "SELECT COALESCE(SUM(size), 0) AS b FROM clips WHERE upload_finished_at IS NOT NULL"
+        )
+        accepted = duplicates = 0
+        for row in self._db.rows(
+            "SELECT COUNT(*) AS n FROM events WHERE kind='submitted' GROUP BY clip_id"
+        ):
+            accepted += row["n"]
+            duplicates += row["n"] - 1
+        # Uploads cut off by a crash or a stop: the only way the API can hold a clip that edged
+        # does not know it sent, so the next upload of that clip may be a duplicate it never sees.
+        interrupted = self._db.rows(
+            "SELECT COUNT(*) AS n FROM events WHERE kind='resumed'"
+            " OR (kind='released' AND detail='interrupted')"
+        )
+        return UploadTotals(int(uploaded[0]["b"]), accepted, duplicates, int(interrupted[0]["n"]))
 
+    def failure_details(self) -> list[str]:
+        """The detail of every retry and failure, oldest first (the API's codes are in them)."""
+        rows = self._db.rows(
+            "SELECT detail FROM events WHERE kind IN ('retry_wait', 'failed')"
+            " AND detail IS NOT NULL"
+        )
+        return [row["detail"] for row in rows]
 
-def upload_totals(ledger: LedgerCore) -> UploadTotals:
-    uploaded = ledger.execute(
-        "SELECT COALESCE(SUM(size), 0) AS b FROM clips WHERE upload_finished_at IS NOT NULL"
-    )
-    accepted = duplicates = 0
-    for row in ledger.execute(
-        "SELECT COUNT(*) AS n FROM events WHERE kind='submitted' GROUP BY clip_id"
-    ):
-        accepted += row["n"]
-        duplicates += row["n"] - 1
-    # Uploads cut off by a crash or a stop: the only way the API can hold a clip that edged
-    # does not know it sent, so the next upload of that clip may be a duplicate it never sees.
-    interrupted = ledger.execute(
-        "SELECT COUNT(*) AS n FROM events WHERE kind='resumed'"
-        " OR (kind='released' AND detail='interrupted')"
-    )
-    return UploadTotals(int(uploaded[0]["b"]), accepted, duplicates, int(interrupted[0]["n"]))
+    def alert_counts(self) -> dict[tuple[str, str], int]:
+        """(sink, state) → alerts."""
+        rows = self._db.rows("SELECT sink, state, COUNT(*) AS n FROM alerts GROUP BY 1, 2")
+        return {(row["sink"], row["state"]): row["n"] for row in rows}
 
+    def outage_totals(self, now: float) -> dict[str, OutageTotal]:
+        rows = self._db.rows(
+            "SELECT camera, SUM(COALESCE(ended_at, ?) - started_at) AS s,"
+            " SUM(ended_at IS NULL) AS open FROM outages GROUP BY camera",
+            (now,),
+        )
+        return {row["camera"]: OutageTotal(float(row["s"] or 0), bool(row["open"])) for row in rows}
 
-def failure_details(ledger: LedgerCore) -> list[str]:
-    """The detail of every retry and failure, oldest first (the API's codes are in them)."""
-    rows = ledger.execute(
-        "SELECT detail FROM events WHERE kind IN ('retry_wait', 'failed') AND detail IS NOT NULL"
-    )
-    return [row["detail"] for row in rows]
+    def tokens(self, now: float) -> Tokens:
+        rows = self._db.rows(
+            # TOTAL (a float), not SUM: a sum of hostile counts must not overflow and stop edged.
+            "SELECT TOTAL(tokens_total) AS n,"
+            " TOTAL(CASE WHEN received_at >= ? THEN tokens_total END) AS today"
+            " FROM results",
+            (utc_day_start(now),),
+        )
+        return Tokens(int(rows[0]["n"]), int(rows[0]["today"])) if rows else Tokens(0, 0)
 
+    def recent_errors(self, count: int) -> list[ClipError]:
+        """The last errors of clips that failed, wait, expired or were skipped, latest first."""
+        rows = self._db.rows(
+            "SELECT id, camera, last_error FROM clips WHERE last_error IS NOT NULL"
+            f" AND state IN ({_marks(_ERROR_STATES)}) ORDER BY updated_at DESC LIMIT ?",
+            (*_ERROR_STATES, count),
+        )
+        return [ClipError(row["id"], row["camera"], row["last_error"]) for row in rows]
 
-def alert_counts(ledger: LedgerCore) -> dict[tuple[str, str], int]:
-    """(sink, state) → alerts."""
-    rows = ledger.execute("SELECT sink, state, COUNT(*) AS n FROM alerts GROUP BY 1, 2")
-    return {(row["sink"], row["state"]): row["n"] for row in rows}
+    def finished_steps(self, since: float) -> list[tuple[str, str, float]]:
+        """(from column, to column, seconds) of each step of every clip done after `since`."""
+        columns = [column for column, _ in CLIP_STEPS]
+        rows = self._db.rows(f"SELECT {', '.join(columns)} FROM clips WHERE done_at > ?", (since,))
+        steps = []
+        for row in rows:
+            for start, end in itertools.pairwise(columns):
+                if row[start] is not None and row[end] is not None:
+                    steps.append((start, end, max(0.0, row[end] - row[start])))
+        return steps
 
+    def clip_alerts(self, clip_id: int) -> list[ClipAlert]:
+        rows = self._db.rows(
+            "SELECT person, sink, state, sent_at, created_at FROM alerts WHERE clip_id=?"
+            " ORDER BY person, sink",
+            (clip_id,),
+        )
+        return [
+            ClipAlert(row["person"], row["sink"], row["state"], row["created_at"], row["sent_at"])
+            for row in rows
+        ]
 
-def outage_totals(ledger: LedgerCore, now: float) -> dict[str, OutageTotal]:
-    rows = ledger.execute(
-        "SELECT camera, SUM(COALESCE(ended_at, ?) - started_at) AS s,"
-        " SUM(ended_at IS NULL) AS open FROM outages GROUP BY camera",
-        (now,),
-    )
-    return {row["camera"]: OutageTotal(float(row["s"] or 0), bool(row["open"])) for row in rows}
+    def clip_events(self, clip_id: int) -> list[ClipEvent]:
+        rows = self._db.rows(
+            "SELECT at, kind, detail FROM events WHERE clip_id=? ORDER BY id", (clip_id,)
+        )
+        return [ClipEvent(row["at"], row["kind"], row["detail"]) for row in rows]
 
+    def clip_states(self) -> list[tuple[int, str, str]]:
+        """(id, path, state) of every clip, in the order they were found."""
+        rows = self._db.rows("SELECT id, path, state FROM clips ORDER BY id")
+        return [(row["id"], row["path"], row["state"]) for row in rows]
 
-def tokens(ledger: LedgerCore, now: float) -> Tokens:
-    rows = ledger.execute(
-        # TOTAL (a float), not SUM: a sum of hostile counts must not overflow and stop edged.
-        "SELECT TOTAL(tokens_total) AS n,"
-        " TOTAL(CASE WHEN received_at >= ? THEN tokens_total END) AS today"
-        " FROM results",
-        (utc_day_start(now),),
-    )
-    return Tokens(int(rows[0]["n"]), int(rows[0]["today"])) if rows else Tokens(0, 0)
+    def awaiting_results(self, uploaded_since: float) -> int:
+        """Clips uploaded since then that wait for their result, and clips waiting for alerts."""
+        rows = self._db.rows(
+            "SELECT COUNT(*) AS n FROM clips"
+            " WHERE (state=? AND upload_finished_at >= ?) OR state=?",
+            (ClipState.SUBMITTED, uploaded_since, ClipState.ANALYZED),
+        )
+        return int(rows[0]["n"])
 
+    def camera_activity(self, after_clip_id: int) -> list[CameraActivity]:
+        """Per camera, its latest clip among those after `after_clip_id`: when, and its id."""
+        rows = self._db.rows(
+            "SELECT camera, MAX(found_at) AS heard, MAX(id) AS top FROM clips WHERE id > ?"
+            " GROUP BY camera",
+            (after_clip_id,),
+        )
+        return [CameraActivity(row["camera"], row["heard"], row["top"]) for row in rows]
 
-def recent_errors(ledger: LedgerCore, count: int) -> list[ClipError]:
-    """The last errors of clips that failed, wait, expired or were skipped, latest first."""
-    rows = ledger.execute(
-        "SELECT id, camera, last_error FROM clips WHERE last_error IS NOT NULL"
-        f" AND state IN ({_marks(_ERROR_STATES)}) ORDER BY updated_at DESC LIMIT ?",
-        (*_ERROR_STATES, count),
-    )
-    return [ClipError(row["id"], row["camera"], row["last_error"]) for row in rows]
-
-
-def finished_steps(ledger: LedgerCore, since: float) -> list[tuple[str, str, float]]:
-    """(from column, to column, seconds) of each step of every clip done after `since`."""
-    columns = [column for column, _ in CLIP_STEPS]
-    rows = ledger.execute(f"SELECT {', '.join(columns)} FROM clips WHERE done_at > ?", (since,))
-    steps = []
-    for row in rows:
-        for start, end in itertools.pairwise(columns):
-            if row[start] is not None and row[end] is not None:
-                steps.append((start, end, max(0.0, row[end] - row[start])))
-    return steps
-
-
-def clip_alerts(ledger: LedgerCore, clip_id: int) -> list[ClipAlert]:
-    rows = ledger.execute(
-        "SELECT person, sink, state, sent_at, created_at FROM alerts WHERE clip_id=?"
-        " ORDER BY person, sink",
-        (clip_id,),
-    )
-    return [
-        ClipAlert(row["person"], row["sink"], row["state"], row["created_at"], row["sent_at"])
-        for row in rows
-    ]
-
-
-def clip_events(ledger: LedgerCore, clip_id: int) -> list[ClipEvent]:
-    rows = ledger.execute(
-        "SELECT at, kind, detail FROM events WHERE clip_id=? ORDER BY id", (clip_id,)
-    )
-    return [ClipEvent(row["at"], row["kind"], row["detail"]) for row in rows]
-
-
-def clip_states(ledger: LedgerCore) -> list[tuple[int, str, str]]:
-    """(id, path, state) of every clip, in the order they were found."""
-    rows = ledger.execute("SELECT id, path, state FROM clips ORDER BY id")
-    return [(row["id"], row["path"], row["state"]) for row in rows]
-
-
-def awaiting_results(ledger: LedgerCore, uploaded_since: float) -> int:
-    """Clips uploaded since then that wait for their result, and clips waiting for alerts."""
-    rows = ledger.execute(
-        "SELECT COUNT(*) AS n FROM clips WHERE (state=? AND upload_finished_at >= ?) OR state=?",
-        (ClipState.SUBMITTED, uploaded_since, ClipState.ANALYZED),
-    )
-    return int(rows[0]["n"])
-
-
-def camera_activity(ledger: LedgerCore, after_clip_id: int) -> list[CameraActivity]:
-    """Per camera, its latest clip among those after `after_clip_id`: when, and its id."""
-    rows = ledger.execute(
-        "SELECT camera, MAX(found_at) AS heard, MAX(id) AS top FROM clips WHERE id > ?"
-        " GROUP BY camera",
-        (after_clip_id,),
-    )
-    return [CameraActivity(row["camera"], row["heard"], row["top"]) for row in rows]
-
-
-def camera_outages(ledger: LedgerCore) -> list[CameraOutages]:
-    rows = ledger.execute(
-        "SELECT camera, SUM(ended_at IS NULL) AS open, MAX(ended_at) AS ended FROM outages"
-        " GROUP BY camera"
-    )
-    return [CameraOutages(row["camera"], bool(row["open"]), row["ended"]) for row in rows]
+    def camera_outages(self) -> list[CameraOutages]:
+        rows = self._db.rows(
+            "SELECT camera, SUM(ended_at IS NULL) AS open, MAX(ended_at) AS ended FROM outages"
+            " GROUP BY camera"
+        )
+        return [CameraOutages(row["camera"], bool(row["open"]), row["ended"]) for row in rows]

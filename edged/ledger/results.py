@@ -1,14 +1,16 @@
-"""Analysis results in the ledger: stored once per clip, then the clip is done."""
+"""Analysis results in the ledger: stored once per clip, then the clip is done (with its
+alerts, in the same transaction)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edged.clip import AWAITING_RESULT_STATES, ClipState
-from edged.ledger.core import LedgerCore
+from edged.ledger.connection import LedgerConnection
+from edged.ledger.outbox import NewAlert, Outbox
 from edged.ledger.schema import LedgerError
+from edged.ledger.verdict_stats import VerdictStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +48,14 @@ class StoredResult:
     received_at: float
 
 
-class ResultRecords(LedgerCore):
+class ResultRecords:
+    def __init__(self, db: LedgerConnection, outbox: Outbox, verdicts: VerdictStats) -> None:
+        self._db = db
+        self._outbox = outbox
+        self._verdicts = verdicts
+
     def result(self, clip_id: int) -> StoredResult | None:
-        row = self._conn.execute("SELECT * FROM results WHERE clip_id=?", (clip_id,)).fetchone()
+        row = self._db.conn.execute("SELECT * FROM results WHERE clip_id=?", (clip_id,)).fetchone()
         if row is None:
             return None
         return StoredResult(
@@ -62,7 +69,7 @@ class ResultRecords(LedgerCore):
         )
 
     def timings(self, clip_id: int) -> ClipTimings | None:
-        row = self._conn.execute(
+        row = self._db.conn.execute(
             "SELECT found_at, upload_started_at, upload_finished_at, callback_at, done_at"
             " FROM clips WHERE id=?",
             (clip_id,),
@@ -80,8 +87,8 @@ class ResultRecords(LedgerCore):
     ) -> bool:
         """Store a clip's analysis and move it to `analyzed`; False if it already had one
         (a repeated or late callback changes nothing) or no longer waits for one."""
-        now = self._clock()
-        with self.transaction() as conn:
+        now = self._db.now()
+        with self._db.transaction() as conn:
             row = conn.execute("SELECT state FROM clips WHERE id=?", (clip_id,)).fetchone()
             if row is None:
                 raise LedgerError(f"clip {clip_id} is not in the ledger")
@@ -106,24 +113,27 @@ class ResultRecords(LedgerCore):
                 " last_error=NULL, updated_at=? WHERE id=?",
                 (ClipState.ANALYZED, task_id, now, now, clip_id),
             )
-            self._event(conn, clip_id, "analyzed", task_id)
+            self._db.event(conn, clip_id, "analyzed", task_id)
         return True
 
     def mark_done(
         self,
         clip_id: int,
-        extra: Callable[[sqlite3.Connection], None] | None = None,
         *,
+        alerts: Sequence[NewAlert] = (),
+        has_verdict: bool | None = None,
         detail: str | None = None,
     ) -> None:
-        """analyzed → done; `extra` runs in the same transaction (e.g. enqueueing alerts);
-        `detail` (how the result was read, as JSON) goes with the `done` event."""
-        now = self._clock()
-        with self.transaction() as conn:
-            if extra is not None:
-                extra(conn)
+        """analyzed → done, in one transaction with its alerts queued and, when its result was
+        read (`has_verdict` not None), the verdict counters; `detail` (how the result was
+        read, as JSON) goes with the `done` event."""
+        now = self._db.now()
+        with self._db.transaction() as conn:
+            self._outbox.add_in(conn, alerts, now)
+            if has_verdict is not None:
+                self._verdicts.count_in(conn, has_verdict)
             conn.execute(
                 "UPDATE clips SET state=?, done_at=?, updated_at=? WHERE id=? AND state=?",
                 (ClipState.DONE, now, now, clip_id, ClipState.ANALYZED),
             )
-            self._event(conn, clip_id, "done", detail)
+            self._db.event(conn, clip_id, "done", detail)

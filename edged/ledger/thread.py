@@ -9,8 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from edged.ledger.clips import Ledger
 from edged.ledger.reserve import is_disk_full, release_reserve
+from edged.ledger.store import Ledger
 
 P = ParamSpec("P")
 T = TypeVar("T")

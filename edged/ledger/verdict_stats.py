@@ -9,7 +9,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from edged.ledger.clips import Ledger
+from edged.ledger.connection import LedgerConnection
+from edged.ledger.meta import MetaRecords
 
 TOTAL = "results_without_verdict"
 STREAK = "results_without_verdict_in_a_row"
@@ -25,61 +26,62 @@ class NoVerdict:
     mentions: tuple[str, ...]  # "Alice: the sentence naming her"
 
 
-def count_reading(conn: sqlite3.Connection, has_verdict: bool) -> None:
-    """Inside the transaction that marks the clip done."""
-    if not has_verdict:
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-            (TOTAL,),
-        )
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
-        " DO UPDATE SET value = CASE WHEN ? THEN '0' ELSE CAST(value AS INTEGER) + 1 END",
-        (STREAK, "0" if has_verdict else "1", has_verdict),
-    )
+class VerdictStats:
+    def __init__(self, db: LedgerConnection, meta: MetaRecords) -> None:
+        self._db = db
+        self._meta = meta
 
-
-def without_verdict_total(ledger: Ledger) -> int:
-    return int(ledger.get_meta(TOTAL) or 0)
-
-
-def without_verdict_streak(ledger: Ledger) -> int:
-    """Results without a valid verdict since the last one with a verdict."""
-    return int(ledger.get_meta(STREAK) or 0)
-
-
-def verdict_health(ledger: Ledger) -> dict[str, int]:
-    """For /healthz: reported, not judged (a service that ignores the format still works)."""
-    return {
-        "results_without_verdict": without_verdict_total(ledger),
-        "without_verdict_in_a_row": without_verdict_streak(ledger),
-    }
-
-
-def recent_without_verdict(ledger: Ledger, count: int = 5) -> list[NoVerdict]:
-    if not without_verdict_total(ledger):
-        return []
-    rows = ledger.execute(
-        f"SELECT e.clip_id, c.camera, e.detail FROM events e JOIN clips c ON c.id = e.clip_id"
-        f" WHERE e.kind='done' AND {_VERDICT} != 'ok' ORDER BY e.id DESC LIMIT ?",
-        (count,),
-    )
-    found = []
-    for row in rows:
-        detail = json.loads(row["detail"])
-        mentions = tuple(
-            f"{m.get('person')}{'' if m.get('present') else ' (absent)'}: {m.get('evidence')}"
-            for m in detail.get("mentions", [])
-            if isinstance(m, dict)
-        )
-        found.append(
-            NoVerdict(
-                row["clip_id"],
-                row["camera"],
-                str(detail.get("verdict")),
-                detail.get("problem"),
-                mentions,
+    def count_in(self, conn: sqlite3.Connection, has_verdict: bool) -> None:
+        """Inside the transaction that marks the clip done."""
+        if not has_verdict:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key)"
+                " DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                (TOTAL,),
             )
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key)"
+            " DO UPDATE SET value = CASE WHEN ? THEN '0' ELSE CAST(value AS INTEGER) + 1 END",
+            (STREAK, "0" if has_verdict else "1", has_verdict),
         )
-    return found
+
+    def total(self) -> int:
+        return int(self._meta.get(TOTAL) or 0)
+
+    def streak(self) -> int:
+        """Results without a valid verdict since the last one with a verdict."""
+        return int(self._meta.get(STREAK) or 0)
+
+    def health(self) -> dict[str, int]:
+        """For /healthz: reported, not judged (a service that ignores the format still works)."""
+        return {
+            "results_without_verdict": self.total(),
+            "without_verdict_in_a_row": self.streak(),
+        }
+
+    def recent(self, count: int = 5) -> list[NoVerdict]:
+        if not self.total():
+            return []
+        rows = self._db.rows(
+            f"SELECT e.clip_id, c.camera, e.detail FROM events e JOIN clips c ON c.id = e.clip_id"
+            f" WHERE e.kind='done' AND {_VERDICT} != 'ok' ORDER BY e.id DESC LIMIT ?",
+            (count,),
+        )
+        found = []
+        for row in rows:
+            detail = json.loads(row["detail"])
+            mentions = tuple(
+                f"{m.get('person')}{'' if m.get('present') else ' (absent)'}: {m.get('evidence')}"
+                for m in detail.get("mentions", [])
+                if isinstance(m, dict)
+            )
+            found.append(
+                NoVerdict(
+                    row["clip_id"],
+                    row["camera"],
+                    str(detail.get("verdict")),
+                    detail.get("problem"),
+                    mentions,
+                )
+            )
+        return found

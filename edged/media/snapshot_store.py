@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from edged.alert_body import Snapshot
 from edged.clip import Clip
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.frames import SnapshotError, clip_picture
 from edged.names import safe_name
 
@@ -35,7 +35,7 @@ _KEY_META = "snapshot_url_key"
 
 def snapshot_key(ledger: Ledger) -> bytes:
     """The secret that signs snapshot links, made once per ledger; blocking."""
-    return bytes.fromhex(ledger.meta_once(_KEY_META, lambda: secrets.token_hex(32)))
+    return bytes.fromhex(ledger.meta.get_or_create(_KEY_META, lambda: secrets.token_hex(32)))
 
 
 class SnapshotStore:

@@ -120,8 +120,8 @@ class CallbackApp:
         if not CLIP_ID.fullmatch(clip_id_text) or not TOKEN.fullmatch(given):
             return self._reject(request, "malformed_url")
         clip_id = int(clip_id_text)
-        clip = await self._db.call(self._db.ledger.get, clip_id)
-        issued = await self._db.call(self._db.ledger.issued_tokens, clip_id)
+        clip = await self._db.call(self._db.ledger.clips.get, clip_id)
+        issued = await self._db.call(self._db.ledger.uploads.issued_tokens, clip_id)
         attempt = _matching_attempt(given, issued, self._decoy)
         if clip is None or attempt is None:
             return self._reject(request, "unknown_clip_or_token")
@@ -171,7 +171,7 @@ class CallbackApp:
             return self._reject(request, "no_text", _bad("no result text in the body"))
         started = time.monotonic()
         created = await self._db.call(
-            self._db.ledger.record_result,
+            self._db.ledger.results.record_result,
             clip.id,
             task_id=envelope.task_id or expected_task,
             text=envelope.text,
@@ -205,7 +205,7 @@ class CallbackApp:
             # Refused for the account's sake (no credit, a refused key): not the clip's fault.
             reason = f"{reason}: {meaning.what}; {PAUSE_ADVICE[meaning.pause]}"
             await self._db.call(
-                self._db.ledger.release,
+                self._db.ledger.uploads.release,
                 clip.id,
                 reason,
                 from_states=(ClipState.UPLOADING, ClipState.SUBMITTED),
@@ -223,7 +223,7 @@ class CallbackApp:
             clip.id,
             retry_at is not None,
         )
-        await self._db.call(self._db.ledger.analysis_failed, clip.id, reason, retry_at)
+        await self._db.call(self._db.ledger.uploads.analysis_failed, clip.id, reason, retry_at)
         return web.json_response({"ok": True})
 
     async def _person_image(self, request: web.Request) -> web.StreamResponse:

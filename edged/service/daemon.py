@@ -23,7 +23,7 @@ from pathlib import Path
 from edged.aio import first_of
 from edged.config.model import Config
 from edged.errors import EdgedError
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.service.pipeline import Pipeline, build_pipeline
 from edged.service.reload import reload_config
@@ -60,7 +60,7 @@ async def run_daemon(
     ledger = await asyncio.to_thread(Ledger, config.storage.dir)
     db = AsyncLedger(ledger)
     try:
-        resumed = await db.call(ledger.resume)
+        resumed = await db.call(ledger.uploads.resume)
         if resumed:
             log.info("resumed %d clips that were mid-upload", resumed)
         async with api_client(config) as api, contextlib.AsyncExitStack() as stack:

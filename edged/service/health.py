@@ -14,9 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from edged.aio import within
-from edged.ledger import reports
 from edged.ledger.thread import AsyncLedger
-from edged.ledger.verdict_stats import verdict_health
 from edged.service.metrics import Metrics
 from edged.upload.api_codes import PAUSE_ADVICE, PauseReason
 
@@ -38,7 +36,7 @@ async def ledger_writable(db: AsyncLedger) -> bool:
     """A real write transaction: proves the ledger's thread, the file and the disk."""
     try:
         await within(
-            db.call(db.ledger.set_meta, "health_probe", str(time.time())), LEDGER_PROBE_TIMEOUT_S
+            db.call(db.ledger.meta.set, "health_probe", str(time.time())), LEDGER_PROBE_TIMEOUT_S
         )
     except (TimeoutError, OSError, sqlite3.Error):
         return False
@@ -50,15 +48,15 @@ async def health_report(db: AsyncLedger, inputs: HealthInputs) -> tuple[bool, di
         name: "running" if not task.done() else "stopped" for name, task in inputs.tasks.items()
     }
     writable = await ledger_writable(db)
-    found = await db.call(reports.last_clip_at, db.ledger)
+    found = await db.call(db.ledger.reports.last_clip_at)
     now = time.time()
     last = {camera: now - at for camera, at in found.items()}
     cameras = {
         name: {"last_clip_age_s": round(last[name], 1) if name in last else None}
         for name in sorted(set(inputs.cameras) | set(last))
     }
-    pause = await db.call(db.ledger.pause)
-    verdicts = await db.call(verdict_health, db.ledger)
+    pause = await db.call(db.ledger.meta.pause)
+    verdicts = await db.call(db.ledger.verdicts.health)
     api: dict[str, Any] = {"auth_ok": pause is None or pause.get("reason") != "refused_key"}
     reasons = [f"stage {name} stopped" for name, state in stages.items() if state != "running"]
     if not writable:

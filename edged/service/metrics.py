@@ -21,9 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edged.ledger import reports
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
-from edged.ledger.verdict_stats import without_verdict_total
 from edged.upload.api_codes import PauseReason
 
 _CODE = re.compile(r"HTTP (\d{3})|code=(\w+)")
@@ -57,35 +56,35 @@ class Snapshot:
 
 def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
     """Blocking; on the ledger's thread."""
-    snap = Snapshot(clips=reports.clip_counts(ledger))
-    oldest = reports.oldest_pending_at(ledger)
+    snap = Snapshot(clips=ledger.reports.clip_counts())
+    oldest = ledger.reports.oldest_pending_at()
     if oldest is not None:
         snap.oldest_pending_age_s = max(0.0, now - oldest)
-    uploads = reports.upload_totals(ledger)
+    uploads = ledger.reports.upload_totals()
     snap.uploaded_bytes = uploads.bytes
     snap.uploads_accepted = uploads.accepted
     snap.duplicate_uploads = uploads.duplicates
     snap.uploads_interrupted = uploads.interrupted
-    for detail in reports.failure_details(ledger):
+    for detail in ledger.reports.failure_details():
         match = _CODE.search(detail)
         if match:
             code = match.group(1) or match.group(2)
             snap.api_errors[code] = snap.api_errors.get(code, 0) + 1
-    snap.alerts = reports.alert_counts(ledger)
-    for camera, outage in reports.outage_totals(ledger, now).items():
+    snap.alerts = ledger.reports.alert_counts()
+    for camera, outage in ledger.reports.outage_totals(now).items():
         snap.outage_seconds[camera] = outage.seconds
         snap.cameras_down[camera] = 1 if outage.down else 0
-    snap.tokens_today = reports.tokens(ledger, now).today
-    pause = ledger.pause()
+    snap.tokens_today = ledger.reports.tokens(now).today
+    pause = ledger.meta.pause()
     snap.uploads_paused = str(pause.get("reason")) if pause is not None else None
-    snap.results_without_verdict = without_verdict_total(ledger)
+    snap.results_without_verdict = ledger.verdicts.total()
     return snap
 
 
 def finished_steps(ledger: Ledger, since: float) -> list[tuple[str, float]]:
     """Blocking: (step, seconds) of every clip done after `since`."""
     names = {(start, end): name for name, start, end in STEPS}
-    return [(names[start, end], s) for start, end, s in reports.finished_steps(ledger, since)]
+    return [(names[start, end], s) for start, end, s in ledger.reports.finished_steps(since)]
 
 
 def directory_bytes(path: Path) -> int:

@@ -26,7 +26,6 @@ from edged.alerts.delivery import AlertDelivery
 from edged.config.cameras import Camera, FolderCamera, RtspCamera
 from edged.config.listener_role import ListenerRole, listener_role
 from edged.config.model import Config, split_host_port
-from edged.ledger import reports
 from edged.ledger.thread import AsyncLedger
 from edged.results.listener import CallbackApp, CallbackServer
 from edged.results.rejections import Rejections
@@ -139,7 +138,7 @@ class Pipeline:
         deadline."""
         loop = asyncio.get_running_loop()
         while loop.time() < deadline:
-            if not await self.db.call(reports.awaiting_results, self.db.ledger, since):
+            if not await self.db.call(self.db.ledger.reports.awaiting_results, since):
                 return
             await asyncio.sleep(0.1)
 

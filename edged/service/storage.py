@@ -146,15 +146,15 @@ class StorageQuota:
         ledger = self._db.ledger
         cutoff = self._clock() - self._keep_s
         done = [ClipState.DONE]
-        expired = await self._db.call(ledger.own_clips, PREFIX, done, done_before=cutoff)
+        expired = await self._db.call(ledger.quota.own_clips, PREFIX, done, done_before=cutoff)
         for clip in expired:
             await self._delete(clip, "uploaded and analysed")
-        for clip in await self._db.call(ledger.own_clips, PREFIX, [ClipState.DROPPED]):
+        for clip in await self._db.call(ledger.quota.own_clips, PREFIX, [ClipState.DROPPED]):
             await self._delete(clip, "dropped")  # a crash came between the drop and the delete
         usage = await asyncio.to_thread(measure, self._root)
         excess = usage.excess(self._max_bytes, self._min_free)
         if excess > 0:
-            for clip in await self._db.call(ledger.own_clips, PREFIX, done):
+            for clip in await self._db.call(ledger.quota.own_clips, PREFIX, done):
                 if excess <= 0:
                     break
                 excess -= await self._delete(clip, "uploaded; space needed before keep_uploaded")
@@ -171,7 +171,7 @@ class StorageQuota:
         return usage
 
     async def _drop_oldest(self, excess: int, usage: Usage) -> int:
-        candidates = await self._db.call(self._db.ledger.own_clips, PREFIX, DROPPABLE)
+        candidates = await self._db.call(self._db.ledger.quota.own_clips, PREFIX, DROPPABLE)
         for clip in candidates:
             if excess <= 0:
                 break
@@ -183,7 +183,9 @@ class StorageQuota:
                 else f"storage.min_free {self._min_free} (free {usage.free_bytes})"
             )
             reason = f"dropped by the storage quota before upload ({clip.state}): {limit}"
-            moved = await self._db.call(self._db.ledger.mark_dropped, clip.id, reason, DROPPABLE)
+            moved = await self._db.call(
+                self._db.ledger.quota.mark_dropped, clip.id, reason, DROPPABLE
+            )
             if not moved:
                 continue  # taken for upload meanwhile
             self.stats.dropped += 1
@@ -208,11 +210,13 @@ class StorageQuota:
         if not self._ours(clip.path):
             log.error("not deleting camera=%s clip=%s file=%s: outside %s",
                       clip.camera, clip.id, clip.path, self._root)  # fmt: skip
-            await self._db.call(self._db.ledger.mark_file_deleted, clip.id, "not edged's file")
+            await self._db.call(
+                self._db.ledger.quota.mark_file_deleted, clip.id, "not edged's file"
+            )
             return 0
         size = await asyncio.to_thread(_disk_bytes, clip.path)
         await asyncio.to_thread(clip.path.unlink, missing_ok=True)
-        await self._db.call(self._db.ledger.mark_file_deleted, clip.id, why)
+        await self._db.call(self._db.ledger.quota.mark_file_deleted, clip.id, why)
         if why != "dropped":
             self.stats.deleted += 1
         log.info("deleted camera=%s clip=%s file=%s: %s", clip.camera, clip.id, clip.path, why)

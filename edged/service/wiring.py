@@ -18,7 +18,7 @@ from edged.alerts.registry import build_sinks, sink_names
 from edged.config.alerts import UNKNOWN_PERSON
 from edged.config.cameras import FolderCamera
 from edged.config.model import Config
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SNAPSHOT_DIR, SnapshotStore, snapshot_key
 from edged.results.listener_guard import ListenerLimits

@@ -234,7 +234,7 @@ class FolderSource:
         if since_s is not None:
             return self._clock() - since_s
         return float(
-            self._db.ledger.meta_once(f"first_run:{self.name}", lambda: str(self._clock()))
+            self._db.ledger.meta.get_or_create(f"first_run:{self.name}", lambda: str(self._clock()))
         )
 
     async def _seen_tree(self, path: str) -> None:

@@ -131,7 +131,7 @@ async def examine(
         if not stat.S_ISREG(st.st_mode):
             return Examined(Verdict.NOT_OURS, reason=kind_of(st.st_mode))
         key = file_identity(st)
-        known = await db.call(db.ledger.fingerprints_with_prefix, identity_prefix(st))
+        known = await db.call(db.ledger.clips.fingerprints_with_prefix, identity_prefix(st))
         if again_tag is None and key in known:
             return Examined(Verdict.KNOWN)  # the common case on restart: no read needed
         fingerprint = await within(
@@ -176,7 +176,7 @@ async def examine(
         fingerprint,
         source=naming.camera.name,
     )
-    clip, created = await db.call(db.ledger.add_clip, new)
+    clip, created = await db.call(db.ledger.clips.add, new)
     return Examined(Verdict.QUEUED if created else Verdict.KNOWN, clip)
 
 

@@ -94,7 +94,9 @@ class RtspSource:
 
     async def run(self) -> None:
         await self._recover()
-        await self._db.call(self._db.ledger.close_open_outages, self.name, "edged was stopped")
+        await self._db.call(
+            self._db.ledger.outages.close_open_outages, self.name, "edged was stopped"
+        )
         self.ready.set()
         items: asyncio.Queue[FinishedClip | _Streaming] = asyncio.Queue()
         stop = threading.Event()
@@ -220,7 +222,7 @@ class RtspSource:
             return
         since = end.last_packet_at or self._clock()
         self._outage = await self._db.call(
-            self._db.ledger.open_outage_at, self.name, since, end.reason
+            self._db.ledger.outages.open_outage_at, self.name, since, end.reason
         )
         self._outage_from = since
         self.stats.outages += 1
@@ -236,7 +238,7 @@ class RtspSource:
         if self._outage is None:
             return
         outage, self._outage = self._outage, None
-        await self._db.call(self._db.ledger.close_outage, outage)
+        await self._db.call(self._db.ledger.outages.close_outage, outage)
         log.info(
             "camera back camera=%s url=%s after %.1fs without footage",
             self.name,
@@ -285,7 +287,7 @@ class RtspSource:
         self, path: Path, start: datetime, duration_s: float, size: int, key: str, *, partial: bool
     ) -> None:
         new = NewClip(self.name, path, size, start, duration_s, key)
-        stored, created = await self._db.call(self._db.ledger.add_clip, new)
+        stored, created = await self._db.call(self._db.ledger.clips.add, new)
         if created:
             log.info(
                 "queued camera=%s clip=%s file=%s start=%s duration=%.2fs%s",
@@ -300,7 +302,7 @@ class RtspSource:
 
     async def _recover(self) -> None:
         prefix = f"{SOURCE_KEY_PREFIX}{self.name}/"
-        known = await self._db.call(self._db.ledger.fingerprints_with_prefix, prefix)
+        known = await self._db.call(self._db.ledger.clips.fingerprints_with_prefix, prefix)
         found: list[Recovered] = await asyncio.to_thread(
             recover_camera, self._storage_dir, self._camera_dir, known
         )

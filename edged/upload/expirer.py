@@ -26,7 +26,7 @@ class Expirer:
     async def run(self) -> None:
         while True:
             expired = await self._db.call(
-                self._db.ledger.expire_overdue, self._timeout_s, self._max_attempts
+                self._db.ledger.uploads.expire_overdue, self._timeout_s, self._max_attempts
             )
             for clip in expired:
                 log.warning(

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import NamedTuple
 
 from edged.clip import Clip, ClipState
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.schedule import Budget, DayUsage, HourRange, in_schedule, utc_day_start
 
 
@@ -67,7 +67,7 @@ class Guardrails:
         ):
             if budget is None:
                 continue
-            reason = over_budget(ledger.usage_since(day, camera), clip, budget)
+            reason = over_budget(ledger.uploads.usage_since(day, camera), clip, budget)
             if reason is not None:
                 return Skip(ClipState.SKIPPED_BUDGET, f"over the budget of {scope}: {reason}")
         return None

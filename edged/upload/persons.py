@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.upload.api import Person
 
 PERSONS_TOKEN_KEY = "persons_token"
@@ -28,7 +28,7 @@ class PersonDirectory:
 def persons_token(ledger: Ledger) -> str:
     """A random token kept in the ledger, so image URLs survive restarts (the service may fetch
     them after a clip was uploaded by an earlier run); blocking."""
-    return ledger.meta_once(PERSONS_TOKEN_KEY, lambda: secrets.token_urlsafe(16))
+    return ledger.meta.get_or_create(PERSONS_TOKEN_KEY, lambda: secrets.token_urlsafe(16))
 
 
 def build_directory(

@@ -123,7 +123,7 @@ class Uploader:
             if not self._auth_ok.is_set():
                 await self._auth_resumed_or_stopping()
                 continue
-            clip = await self._db.call(self._db.ledger.take_for_upload)
+            clip = await self._db.call(self._db.ledger.uploads.take_for_upload)
             if clip is None:
                 await self._idle()
                 continue
@@ -134,7 +134,7 @@ class Uploader:
         await first_of(self._auth_ok.wait(), self._stopping.wait())
 
     async def _idle(self) -> None:
-        due = await self._db.call(self._db.ledger.next_due_at)
+        due = await self._db.call(self._db.ledger.uploads.next_due_at)
         timeout = self._settings.idle_poll_s
         if due is not None:
             timeout = max(0.0, min(timeout, due - self._clock()))
@@ -146,7 +146,9 @@ class Uploader:
             return await self._upload(clip, progress)
         except asyncio.CancelledError:
             # Shut down mid-upload: give the clip back so the next start sends it first.
-            await asyncio.shield(self._db.call(self._db.ledger.release, clip.id, "interrupted"))
+            await asyncio.shield(
+                self._db.call(self._db.ledger.uploads.release, clip.id, "interrupted")
+            )
             raise
         except Exception as exc:
             # Something this clip's answer brought that edged did not foresee: it must cost
@@ -168,7 +170,7 @@ class Uploader:
         if self._guardrails is not None:
             skip = await self._db.call(self._guardrails.check, ledger, clip, self._clock())
             if skip is not None:
-                await self._db.call(ledger.mark_skipped, clip.id, skip.state, skip.reason)
+                await self._db.call(ledger.uploads.mark_skipped, clip.id, skip.state, skip.reason)
                 log.warning("not uploaded camera=%s clip=%s: %s", clip.camera, clip.id, skip.reason)
                 return Outcome.SKIPPED
         try:
@@ -210,9 +212,9 @@ class Uploader:
         await self._service_is_up()
         await self._unpaused(started)
         if sync:
-            await self._db.call(ledger.mark_submitted, clip.id, envelope.task_id)
+            await self._db.call(ledger.uploads.mark_submitted, clip.id, envelope.task_id)
             await self._db.call(
-                ledger.record_result,
+                ledger.results.record_result,
                 clip.id,
                 task_id=envelope.task_id,
                 text=envelope.text or "",
@@ -221,14 +223,14 @@ class Uploader:
             )
             log.info("analyzed camera=%s clip=%s (sync)", clip.camera, clip.id)
             return Outcome.ANALYZED
-        await self._db.call(ledger.mark_submitted, clip.id, envelope.task_id)
+        await self._db.call(ledger.uploads.mark_submitted, clip.id, envelope.task_id)
         log.info("submitted camera=%s clip=%s task=%s", clip.camera, clip.id, envelope.task_id)
         return Outcome.SUBMITTED
 
     async def _api_failed(self, clip: Clip, exc: ApiError) -> Outcome:
         if exc.failure is Failure.PAUSED:
             # Not the clip's fault: it goes back to the queue, its attempt not counted.
-            await self._db.call(self._db.ledger.release, clip.id, str(exc))
+            await self._db.call(self._db.ledger.uploads.release, clip.id, str(exc))
             await self._pause(exc.pause or PauseReason.REFUSED_KEY, str(exc))
             return Outcome.PAUSED
         if exc.failure is Failure.PERMANENT:
@@ -251,7 +253,7 @@ class Uploader:
             return
         since, self._down_since = self._down_since, None
         not_before, self._asked_to_wait_until = self._asked_to_wait_until, 0.0
-        due = await self._db.call(self._db.ledger.retry_now, since, not_before)
+        due = await self._db.call(self._db.ledger.uploads.retry_now, since, not_before)
         if due:
             log.info("the service is back: %d clips waiting for it are sent now", due)
             self.wake.set()
@@ -275,7 +277,11 @@ class Uploader:
             rng=self._rng,
         )
         await self._db.call(
-            self._db.ledger.mark_retry, clip.id, reason, self._clock() + delay, counted=counted
+            self._db.ledger.uploads.mark_retry,
+            clip.id,
+            reason,
+            self._clock() + delay,
+            counted=counted,
         )
         log.warning(
             "upload failed camera=%s clip=%s attempt=%d retry_in=%.1fs: %s",
@@ -288,7 +294,7 @@ class Uploader:
         return Outcome.RETRY
 
     async def _fail(self, clip: Clip, reason: str) -> Outcome:
-        await self._db.call(self._db.ledger.mark_failed, clip.id, reason)
+        await self._db.call(self._db.ledger.uploads.mark_failed, clip.id, reason)
         log.error("clip failed camera=%s clip=%s: %s", clip.camera, clip.id, reason)
         return Outcome.FAILED
 
@@ -297,8 +303,8 @@ class Uploader:
         see accepted, e.g. cut off by a crash). The clip waits for that attempt's result,
         which the listener accepts with that attempt's token; if none comes within
         callback.result_timeout, the expirer sends it again, so nothing is lost."""
-        await self._db.call(self._db.ledger.mark_submitted, clip.id, None)
-        await self._db.call(self._db.ledger.note, clip.id, "duplicate", reason)
+        await self._db.call(self._db.ledger.uploads.mark_submitted, clip.id, None)
+        await self._db.call(self._db.ledger.clips.note, clip.id, "duplicate", reason)
         log.warning(
             "the service already has this clip camera=%s clip=%s: waiting for its result (%s)",
             clip.camera,
@@ -317,7 +323,7 @@ class Uploader:
         if first:
             self._paused_at = self._clock()
         if self._paused is not why:  # a new pause, or another reason for it
-            await self._db.call(self._db.ledger.set_pause, why.value, reason, self._clock())
+            await self._db.call(self._db.ledger.meta.set_pause, why.value, reason, self._clock())
             self._pause_on_record = True
         self._paused = why
         if not self._auth_ok.is_set():
@@ -345,7 +351,7 @@ class Uploader:
             self._probe.cancel()
             self._probe = None
         self._auth_ok.set()
-        await self._db.call(self._db.ledger.set_pause, None, None, self._clock())
+        await self._db.call(self._db.ledger.meta.set_pause, None, None, self._clock())
         self._pause_on_record = False
         if why is not None:
             log.warning("uploads resumed: the service accepts uploads again (was %s)", why.value)

@@ -32,7 +32,7 @@ import pytest
 from edged.backoff import retry_delay, tries_bound
 from edged.config.model import parse_config
 from edged.emulator import Emulator, EmulatorOptions, OptionError, run_emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 from edged.service.wiring import upload_settings
 from edged.upload.api import parse_retry_after
@@ -109,7 +109,7 @@ class Box:
         return paths
 
     async def rows(self, sql: str, *params: object) -> list[dict[str, Any]]:
-        return [dict(row) for row in await asyncio.to_thread(self.ledger.execute, sql, params)]
+        return [dict(row) for row in await asyncio.to_thread(self.ledger.db.rows, sql, params)]
 
     async def clips(self) -> dict[str, dict[str, Any]]:
         """The ledger's clips by file name."""
@@ -455,7 +455,7 @@ async def test_malformed_duplicate_late_and_lost_callbacks(
         cannot turn "late" into "on time"."""
         scripted = [r.callback_fault for r in emulator.received if r.task_id == delivery.task_id]
         sql, clip_id = "SELECT task_id, state FROM clips WHERE id=?", clip_id_of(delivery)
-        rows = await asyncio.to_thread(ledger.execute, sql, (clip_id,))
+        rows = await asyncio.to_thread(ledger.db.rows, sql, (clip_id,))
         task = rows[0]["task_id"] if rows else None
         if scripted and scripted[0] == "late:5":
             done = bool(rows) and rows[0]["state"] == "done"

@@ -17,7 +17,7 @@ import pytest
 
 from bench.soak import SoakSettings, _crash_state, _settled, run_soak
 from edged.emulator import Emulator
-from edged.ledger.clips import LEDGER_FILE
+from edged.ledger.connection import LEDGER_FILE
 from tests.support.edged import EdgedRun, write_config
 from tests.support.ledger import rows
 from tests.support.waiting import until

@@ -34,7 +34,7 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger.clips import LEDGER_FILE
+from edged.ledger.connection import LEDGER_FILE
 from edged.ledger.reserve import RESERVE_BYTES, RESERVE_FILE
 from edged.sources.rtsp_files import final_of
 from tests.support.edged import EDGED, write_config

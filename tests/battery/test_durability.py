@@ -28,7 +28,7 @@ import av
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger.clips import LEDGER_FILE
+from edged.ledger.connection import LEDGER_FILE
 from edged.media.probe import probe_video
 from edged.media.samples import make_clip
 from edged.sources.rtsp_files import RECOVERING, final_of

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from edged.emulator import Emulator
-from edged.ledger.clips import LEDGER_FILE, Ledger
 from edged.ledger.schema import connect
+from edged.ledger.store import LEDGER_FILE, Ledger
 from edged.media.samples import make_clip
 from tests.support.edged import EDGED, write_config
 from tests.support.environment import missing, require_program
@@ -47,8 +47,8 @@ def test_the_ledger_opens_with_the_durability_settings_it_promises(tmp_path: Pat
     # in the file, they are edged's every time).
     ledger = Ledger(tmp_path)
     try:
-        assert [r[0] for r in ledger.execute("PRAGMA synchronous")] == [2]
-        assert [r[0] for r in ledger.execute("PRAGMA busy_timeout")] == [10_000]
+        assert [r[0] for r in ledger.db.rows("PRAGMA synchronous")] == [2]
+        assert [r[0] for r in ledger.db.rows("PRAGMA busy_timeout")] == [10_000]
     finally:
         ledger.close()
 

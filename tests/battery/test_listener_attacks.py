@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edged.clip import NewClip
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from tests.support.edged import callbacks_held, clip_id_of, run_edged
 from tests.support.environment import free_port
 from tests.support.running import Edged, config_text, running_edged
@@ -380,9 +380,9 @@ async def test_escape_sequences_from_outside_never_reach_a_terminal_or_the_log(
     # What the service says (a task id, an error) reaches `edged status` escaped too.
     ledger = Ledger(tmp_path / "state")
     try:
-        added, _ = ledger.add_clip(NewClip("gate", tmp_path / "x.mp4", 10))
-        ledger.take_for_upload(added.id)
-        ledger.mark_submitted(added.id, forged)
+        added, _ = ledger.clips.add(NewClip("gate", tmp_path / "x.mp4", 10))
+        ledger.uploads.take_for_upload(added.id)
+        ledger.uploads.mark_submitted(added.id, forged)
     finally:
         ledger.close()
     code, out, _ = await run_edged("status", "-c", str(edged.config), "--clip", str(added.id))

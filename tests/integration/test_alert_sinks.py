@@ -27,9 +27,8 @@ from edged.alerts.delivery import AlertDelivery
 from edged.alerts.policy import AlertPolicy
 from edged.clip import NewClip
 from edged.emulator import Emulator
-from edged.ledger import outbox as outbox_rows
-from edged.ledger.clips import Ledger
 from edged.ledger.outbox import Alert
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match
 from tests.support.edged import INSTANCE, edged_running
@@ -119,12 +118,11 @@ async def test_a_failing_or_hanging_command_is_retried_until_it_succeeds(
     policy = AlertPolicy(("Alice",), 0.5, ("command",), "box")
 
     def enqueue() -> str:
-        clip, _ = ledger.add_clip(NewClip("gate", tmp_path / "a.mp4", 10, duration_s=2.0))
+        clip, _ = ledger.clips.add(NewClip("gate", tmp_path / "a.mp4", 10, duration_s=2.0))
         now = time.time()
         match = Match("Alice", True, 0.9, (), "json", "")
         alerts = build_alerts(clip, "Alice.", [match], policy, "i", now)
-        with ledger.transaction() as conn:
-            outbox_rows.enqueue(conn, alerts, now)
+        ledger.outbox.add(alerts, now)
         return alerts[0].alert_id
 
     alert_id = await asyncio.to_thread(enqueue)
@@ -137,14 +135,14 @@ async def test_a_failing_or_hanging_command_is_retried_until_it_succeeds(
         with caplog.at_level(logging.WARNING):
 
             async def sent() -> bool:
-                rows = await db.call(ledger.execute, "SELECT state, attempts FROM alerts")
+                rows = await db.call(ledger.db.rows, "SELECT state, attempts FROM alerts")
                 return rows[0]["state"] == "sent"
 
             await eventually(sent, what="the third try to succeed")
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-    (row,) = await db.call(ledger.execute, "SELECT attempts, last_error FROM alerts")
+    (row,) = await db.call(ledger.db.rows, "SELECT attempts, last_error FROM alerts")
     assert (row["attempts"], row["last_error"]) == (3, None)
     assert (out / f"{alert_id}.tries").read_text() == "3"
     assert "exited 1: boom: the first try fails" in caplog.text
@@ -340,13 +338,12 @@ async def test_a_command_that_exits_0_is_one_delivery_even_if_its_child_holds_st
     policy = AlertPolicy(("Alice",), 0.5, ("command",), "box")
 
     def enqueue() -> None:
-        clip, _ = ledger.add_clip(NewClip("gate", tmp_path / "a.mp4", 10, duration_s=2.0))
+        clip, _ = ledger.clips.add(NewClip("gate", tmp_path / "a.mp4", 10, duration_s=2.0))
         now = time.time()
         alerts = build_alerts(
             clip, "Alice.", [Match("Alice", True, 0.9, (), "json", "")], policy, "i", now
         )
-        with ledger.transaction() as conn:
-            outbox_rows.enqueue(conn, alerts, now)
+        ledger.outbox.add(alerts, now)
 
     await asyncio.to_thread(enqueue)
     sink = CommandSink("command", [sys.executable, str(script), str(out)], 5.0)
@@ -357,7 +354,7 @@ async def test_a_command_that_exits_0_is_one_delivery_even_if_its_child_holds_st
     try:
 
         async def sent() -> bool:
-            rows = await db.call(ledger.execute, "SELECT state FROM alerts")
+            rows = await db.call(ledger.db.rows, "SELECT state FROM alerts")
             return rows[0]["state"] == "sent"
 
         await eventually(sent, what="the delivery", timeout_s=20)
@@ -366,7 +363,7 @@ async def test_a_command_that_exits_0_is_one_delivery_even_if_its_child_holds_st
         await asyncio.gather(running, return_exceptions=True)
         if (out / "child.pid").exists():
             _kill(int((out / "child.pid").read_text()))
-    (row,) = await db.call(ledger.execute, "SELECT attempts, last_error FROM alerts")
+    (row,) = await db.call(ledger.db.rows, "SELECT attempts, last_error FROM alerts")
     assert (row["attempts"], row["last_error"]) == (1, None)
     assert (out / "runs").read_text() == "run\n", "run once, not again at a timeout"
     await db.aclose()

@@ -18,7 +18,7 @@ import pytest
 from edged.clip import Clip, ClipState, NewClip
 from edged.commands.status import build_report
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.listener import CallbackApp, CallbackServer
 from edged.service.metrics import read_snapshot
@@ -137,9 +137,9 @@ async def listener(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[str, AsyncLedger, Clip, CallbackApp]]:
     db = AsyncLedger(Ledger(tmp_path / "state"))
-    await db.call(db.ledger.add_clip, NewClip("cam", tmp_path / "c.mp4", 10))
-    clip = await db.call(db.ledger.take_for_upload)
-    await db.call(db.ledger.mark_submitted, clip.id, "task-1")
+    await db.call(db.ledger.clips.add, NewClip("cam", tmp_path / "c.mp4", 10))
+    clip = await db.call(db.ledger.uploads.take_for_upload)
+    await db.call(db.ledger.uploads.mark_submitted, clip.id, "task-1")
     app = CallbackApp(db, max_attempts=3)
     server = CallbackServer(app, "127.0.0.1", 0)
     async with server:
@@ -168,8 +168,8 @@ async def test_success_shapes_are_results_with_text_and_tokens(
 ):
     url, db, clip, _app = listener
     assert await _post(url, body) == 200
-    stored = await db.call(db.ledger.get, clip.id)
-    result = await db.call(db.ledger.result, clip.id)
+    stored = await db.call(db.ledger.clips.get, clip.id)
+    result = await db.call(db.ledger.results.result, clip.id)
     assert stored.state is ClipState.ANALYZED
     assert result.text == text and result.tokens_total == total and result.task_id == "task-1"
     # The tokens reach the metric and `edged status`.
@@ -186,15 +186,15 @@ async def test_success_shapes_are_results_with_text_and_tokens(
 async def test_failure_shapes_resubmit_the_clip(listener, body: dict[str, Any]):
     url, db, clip, _app = listener
     assert await _post(url, body) == 200
-    stored = await db.call(db.ledger.get, clip.id)
+    stored = await db.call(db.ledger.clips.get, clip.id)
     assert stored.state is ClipState.RETRY_WAIT and "analysis failed" in stored.last_error
-    assert await db.call(db.ledger.result, clip.id) is None
+    assert await db.call(db.ledger.results.result, clip.id) is None
 
 
 async def test_caption_callback_with_a_wrong_task_id_is_refused(listener):
     url, db, clip, _app = listener
     assert await _post(url, {**CAPTION_OK, "task_id": "someone-else"}) == 409
-    assert (await db.call(db.ledger.get, clip.id)).state is ClipState.SUBMITTED
+    assert (await db.call(db.ledger.clips.get, clip.id)).state is ClipState.SUBMITTED
 
 
 async def test_check_config_says_which_listener_runs_and_what_has_no_effect(tmp_path: Path):
@@ -245,7 +245,7 @@ async def test_a_callback_saying_no_credit_pauses_uploads_and_gives_the_attempt_
     app.on_pause = paused
     body = {"status": -1, "code": "0402", "msg": "not enough points", "task_id": "task-1"}
     assert await _post(url, body) == 200
-    stored = await db.call(db.ledger.get, clip.id)
+    stored = await db.call(db.ledger.clips.get, clip.id)
     assert stored.state is ClipState.QUEUED and stored.attempts == clip.attempts - 1
     assert [why for why, _ in pauses] == [PauseReason.NO_CREDIT]
     assert "out of credit" in stored.last_error

@@ -15,8 +15,8 @@ from tests.support.listener import RESULT
 
 
 async def _snapshot(db: AsyncLedger) -> list[tuple]:
-    rows = await db.call(db.ledger.execute, "SELECT id, state, attempts, task_id FROM clips")
-    results = await db.call(db.ledger.execute, "SELECT clip_id, text FROM results")
+    rows = await db.call(db.ledger.db.rows, "SELECT id, state, attempts, task_id FROM clips")
+    results = await db.call(db.ledger.db.rows, "SELECT clip_id, text FROM results")
     return [tuple(r) for r in rows] + [tuple(r) for r in results]
 
 
@@ -25,8 +25,8 @@ async def test_correct_callback_commits_then_answers_200(listener):
     async with aiohttp.ClientSession() as http:
         response = await http.post(f"{url}/callbacks/{clip.id}/{clip.callback_token}", json=RESULT)
     assert response.status == 200
-    stored = await db.call(db.ledger.get, clip.id)
-    result = await db.call(db.ledger.result, clip.id)
+    stored = await db.call(db.ledger.clips.get, clip.id)
+    result = await db.call(db.ledger.results.result, clip.id)
     assert stored.state is ClipState.ANALYZED
     assert result.text == "Alice walks in." and result.tokens_total == 9
 
@@ -68,7 +68,7 @@ async def test_repeated_and_late_callbacks_are_no_ops(listener):
     target = f"{url}/callbacks/{clip.id}/{clip.callback_token}"
     async with aiohttp.ClientSession() as http:
         assert (await http.post(target, json=RESULT)).status == 200
-        await db.call(db.ledger.mark_done, clip.id)
+        await db.call(db.ledger.results.mark_done, clip.id)
         after_first = await _snapshot(db)
         changed = {**RESULT, "data": {"data": {"text": "Someone else entirely."}}}
         for _ in range(3):
@@ -84,7 +84,7 @@ async def test_failed_analysis_callback_schedules_a_resubmission(listener):
             json={"code": "5001", "msg": "model overloaded"},
         )
     assert response.status == 200
-    stored = await db.call(db.ledger.get, clip.id)
+    stored = await db.call(db.ledger.clips.get, clip.id)
     assert stored.state is ClipState.RETRY_WAIT and "model overloaded" in stored.last_error
 
 

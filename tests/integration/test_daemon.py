@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 from tests.support.edged import INSTANCE, daemon_config, edged_running, run_edged
 from tests.support.emulator import uploads_of
@@ -93,7 +93,7 @@ async def test_a_result_that_negates_the_persons_raises_no_alert(
         quiet = await queue_clip(ledger, await clip_factory("yard-1.mp4", title="Alice and Bob"))
         await until(reached(ledger, {quiet: "done"}), daemon, what="the negated clip done")
         assert await outbox(ledger) == []
-        stored = await asyncio.to_thread(ledger.result, quiet)
+        stored = await asyncio.to_thread(ledger.results.result, quiet)
         assert stored is not None and stored.text == negated
 
         # Prose alone is recorded below min_confidence; the verdict block is what alerts.

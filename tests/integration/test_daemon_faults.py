@@ -14,7 +14,7 @@ import pytest
 
 from edged.config.model import parse_config
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.service.daemon import SHUTDOWN_GRACE_S, run_daemon
 from tests.support.edged import (
     EdgedRun,
@@ -63,7 +63,7 @@ async def test_a_lost_callback_expires_the_clip_and_it_is_resubmitted(
     kinds = await events(ledger, clip)
     assert kinds[:4] == ["queued", "uploading", "submitted", "expired"], kinds
     assert kinds.count("uploading") == 2 and kinds[-1] == "done", kinds
-    stored = await asyncio.to_thread(ledger.get, clip)
+    stored = await asyncio.to_thread(ledger.clips.get, clip)
     assert stored is not None and stored.attempts == 2 and stored.task_id == second.task_id
     assert receiver.delivered_ids() == Counter(await expected_ids(ledger, [(clip, "Alice")]))
 
@@ -77,7 +77,7 @@ async def test_a_clip_whose_callback_never_comes_fails_after_max_attempts(
     async with edged_running(config) as daemon:
         await until(reached(ledger, {clip: "failed"}), daemon, what="the clip to fail")
 
-    stored = await asyncio.to_thread(ledger.get, clip)
+    stored = await asyncio.to_thread(ledger.clips.get, clip)
     assert stored is not None and stored.attempts == 2
     assert stored.last_error is not None and "result_timeout" in stored.last_error
     assert len(uploads_of(emulator, clip)) == 2
@@ -97,7 +97,7 @@ async def test_a_late_callback_of_an_earlier_attempt_changes_nothing(
         """The first upload's callback leaves only once the clip was expired (after
         callback.result_timeout, 2 s), sent again and done: late by a condition, not by a
         margin over the expirer. Every other callback leaves once its task id is committed."""
-        stored = await asyncio.to_thread(ledger.get, clip_id_of(delivery))
+        stored = await asyncio.to_thread(ledger.clips.get, clip_id_of(delivery))
         task = stored.task_id if stored is not None else None
         if delivery.task_id == uploads_of(emulator, clip)[0].task_id:
             done = stored is not None and stored.state == "done"
@@ -120,8 +120,8 @@ async def test_a_late_callback_of_an_earlier_attempt_changes_nothing(
     _, second = uploads_of(emulator, clip)
     late = [c.status for c in emulator.callbacks_sent if c.task_id == late_task]
     assert late == [200]  # it reached edged: the clip has its result, nothing changes
-    stored = await asyncio.to_thread(ledger.get, clip)
-    result = await asyncio.to_thread(ledger.result, clip)
+    stored = await asyncio.to_thread(ledger.clips.get, clip)
+    result = await asyncio.to_thread(ledger.results.result, clip)
     assert stored is not None and stored.state == "done" and stored.task_id == second.task_id
     assert result is not None and result.task_id == second.task_id
     assert [(r["person"], r["sink"]) for r in await outbox(ledger)] == [
@@ -293,7 +293,7 @@ async def test_an_upload_that_outlasts_the_grace_period_is_given_back(
     await until(reached(ledger, {clip: "uploading"}), daemon, what="the clip mid-upload")
     stop.set()
     assert await asyncio.wait_for(daemon, 10) == 0
-    stored = await asyncio.to_thread(ledger.get, clip)
+    stored = await asyncio.to_thread(ledger.clips.get, clip)
     assert stored is not None and stored.state == "queued", stored
     assert (await events(ledger, clip))[-1] == "released"
 
@@ -327,7 +327,7 @@ async def test_the_result_of_an_upload_finished_during_shutdown_is_not_refused(
     await until(callback_settled, None, what="the result callback and its retries")
     sent = [c for c in emulator.callbacks_sent if c.task_id == upload.task_id]
     assert any(c.status == 200 for c in sent), [c.error or c.status for c in sent]
-    stored = await asyncio.to_thread(ledger.get, clip)
+    stored = await asyncio.to_thread(ledger.clips.get, clip)
     assert stored is not None and stored.state in ("analyzed", "done"), stored
 
 

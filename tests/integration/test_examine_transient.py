@@ -9,7 +9,7 @@ import resource
 from pathlib import Path
 
 from edged.config.model import FolderCamera
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip
 from edged.sources.recordings import Naming, Verdict, examine
@@ -32,7 +32,7 @@ async def test_out_of_file_descriptors_is_tried_again_not_rejected(tmp_path: Pat
     naming = Naming.of(camera)
     path = str(folder / "gate-001.mp4")
     try:
-        await db.call(db.ledger.in_state)  # the ledger's thread and files are up first
+        await db.call(db.ledger.clips.in_state)  # the ledger's thread and files are up first
         await asyncio.to_thread(lambda: None)  # and a worker thread
         limits = _exhaust_descriptors()
         try:

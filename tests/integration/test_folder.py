@@ -18,7 +18,7 @@ from watchdog.observers.api import ObservedWatch
 
 from edged.clip import Clip, ClipState
 from edged.config.model import parse_config
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip, make_padded_file
 from edged.sources.folder import FolderSource
@@ -66,7 +66,7 @@ async def run_source(tmp_path: Path) -> AsyncIterator[Sources]:
 
 
 async def clips(db: AsyncLedger) -> list[Clip]:
-    return await db.call(db.ledger.in_state, *ClipState)
+    return await db.call(db.ledger.clips.in_state, *ClipState)
 
 
 async def recording(tmp_path: Path, name: str = "rec.mp4", seconds: float = 2) -> bytes:
@@ -288,7 +288,7 @@ async def test_backfill_queues_a_time_range_once_and_again_on_request(tmp_path: 
     )
     assert "queued 2," in out
     ledger = Ledger(tmp_path / "state")
-    starts = sorted(c.start for c in ledger.in_state(ClipState.QUEUED))
+    starts = sorted(c.start for c in ledger.clips.in_state(ClipState.QUEUED))
     ledger.close()
     assert len(starts) == 4 and starts[0] == datetime(2024, 5, 1, 13, 5, 12, tzinfo=UTC)
     code, _, err = await run_edged(

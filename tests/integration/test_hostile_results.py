@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from tests.corpus.cases import AB, Case, generated, load, verdict_block
 from tests.support.edged import edged_running, hostile_config, run_edged
 from tests.support.ledger import query, queue_clip, reached

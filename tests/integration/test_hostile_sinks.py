@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from tests.corpus.cases import verdict_block
 from tests.support.edged import edged_running, hostile_config
 from tests.support.ledger import all_sent, queue_clip

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edged.clip import Clip
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SnapshotStore
 from edged.results.listener import CallbackApp, CallbackServer
@@ -102,11 +102,11 @@ HEADERS = st.dictionaries(
 async def snapshot(db: AsyncLedger) -> list[list[tuple]]:
     """Every row of every table: what no request but the clip's own callback may change."""
     tables = await db.call(
-        db.ledger.execute, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1"
+        db.ledger.db.rows, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY 1"
     )
     dumped = []
     for table in tables:
-        rows = await db.call(db.ledger.execute, f"SELECT * FROM {table['name']}")
+        rows = await db.call(db.ledger.db.rows, f"SELECT * FROM {table['name']}")
         dumped.append([tuple(row) for row in rows])
     return dumped
 
@@ -172,7 +172,7 @@ async def test_many_idle_and_slow_connections_do_not_stop_the_listener(listener)
     finally:
         for _, writer in [*idle, (slow_reader, slow_writer)]:
             writer.close()
-    stored = await db.call(db.ledger.result, clip.id)
+    stored = await db.call(db.ledger.results.result, clip.id)
     assert stored is not None and stored.text == "ok"
 
 

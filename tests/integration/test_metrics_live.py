@@ -21,7 +21,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from edged.emulator import Emulator
-from edged.ledger.clips import LEDGER_FILE
+from edged.ledger.connection import LEDGER_FILE
 from edged.service.metrics import STEPS
 from tests.support.edged import EdgedRun
 from tests.support.environment import free_port, in_ci

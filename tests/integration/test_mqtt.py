@@ -24,7 +24,7 @@ import pytest
 from edged.alerts.camera_status import CameraWatch
 from edged.clip import NewClip
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from tests.support.edged import INSTANCE, edged_running, start_edged
 from tests.support.environment import free_port
 from tests.support.ledger import CAMERA, all_sent, expected_ids, queue_clip, reached
@@ -138,10 +138,10 @@ async def test_alerts_persons_snapshots_cameras_and_discovery_on_a_real_broker(
         )
 
         # A camera outage in the ledger (as the RTSP source records one) shows as offline.
-        outage = await asyncio.to_thread(ledger.open_outage, CAMERA, "stream lost")
+        outage = await asyncio.to_thread(ledger.outages.open_outage, CAMERA, "stream lost")
         status = f"{PREFIX}/cameras/{CAMERA}/status"
         await until(lambda: watcher.last(status).payload == b"offline", daemon, what="offline")  # type: ignore[union-attr]
-        await asyncio.to_thread(ledger.close_outage, outage)
+        await asyncio.to_thread(ledger.outages.close_outage, outage)
         await until(lambda: watcher.last(status).payload == b"online", daemon, what="online")  # type: ignore[union-attr]
 
     (alert,) = [seen.json() for seen in watcher.on(f"{PREFIX}/alerts")]
@@ -236,7 +236,7 @@ def test_camera_status_from_clips_and_outages(tmp_path: Path) -> None:
     quiet = CameraWatch(["yard"], offline_after_s=None, started_at=1000.0)
 
     def clip(camera: str) -> None:
-        ledger.add_clip(NewClip(camera, tmp_path / f"{camera}-{now[0]}.mp4", 1))
+        ledger.clips.add(NewClip(camera, tmp_path / f"{camera}-{now[0]}.mp4", 1))
 
     assert watch.refresh(ledger, 1030.0) == {"porch": "online", "yard": "online"}  # just started
     now[0] = 1090.0
@@ -244,12 +244,12 @@ def test_camera_status_from_clips_and_outages(tmp_path: Path) -> None:
     clip("gate")  # a camera named by a preset's paths appears with its first clip
     assert watch.refresh(ledger, 1100.0) == {"porch": "online", "yard": "offline", "gate": "online"}
     assert quiet.refresh(ledger, 1100.0)["yard"] == "online"  # motion-only: outages alone count
-    outage = ledger.open_outage("porch", "stream lost")
+    outage = ledger.outages.open_outage("porch", "stream lost")
     assert watch.refresh(ledger, 1110.0)["porch"] == "offline"
     now[0] = 1200.0
-    ledger.close_outage(outage)
+    ledger.outages.close_outage(outage)
     assert watch.refresh(ledger, 1210.0)["porch"] == "online"  # back: the outage's end counts
     assert watch.refresh(ledger, 1300.0)["porch"] == "offline"  # and then nothing for 100 s
-    ledger.open_outage("yard", "folder gone")
+    ledger.outages.open_outage("yard", "folder gone")
     assert quiet.refresh(ledger, 1300.0)["yard"] == "offline"
     ledger.close()

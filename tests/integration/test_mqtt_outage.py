@@ -23,8 +23,7 @@ from edged.alerts.delivery import AlertDelivery
 from edged.alerts.mqtt import Broker, MqttSink
 from edged.alerts.policy import AlertPolicy
 from edged.clip import NewClip
-from edged.ledger import outbox
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SnapshotStore
 from edged.results.matcher import Match
@@ -52,19 +51,18 @@ async def enqueue(db: AsyncLedger, name: str) -> str:
 
     def write() -> str:
         ledger = db.ledger
-        clip, _ = ledger.add_clip(NewClip("gate", Path(f"/nvr/{name}.mp4"), 10, duration_s=4.0))
+        clip, _ = ledger.clips.add(NewClip("gate", Path(f"/nvr/{name}.mp4"), 10, duration_s=4.0))
         match = Match("Alice", True, 0.9, (1.0,), "json", "")
         now = time.time()
         alerts = build_alerts(clip, f"Alice at the gate ({name}).", [match], POLICY, "i", now)
-        with ledger.transaction() as conn:
-            outbox.enqueue(conn, alerts, now)
+        ledger.outbox.add(alerts, now)
         return alerts[0].alert_id
 
     return await asyncio.to_thread(write)
 
 
 async def rows(db: AsyncLedger) -> list[dict[str, Any]]:
-    found = await db.call(db.ledger.execute, "SELECT * FROM alerts ORDER BY event_at, alert_id")
+    found = await db.call(db.ledger.db.rows, "SELECT * FROM alerts ORDER BY event_at, alert_id")
     return [dict(row) for row in found]
 
 

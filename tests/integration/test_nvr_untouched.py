@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 from tests.support.edged import daemon_config, edged_running
 from tests.support.ledger import all_sent, clip_states

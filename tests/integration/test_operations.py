@@ -18,7 +18,7 @@ import pytest
 
 from edged.clip import ClipState
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 from tests.support.edged import run_edged, start_edged
 from tests.support.environment import free_port
@@ -195,7 +195,7 @@ async def test_healthz_metrics_trace_and_redaction(emulator: Emulator, tmp_path:
     log = stderr.decode()
     assert "uploading camera=yard" in log, "the DEBUG log was captured"
     ledger = Ledger(tmp_path / "state")
-    token = ledger.execute("SELECT callback_token FROM clips WHERE id=1")[0][0]
+    token = ledger.db.rows("SELECT callback_token FROM clips WHERE id=1")[0][0]
     ledger.close()
     assert token and len(token) >= 22  # 128 random bits
     for shown in (log, trace, status, exported):
@@ -237,7 +237,7 @@ async def test_reload_adds_and_removes_cameras_and_rejects_a_bad_config(
         ledger = Ledger(ledger_dir)
         try:
             counts: dict[str, int] = {}
-            for clip in ledger.in_state(ClipState.DONE):
+            for clip in ledger.clips.in_state(ClipState.DONE):
                 counts[clip.camera] = counts.get(clip.camera, 0) + 1
             return counts
         finally:
@@ -292,7 +292,7 @@ async def test_budget_skips_then_retry_sends(emulator: Emulator, tmp_path: Path)
     def states() -> list[str]:
         ledger = Ledger(ledger_dir)
         try:
-            rows = ledger.execute("SELECT state FROM clips ORDER BY id")
+            rows = ledger.db.rows("SELECT state FROM clips ORDER BY id")
             return [row["state"] for row in rows]
         finally:
             ledger.close()

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from edged.emulator import Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.sources.rtsp_files import final_of
 from tests.support.edged import EdgedRun, write_config
 from tests.support.emulator import uploads_of

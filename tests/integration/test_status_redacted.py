@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from tests.support.edged import run_edged, write_config
 
 PASSWORD = "p@ss w/rd"
@@ -23,7 +23,7 @@ async def test_status_never_shows_a_stored_password(tmp_path: Path):
     ledger = Ledger(tmp_path / "state")
     try:  # as an older edged stored it: the URL as FFmpeg printed it
         reason = f"rtsp://admin:{PASSWORD}@192.0.2.10:554/stream1: Connection refused"
-        ledger.execute(
+        ledger.db.rows(
             "INSERT INTO outages (camera, started_at, ended_at, reason) VALUES (?, ?, ?, ?)",
             ("porch", 1.0, None, reason),
         )

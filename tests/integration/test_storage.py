@@ -18,8 +18,8 @@ import pytest
 from edged.clip import NewClip
 from edged.config.model import StorageConfig
 from edged.emulator import Emulator
-from edged.ledger.clips import LEDGER_FILE, Ledger
 from edged.ledger.results import Tokens
+from edged.ledger.store import LEDGER_FILE, Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip
 from edged.service.storage import StorageQuota
@@ -55,26 +55,28 @@ async def rtsp_clip(db: AsyncLedger, storage: Path, minute: int) -> int:
     await asyncio.to_thread(make_clip, path, seconds=1.0)
     size = path.stat().st_size
     new = NewClip("cam", path, size, start, 1.0, source_key(storage, path))
-    clip, _ = await db.call(db.ledger.add_clip, new)
+    clip, _ = await db.call(db.ledger.clips.add, new)
     return clip.id
 
 
 async def done(db: AsyncLedger, clip_id: int) -> None:
     ledger = db.ledger
-    assert await db.call(ledger.take_for_upload, clip_id) is not None
-    await db.call(ledger.mark_submitted, clip_id, f"task-{clip_id}")
-    await db.call(ledger.record_result, clip_id, task_id=None, text="ok", tokens=Tokens(), raw="{}")
-    await db.call(ledger.mark_done, clip_id)
+    assert await db.call(ledger.uploads.take_for_upload, clip_id) is not None
+    await db.call(ledger.uploads.mark_submitted, clip_id, f"task-{clip_id}")
+    await db.call(
+        ledger.results.record_result, clip_id, task_id=None, text="ok", tokens=Tokens(), raw="{}"
+    )
+    await db.call(ledger.results.mark_done, clip_id)
 
 
 async def states(db: AsyncLedger) -> dict[int, str]:
-    rows = await db.call(db.ledger.execute, "SELECT id, state FROM clips")
+    rows = await db.call(db.ledger.db.rows, "SELECT id, state FROM clips")
     return {row["id"]: row["state"] for row in rows}
 
 
 async def events(db: AsyncLedger, clip_id: int) -> list[str]:
     rows = await db.call(
-        db.ledger.execute, "SELECT kind FROM events WHERE clip_id=? ORDER BY id", (clip_id,)
+        db.ledger.db.rows, "SELECT kind FROM events WHERE clip_id=? ORDER BY id", (clip_id,)
     )
     return [row["kind"] for row in rows]
 
@@ -85,12 +87,12 @@ async def test_over_quota_the_oldest_unsent_clips_are_dropped_never_nvr_files(
     storage = tmp_path / "state"
     nvr = await asyncio.to_thread(make_clip, tmp_path / "nvr" / "yard-0001.mp4", seconds=1.0)
     nvr_clip, _ = await db.call(
-        db.ledger.add_clip, NewClip("yard", nvr, nvr.stat().st_size, source_key="file:nvr")
+        db.ledger.clips.add, NewClip("yard", nvr, nvr.stat().st_size, source_key="file:nvr")
     )
     uploaded = await rtsp_clip(db, storage, 0)
     waiting = [await rtsp_clip(db, storage, minute) for minute in range(1, 6)]
     await done(db, uploaded)
-    size = (await db.call(db.ledger.get, waiting[0])).size  # type: ignore[union-attr]
+    size = (await db.call(db.ledger.clips.get, waiting[0])).size  # type: ignore[union-attr]
     quota = StorageQuota(db, StorageConfig(dir=storage, max_bytes=2 * size + size // 2))
 
     with caplog.at_level(logging.ERROR, logger="edged.service.storage"):
@@ -102,11 +104,11 @@ async def test_over_quota_the_oldest_unsent_clips_are_dropped_never_nvr_files(
     assert now[uploaded] == "done" and now[nvr_clip.id] == "queued"
     assert nvr.exists(), "a file of an NVR folder is never deleted"
     for clip_id in (uploaded, *waiting[:3]):
-        stored = await db.call(db.ledger.get, clip_id)
+        stored = await db.call(db.ledger.clips.get, clip_id)
         assert stored is not None and not stored.path.exists()
         assert "file_deleted" in await events(db, clip_id)
     for clip_id in waiting[:3]:
-        stored = await db.call(db.ledger.get, clip_id)
+        stored = await db.call(db.ledger.clips.get, clip_id)
         assert stored is not None and "storage.max_bytes" in (stored.last_error or "")
         assert (await events(db, clip_id))[-2:] == ["dropped", "file_deleted"]
     drops = [r for r in caplog.records if "dropped camera=cam" in r.getMessage()]
@@ -133,7 +135,7 @@ async def _keep_uploaded(db: AsyncLedger, storage: Path, clock: Clock) -> None:
     first, second, pending = [await rtsp_clip(db, storage, minute) for minute in range(3)]
     for clip_id in (first, second):
         await done(db, clip_id)
-    paths = {c: (await db.call(db.ledger.get, c)).path for c in (first, second, pending)}  # type: ignore[union-attr]
+    paths = {c: (await db.call(db.ledger.clips.get, c)).path for c in (first, second, pending)}  # type: ignore[union-attr]
     roomy = StorageConfig(dir=storage, keep_uploaded=3600.0)
     quota = StorageQuota(db, roomy, clock=clock)
 
@@ -151,7 +153,7 @@ async def _keep_uploaded(db: AsyncLedger, storage: Path, clock: Clock) -> None:
     await tight.enforce()
     now = await states(db)
     assert tight.stats.dropped == 0 and now[pending] == "queued" and now[later[1]] == "queued"
-    assert not (await db.call(db.ledger.get, later[0])).path.exists()  # type: ignore[union-attr]
+    assert not (await db.call(db.ledger.clips.get, later[0])).path.exists()  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("api", ["up", "down"])

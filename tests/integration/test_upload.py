@@ -13,7 +13,7 @@ import pytest
 
 from edged.clip import ClipState, NewClip
 from edged.emulator import ENVELOPES, Emulator
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.upload.api import AnalysisRequest, ApiClient, ApiError, Failure
 from edged.upload.uploader import Outcome, Uploader, UploadSettings
@@ -87,16 +87,18 @@ async def test_429_and_503_are_retried_honouring_retry_after(
     now = [1000.0]
     async with ApiClient(emulator.url, "k") as api:
         db, uploader = _uploader(tmp_path, api, lambda: now[0])
-        clip, _ = await db.call(db.ledger.add_clip, NewClip("cam", await clip_factory(), 1))
+        clip, _ = await db.call(db.ledger.clips.add, NewClip("cam", await clip_factory(), 1))
         outcomes = []
         for _ in range(3):
-            taken = await db.call(db.ledger.take_for_upload)
+            taken = await db.call(db.ledger.uploads.take_for_upload)
             assert taken is not None, "the clip must be due again once its retry time passed"
             outcomes.append(await uploader.upload(taken))
-            stored = await db.call(db.ledger.get, clip.id)
+            stored = await db.call(db.ledger.clips.get, clip.id)
             if outcomes[-1] is Outcome.RETRY:
                 assert stored.next_attempt_at - now[0] >= 7, "Retry-After is a floor"
-                assert await db.call(db.ledger.take_for_upload) is None, "not due before that"
+                assert await db.call(db.ledger.uploads.take_for_upload) is None, (
+                    "not due before that"
+                )
                 now[0] = stored.next_attempt_at
         await db.aclose()
     assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.SUBMITTED]
@@ -113,32 +115,36 @@ async def test_the_backlog_is_sent_as_soon_as_the_service_is_back(
     now = [1000.0]
     async with ApiClient(emulator.url, "k") as api:
         db, uploader = _uploader(tmp_path, api, lambda: now[0], backoff_base_s=60.0)
-        earlier, _ = await db.call(db.ledger.add_clip, NewClip("cam", await clip_factory(), 1))
+        earlier, _ = await db.call(db.ledger.clips.add, NewClip("cam", await clip_factory(), 1))
         emulator.options.error_envelope_rate = 1.0  # the service answered: the clip's failure
-        taken = await db.call(db.ledger.take_for_upload)
+        taken = await db.call(db.ledger.uploads.take_for_upload)
         assert await uploader.upload(taken) is Outcome.RETRY
         emulator.options.error_envelope_rate = 0.0
         now[0] += 1
         emulator.options.fail_next = [503, 503, 503]
         waiting = []
         for name in ("a.mp4", "b.mp4", "c.mp4"):
-            clip, _ = await db.call(db.ledger.add_clip, NewClip("cam", await clip_factory(name), 1))
+            clip, _ = await db.call(
+                db.ledger.clips.add, NewClip("cam", await clip_factory(name), 1)
+            )
             waiting.append(clip.id)
-            taken = await db.call(db.ledger.take_for_upload, clip.id)
+            taken = await db.call(db.ledger.uploads.take_for_upload, clip.id)
             assert await uploader.upload(taken) is Outcome.RETRY
-        assert await db.call(db.ledger.take_for_upload) is None, "all backing off"
+        assert await db.call(db.ledger.uploads.take_for_upload) is None, "all backing off"
         # The service is back: a new clip comes and is accepted, before any backoff timer
         # (the seeded delays are all over 10 s) has run out.
-        before = await db.call(db.ledger.get, earlier.id)
+        before = await db.call(db.ledger.clips.get, earlier.id)
         now[0] += 1
-        fresh, _ = await db.call(db.ledger.add_clip, NewClip("cam", await clip_factory("d.mp4"), 1))
-        taken = await db.call(db.ledger.take_for_upload)
+        fresh, _ = await db.call(
+            db.ledger.clips.add, NewClip("cam", await clip_factory("d.mp4"), 1)
+        )
+        taken = await db.call(db.ledger.uploads.take_for_upload)
         assert taken is not None and taken.id == fresh.id
         assert await uploader.upload(taken) is Outcome.SUBMITTED
-        due = [await db.call(db.ledger.take_for_upload) for _ in range(3)]
+        due = [await db.call(db.ledger.uploads.take_for_upload) for _ in range(3)]
         assert [c.id for c in due if c is not None] == waiting
-        assert await db.call(db.ledger.take_for_upload) is None
-        kept = await db.call(db.ledger.get, earlier.id)
+        assert await db.call(db.ledger.uploads.take_for_upload) is None
+        kept = await db.call(db.ledger.clips.get, earlier.id)
         assert kept.state is ClipState.RETRY_WAIT
         assert kept.next_attempt_at == before.next_attempt_at > now[0]
         await db.aclose()
@@ -149,14 +155,20 @@ async def test_oversize_and_overlong_clips_are_refused_before_any_byte_is_sent(
 ):
     async with ApiClient(emulator.url, "k") as api:
         db, small = _uploader(tmp_path, api, time.time, max_file_bytes=1000)
-        first, _ = await db.call(db.ledger.add_clip, NewClip("cam", await clip_factory("a.mp4"), 1))
-        assert await small.upload(await db.call(db.ledger.take_for_upload)) is Outcome.FAILED
+        first, _ = await db.call(
+            db.ledger.clips.add, NewClip("cam", await clip_factory("a.mp4"), 1)
+        )
+        assert (
+            await small.upload(await db.call(db.ledger.uploads.take_for_upload)) is Outcome.FAILED
+        )
         _, short = _uploader(tmp_path, api, time.time, max_duration_s=0.5)
         second, _ = await db.call(
-            db.ledger.add_clip, NewClip("cam", await clip_factory("b.mp4", seconds=2), 1)
+            db.ledger.clips.add, NewClip("cam", await clip_factory("b.mp4", seconds=2), 1)
         )
-        assert await short.upload(await db.call(db.ledger.take_for_upload)) is Outcome.FAILED
-        failed = [await db.call(db.ledger.get, c.id) for c in (first, second)]
+        assert (
+            await short.upload(await db.call(db.ledger.uploads.take_for_upload)) is Outcome.FAILED
+        )
+        failed = [await db.call(db.ledger.clips.get, c.id) for c in (first, second)]
         await db.aclose()
     assert "api.max_file_bytes" in failed[0].last_error
     assert "api.max_duration" in failed[1].last_error
@@ -202,7 +214,7 @@ async def test_401_stops_upload_with_a_clear_message_and_keeps_the_queue(
     assert code == 1
     assert "API key was refused" in err and "a-wrong-key" not in err
     ledger = Ledger(tmp_path / "state")
-    [clip] = ledger.in_state(ClipState.QUEUED)
+    [clip] = ledger.clips.in_state(ClipState.QUEUED)
     assert clip.attempts == 0
     ledger.close()
 
@@ -225,7 +237,7 @@ async def test_kill_9_during_upload_then_rerun_ends_done(
             return False
         ledger = Ledger(tmp_path / "state")
         try:
-            return bool(ledger.in_state(ClipState.UPLOADING))
+            return bool(ledger.clips.in_state(ClipState.UPLOADING))
         finally:
             ledger.close()
 
@@ -237,8 +249,8 @@ async def test_kill_9_during_upload_then_rerun_ends_done(
     assert code == 0, err
     assert "found in the ledger" in out and ": done" in out
     ledger = Ledger(tmp_path / "state")
-    [done] = ledger.in_state(ClipState.DONE)
-    result = ledger.result(done.id)
+    [done] = ledger.clips.in_state(ClipState.DONE)
+    result = ledger.results.result(done.id)
     ledger.close()
     assert done.attempts == 2 and result is not None and "Alice" in result.text
     # The killed request never completed, so the service analysed the clip once.
@@ -256,12 +268,12 @@ async def test_uploads_pause_on_auth_failure(emulator: Emulator, clip_factory, t
     async with ApiClient(emulator.url, "wrong") as api:
         db, uploader = _uploader(tmp_path, api, time.time, auth_retry_s=3600)
         for name in ("a.mp4", "b.mp4", "c.mp4"):
-            await db.call(db.ledger.add_clip, NewClip("cam", await clip_factory(name), 1))
+            await db.call(db.ledger.clips.add, NewClip("cam", await clip_factory(name), 1))
         runner = asyncio.create_task(uploader.run())
         try:
             await eventually(lambda: uploader.auth_paused, what="uploads to pause")
             await eventually(lambda: len(emulator.received) >= 1, what="one refused upload")
-            queued = await db.call(db.ledger.in_state, ClipState.QUEUED)
+            queued = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
             # A stop while paused ends the workers at once, not after the pause.
             uploader.stop_taking()
             await asyncio.wait_for(asyncio.shield(runner), 5)
@@ -280,10 +292,10 @@ async def test_file_deleted_before_upload_fails_as_source_gone(
     async with ApiClient(emulator.url, "k") as api:
         db, uploader = _uploader(tmp_path, api, time.time)
         path = await clip_factory("gone.mp4")
-        clip, _ = await db.call(db.ledger.add_clip, NewClip("cam", path, 1))
+        clip, _ = await db.call(db.ledger.clips.add, NewClip("cam", path, 1))
         await asyncio.to_thread(path.unlink)
-        outcome = await uploader.upload(await db.call(db.ledger.take_for_upload))
-        stored = await db.call(db.ledger.get, clip.id)
+        outcome = await uploader.upload(await db.call(db.ledger.uploads.take_for_upload))
+        stored = await db.call(db.ledger.clips.get, clip.id)
         await db.aclose()
     assert outcome is Outcome.FAILED and stored.state is ClipState.FAILED
     assert stored.last_error.startswith("source gone")

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 from edged.alerts.base import SimpleSink
 from edged.alerts.policy import AlertPolicy
 from edged.clip import Clip, ClipState, NewClip
-from edged.ledger.clips import Ledger
 from edged.ledger.outbox import Alert
 from edged.ledger.results import Tokens
+from edged.ledger.store import Ledger
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -39,11 +39,11 @@ def policy(**kwargs: object) -> AlertPolicy:
 def analyzed(ledger: Ledger, text: str, *, camera: str = "porch", start: str | None = None) -> Clip:
     begin = datetime.fromisoformat(start).replace(tzinfo=BERLIN) if start else None
     new = NewClip(camera, Path(f"/nvr/{camera}.mp4"), 10, start=begin, duration_s=60.0)
-    clip, _ = ledger.add_clip(new)
-    ledger.take_for_upload(clip.id)
-    ledger.mark_submitted(clip.id, "task")
-    ledger.record_result(clip.id, task_id="task", text=text, tokens=Tokens(), raw="{}")
-    found = ledger.get(clip.id)
+    clip, _ = ledger.clips.add(new)
+    ledger.uploads.take_for_upload(clip.id)
+    ledger.uploads.mark_submitted(clip.id, "task")
+    ledger.results.record_result(clip.id, task_id="task", text=text, tokens=Tokens(), raw="{}")
+    found = ledger.clips.get(clip.id)
     assert found is not None and found.state == ClipState.ANALYZED
     return found
 

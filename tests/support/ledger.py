@@ -14,7 +14,7 @@ import pytest
 
 from edged.alerts.model import alert_id_for
 from edged.clip import NewClip
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 
 CAMERA = "porch"
 
@@ -24,13 +24,13 @@ async def queue_clip(ledger: Ledger, path: Path) -> int:
     finds it on its next poll)."""
     size = (await asyncio.to_thread(path.stat)).st_size
     new = NewClip(CAMERA, path, size, start=None, duration_s=1.0, source_key=f"test:{path.name}")
-    clip, created = await asyncio.to_thread(ledger.add_clip, new)
+    clip, created = await asyncio.to_thread(ledger.clips.add, new)
     assert created
     return clip.id
 
 
 async def query(ledger: Ledger, sql: str, *params: object) -> list[dict[str, Any]]:
-    rows = await asyncio.to_thread(ledger.execute, sql, params)
+    rows = await asyncio.to_thread(ledger.db.rows, sql, params)
     return [dict(row) for row in rows]
 
 
@@ -63,7 +63,7 @@ def all_sent(ledger: Ledger, count: int) -> Callable[[], Awaitable[bool]]:
 
 
 async def expected_ids(ledger: Ledger, pairs: list[tuple[int, str]]) -> set[str]:
-    install_id = await asyncio.to_thread(ledger.get_meta, "install_id")
+    install_id = await asyncio.to_thread(ledger.meta.get, "install_id")
     assert install_id is not None
     return {alert_id_for(install_id, clip_id, person) for clip_id, person in pairs}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edged.clip import Clip, NewClip
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.listener import CallbackApp, CallbackServer
 from edged.upload.persons import build_directory
@@ -27,9 +27,9 @@ async def listener(tmp_path: Path) -> AsyncIterator[tuple[str, AsyncLedger, Clip
     image.write_bytes(b"\xff\xd8\xff\xe0 a jpeg")
     persons = build_directory((("Alice", None, image),), "http://unused", "person-token")
     db = AsyncLedger(Ledger(tmp_path / "state"))
-    await db.call(db.ledger.add_clip, NewClip("cam", tmp_path / "c.mp4", 10))
-    clip = await db.call(db.ledger.take_for_upload)
-    await db.call(db.ledger.mark_submitted, clip.id, "task-1")
+    await db.call(db.ledger.clips.add, NewClip("cam", tmp_path / "c.mp4", 10))
+    clip = await db.call(db.ledger.uploads.take_for_upload)
+    await db.call(db.ledger.uploads.mark_submitted, clip.id, "task-1")
     server = CallbackServer(CallbackApp(db, persons), "127.0.0.1", 0)
     async with server:
         yield f"http://127.0.0.1:{server.port}", db, clip

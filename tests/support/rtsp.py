@@ -17,7 +17,7 @@ import av
 import pytest
 
 from edged.config.model import parse_config
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.probe import probe_video
 from edged.sources.rtsp import RtspSource
@@ -73,7 +73,7 @@ class Cameras:
 
     async def clips(self, camera: str) -> list[dict[str, Any]]:
         rows = await self.db.call(
-            self.ledger.execute,
+            self.ledger.db.rows,
             "SELECT id, path, start_at, duration_s, size, state, last_error FROM clips"
             " WHERE camera=? ORDER BY id",
             (camera,),
@@ -82,7 +82,7 @@ class Cameras:
 
     async def outages(self, camera: str) -> list[dict[str, Any]]:
         rows = await self.db.call(
-            self.ledger.execute, "SELECT * FROM outages WHERE camera=? ORDER BY id", (camera,)
+            self.ledger.db.rows, "SELECT * FROM outages WHERE camera=? ORDER BY id", (camera,)
         )
         return [dict(row) for row in rows]
 
@@ -187,7 +187,7 @@ async def cams_clips(tmp_path: Path, camera: str) -> list[dict[str, Any]]:
     ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
     try:
         rows = await asyncio.to_thread(
-            ledger.execute,
+            ledger.db.rows,
             "SELECT id, path, start_at, duration_s, size, state FROM clips WHERE camera=?"
             " ORDER BY id",
             (camera,),

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 from tests.support.edged import start_edged
 from tests.support.environment import free_port
@@ -44,7 +44,7 @@ class Edged:
         return path
 
     async def rows(self, sql: str, *params: object) -> list[dict[str, Any]]:
-        return [dict(row) for row in await asyncio.to_thread(self.ledger.execute, sql, params)]
+        return [dict(row) for row in await asyncio.to_thread(self.ledger.db.rows, sql, params)]
 
     async def dump(self) -> list[list[dict[str, Any]]]:
         """Every row of every table but the health probe's: what a request must not change."""

@@ -12,8 +12,8 @@ from edged.alerts.analyzer import build_alerts
 from edged.alerts.base import DeliveryError
 from edged.alerts.delivery import AlertDelivery
 from edged.ledger import outbox
-from edged.ledger.clips import Ledger
 from edged.ledger.outbox import Alert
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match
 from tests.support.alerts import Recorder, analyzed, policy, result
@@ -59,8 +59,7 @@ async def test_the_cooldown_lets_through_what_is_not_a_repeat(tmp_path: Path) ->
             clip = analyzed(ledger, text, camera=camera, start=f"2026-01-09 12:{minute:02d}")
             match = Match(person, True, 0.9, (12.0,), "json", "")
             alerts = build_alerts(clip, text, [match], p, "install", 0.0)
-            with ledger.transaction() as conn:
-                outbox.enqueue(conn, alerts, 0.0)
+            ledger.outbox.add(alerts, 0.0)
 
     await asyncio.to_thread(enqueue)
     sink = Refusing(expected=6, refuse_first={"garage"})
@@ -73,7 +72,7 @@ async def test_the_cooldown_lets_through_what_is_not_a_repeat(tmp_path: Path) ->
         await asyncio.wait_for(sink.sent.wait(), 10)
 
         async def settled() -> bool:
-            rows = await db.call(ledger.execute, "SELECT 1 FROM alerts WHERE state='pending'")
+            rows = await db.call(ledger.db.rows, "SELECT 1 FROM alerts WHERE state='pending'")
             return not rows
 
         await eventually(settled, timeout_s=10, what="every alert sent, suppressed or failed")
@@ -81,7 +80,7 @@ async def test_the_cooldown_lets_through_what_is_not_a_repeat(tmp_path: Path) ->
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     rows = await db.call(
-        ledger.execute, "SELECT person, camera, state, last_error FROM alerts ORDER BY event_at"
+        ledger.db.rows, "SELECT person, camera, state, last_error FROM alerts ORDER BY event_at"
     )
     assert [(r["person"], r["camera"], r["state"]) for r in rows] == [
         ("Alice", "porch", "sent"),
@@ -112,9 +111,8 @@ def test_the_cooldown_window_is_counted_from_sent_alerts_by_sighting_time(tmp_pa
     p = policy(sink_names=("log", "webhook"))
     clip = analyzed(ledger, result("Alice"), camera="porch", start="2026-01-09 12:00")
     match = Match("Alice", True, 0.9, (12.0,), "json", "")
-    with ledger.transaction() as conn:
-        outbox.enqueue(conn, build_alerts(clip, result("Alice"), [match], p, "install", 0.0), 0.0)
-    log_alert, hook_alert = (outbox.next_due(ledger, sink, 1.0) for sink in ("log", "webhook"))
+    ledger.outbox.add(build_alerts(clip, result("Alice"), [match], p, "install", 0.0), 0.0)
+    log_alert, hook_alert = (ledger.outbox.next_due(sink, 1.0) for sink in ("log", "webhook"))
     assert log_alert is not None and hook_alert is not None
 
     def later(alert: Alert, seconds: float, **changes: str) -> Alert:
@@ -123,13 +121,13 @@ def test_the_cooldown_window_is_counted_from_sent_alerts_by_sighting_time(tmp_pa
         return replace(alert, alert_id=f"{alert.alert_id}+{seconds}", event_at=moved, **changes)
 
     # Pending is not sent: nothing holds a later sighting back yet.
-    assert not outbox.in_cooldown(ledger, later(log_alert, 60), COOLDOWN_S)
-    outbox.mark(ledger, log_alert, outbox.SENT, 1.0)
-    assert outbox.in_cooldown(ledger, later(log_alert, 60), COOLDOWN_S)
-    assert outbox.in_cooldown(ledger, later(log_alert, -60), COOLDOWN_S)  # an earlier sighting
-    assert not outbox.in_cooldown(ledger, later(log_alert, COOLDOWN_S + 1), COOLDOWN_S)
-    assert not outbox.in_cooldown(ledger, later(log_alert, 60, camera="yard"), COOLDOWN_S)
-    assert not outbox.in_cooldown(ledger, later(log_alert, 60, person="Bob"), COOLDOWN_S)
-    assert not outbox.in_cooldown(ledger, later(hook_alert, 60), COOLDOWN_S)  # another sink
-    assert not outbox.in_cooldown(ledger, later(log_alert, 60), 0.0)  # cooldown off
+    assert not ledger.outbox.in_cooldown(later(log_alert, 60), COOLDOWN_S)
+    ledger.outbox.mark(log_alert, outbox.SENT, 1.0)
+    assert ledger.outbox.in_cooldown(later(log_alert, 60), COOLDOWN_S)
+    assert ledger.outbox.in_cooldown(later(log_alert, -60), COOLDOWN_S)  # an earlier sighting
+    assert not ledger.outbox.in_cooldown(later(log_alert, COOLDOWN_S + 1), COOLDOWN_S)
+    assert not ledger.outbox.in_cooldown(later(log_alert, 60, camera="yard"), COOLDOWN_S)
+    assert not ledger.outbox.in_cooldown(later(log_alert, 60, person="Bob"), COOLDOWN_S)
+    assert not ledger.outbox.in_cooldown(later(hook_alert, 60), COOLDOWN_S)  # another sink
+    assert not ledger.outbox.in_cooldown(later(log_alert, 60), 0.0)  # cooldown off
     ledger.close()

@@ -13,8 +13,8 @@ import pytest
 from edged.alerts.base import SimpleSink
 from edged.alerts.delivery import AlertDelivery
 from edged.ledger import outbox
-from edged.ledger.clips import Ledger
 from edged.ledger.outbox import Alert
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from tests.support.alerts import analyzed, result
 from tests.support.waiting import eventually
@@ -46,13 +46,12 @@ class Clock:
 def queue(ledger: Ledger, person: str, event_at: float) -> None:
     clip = analyzed(ledger, result(person))
     alert = outbox.NewAlert(f"al_{person}", "webhook", clip.id, "porch", person, 0.9, event_at, "{")
-    with ledger.transaction() as conn:
-        outbox.enqueue(conn, [alert], 1000.0)
+    ledger.outbox.add([alert], 1000.0)
 
 
 async def rows(db: AsyncLedger) -> dict[str, tuple[str, int, str | None]]:
     found = await db.call(
-        db.ledger.execute, "SELECT person, state, attempts, last_error FROM alerts"
+        db.ledger.db.rows, "SELECT person, state, attempts, last_error FROM alerts"
     )
     return {r["person"]: (r["state"], r["attempts"], r["last_error"]) for r in found}
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edged.clip import ClipState, NewClip
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.schedule import Budget, HourRange, in_schedule
 from edged.upload.guardrails import CameraRules, Guardrails
 
@@ -49,10 +49,10 @@ def test_schedule_is_read_in_the_camera_zone() -> None:
 
 
 def upload_one(ledger: Ledger, camera: str, size: int, duration_s: float, now: float) -> None:
-    clip, _ = ledger.add_clip(NewClip(camera, Path("x.mp4"), size, None, duration_s))
-    taken = ledger.take_for_upload(clip.id)
+    clip, _ = ledger.clips.add(NewClip(camera, Path("x.mp4"), size, None, duration_s))
+    taken = ledger.uploads.take_for_upload(clip.id)
     assert taken is not None
-    ledger.mark_submitted(clip.id, "t")
+    ledger.uploads.mark_submitted(clip.id, "t")
 
 
 def test_budgets_per_camera_and_for_the_box(ledger: Ledger) -> None:
@@ -63,12 +63,12 @@ def test_budgets_per_camera_and_for_the_box(ledger: Ledger) -> None:
     )
     upload_one(ledger, "yard", 10, 60, now)
     upload_one(ledger, "yard", 10, 60, now)
-    third, _ = ledger.add_clip(NewClip("yard", Path("y.mp4"), 10, None, 60))
+    third, _ = ledger.clips.add(NewClip("yard", Path("y.mp4"), 10, None, 60))
     verdict = rails.check(ledger, third, now)
     assert verdict is not None and verdict[0] is ClipState.SKIPPED_BUDGET
     assert "camera yard: 2 clips a day" in verdict[1]
-    short, _ = ledger.add_clip(NewClip("door", Path("d.mp4"), 10, None, 59))
-    long, _ = ledger.add_clip(NewClip("door", Path("e.mp4"), 10, None, 61))
+    short, _ = ledger.clips.add(NewClip("door", Path("d.mp4"), 10, None, 59))
+    long, _ = ledger.clips.add(NewClip("door", Path("e.mp4"), 10, None, 61))
     assert rails.check(ledger, short, now) is None
     verdict = rails.check(ledger, long, now)
     assert verdict is not None and "the whole box: 3 minutes" in verdict[1]
@@ -80,16 +80,16 @@ def test_budgets_per_camera_and_for_the_box(ledger: Ledger) -> None:
 def test_skipped_clip_is_sent_after_retry(ledger: Ledger) -> None:
     now = datetime.now(UTC).timestamp()
     rails = Guardrails({"yard": CameraRules(budget=Budget(bytes=100))})
-    clip, _ = ledger.add_clip(NewClip("yard", Path("big.mp4"), 1000, None, 10))
-    taken = ledger.take_for_upload()
+    clip, _ = ledger.clips.add(NewClip("yard", Path("big.mp4"), 1000, None, 10))
+    taken = ledger.uploads.take_for_upload()
     assert taken is not None
     state, reason = rails.check(ledger, taken, now) or (None, "")
     assert state is ClipState.SKIPPED_BUDGET
-    ledger.mark_skipped(clip.id, state, reason)
-    skipped = ledger.get(clip.id)
+    ledger.uploads.mark_skipped(clip.id, state, reason)
+    skipped = ledger.clips.get(clip.id)
     assert skipped is not None and skipped.state is ClipState.SKIPPED_BUDGET
     assert skipped.attempts == 0
-    assert ledger.retry([clip.id]) == [clip.id]
-    again = ledger.take_for_upload()
+    assert ledger.uploads.retry([clip.id]) == [clip.id]
+    again = ledger.uploads.take_for_upload()
     assert again is not None and again.exempt
     assert rails.check(ledger, again, now) is None

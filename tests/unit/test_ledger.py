@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from edged.clip import ClipState, NewClip
-from edged.ledger.clips import Ledger
 from edged.ledger.results import Tokens
 from edged.ledger.schema import SCHEMA_VERSION, LedgerError
+from edged.ledger.store import Ledger
 
 
 class FakeClock:
@@ -32,7 +32,7 @@ def ledger(tmp_path: Path, clock: FakeClock) -> Ledger:
 
 
 def add(ledger: Ledger, name: str = "a.mp4", key: str | None = None) -> int:
-    clip, created = ledger.add_clip(NewClip("cam", Path(name), 100, source_key=key))
+    clip, created = ledger.clips.add(NewClip("cam", Path(name), 100, source_key=key))
     assert created
     return clip.id
 
@@ -54,65 +54,67 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_same_source_key_is_not_added_twice(ledger: Ledger) -> None:
-    first, created = ledger.add_clip(NewClip("cam", Path("a.mp4"), 100, source_key="k1"))
-    again, created_again = ledger.add_clip(NewClip("cam", Path("b.mp4"), 100, source_key="k1"))
+    first, created = ledger.clips.add(NewClip("cam", Path("a.mp4"), 100, source_key="k1"))
+    again, created_again = ledger.clips.add(NewClip("cam", Path("b.mp4"), 100, source_key="k1"))
     assert created and not created_again
     assert again.id == first.id
 
 
 def test_take_counts_attempt_and_gives_a_fresh_128_bit_token(ledger: Ledger) -> None:
     clip_id = add(ledger)
-    taken = ledger.take_for_upload()
+    taken = ledger.uploads.take_for_upload()
     assert taken is not None and taken.id == clip_id
     assert taken.state is ClipState.UPLOADING and taken.attempts == 1
     assert taken.callback_token is not None and len(taken.callback_token) >= 22
     first_token = taken.callback_token
-    ledger.mark_retry(clip_id, "503", next_attempt_at=0)
-    again = ledger.take_for_upload()
+    ledger.uploads.mark_retry(clip_id, "503", next_attempt_at=0)
+    again = ledger.uploads.take_for_upload()
     assert again is not None and again.attempts == 2
     assert again.callback_token != first_token
 
 
 def test_retry_wait_is_not_taken_before_it_is_due(ledger: Ledger, clock: FakeClock) -> None:
     clip_id = add(ledger)
-    ledger.take_for_upload()
-    ledger.mark_retry(clip_id, "HTTP 503", next_attempt_at=clock.now + 60)
-    assert ledger.take_for_upload() is None
-    assert ledger.next_due_at() == clock.now + 60
+    ledger.uploads.take_for_upload()
+    ledger.uploads.mark_retry(clip_id, "HTTP 503", next_attempt_at=clock.now + 60)
+    assert ledger.uploads.take_for_upload() is None
+    assert ledger.uploads.next_due_at() == clock.now + 60
     clock.now += 61
-    assert ledger.take_for_upload() is not None
+    assert ledger.uploads.take_for_upload() is not None
 
 
 def test_resume_puts_uploading_back_in_the_queue(tmp_path: Path, clock: FakeClock) -> None:
     ledger = Ledger(tmp_path, clock=clock)
     add(ledger)
-    ledger.take_for_upload()
+    ledger.uploads.take_for_upload()
     ledger.close()
     reopened = Ledger(tmp_path, clock=clock)
-    assert reopened.resume() == 1
-    assert reopened.in_state(ClipState.QUEUED)[0].attempts == 1
+    assert reopened.uploads.resume() == 1
+    assert reopened.clips.in_state(ClipState.QUEUED)[0].attempts == 1
 
 
 def test_callback_before_submitted_is_not_moved_back(ledger: Ledger) -> None:
     clip_id = add(ledger)
-    ledger.take_for_upload()
-    assert ledger.record_result(clip_id, task_id="t1", text="hi", tokens=Tokens(), raw="{}")
-    ledger.mark_submitted(clip_id, "t1")
-    clip = ledger.get(clip_id)
+    ledger.uploads.take_for_upload()
+    assert ledger.results.record_result(clip_id, task_id="t1", text="hi", tokens=Tokens(), raw="{}")
+    ledger.uploads.mark_submitted(clip_id, "t1")
+    clip = ledger.clips.get(clip_id)
     assert clip is not None and clip.state is ClipState.ANALYZED
 
 
 def test_repeated_result_changes_nothing(ledger: Ledger) -> None:
     clip_id = add(ledger)
-    ledger.take_for_upload()
-    ledger.mark_submitted(clip_id, "t1")
-    assert ledger.record_result(
+    ledger.uploads.take_for_upload()
+    ledger.uploads.mark_submitted(clip_id, "t1")
+    assert ledger.results.record_result(
         clip_id, task_id="t1", text="first", tokens=Tokens(total=3), raw="{}"
     )
-    ledger.mark_done(clip_id)
-    assert not ledger.record_result(clip_id, task_id="t1", text="second", tokens=Tokens(), raw="{}")
-    result = ledger.result(clip_id)
-    clip = ledger.get(clip_id)
+    ledger.results.mark_done(clip_id)
+    assert not ledger.results.record_result(
+        clip_id, task_id="t1", text="second", tokens=Tokens(), raw="{}"
+    )
+    result = ledger.results.result(clip_id)
+    clip = ledger.clips.get(clip_id)
     assert result is not None and result.text == "first" and result.tokens_total == 3
     assert clip is not None and clip.state is ClipState.DONE
 
@@ -120,47 +122,47 @@ def test_repeated_result_changes_nothing(ledger: Ledger) -> None:
 def test_expiry_then_failure_after_max_attempts(ledger: Ledger, clock: FakeClock) -> None:
     clip_id = add(ledger)
     for attempt in (1, 2):
-        taken = ledger.take_for_upload()
+        taken = ledger.uploads.take_for_upload()
         assert taken is not None and taken.attempts == attempt
-        ledger.mark_submitted(clip_id, f"t{attempt}")
+        ledger.uploads.mark_submitted(clip_id, f"t{attempt}")
         clock.now += 100
-        assert ledger.expire_overdue(result_timeout_s=200, max_attempts=2) == []
+        assert ledger.uploads.expire_overdue(result_timeout_s=200, max_attempts=2) == []
         clock.now += 101
-        expired = ledger.expire_overdue(result_timeout_s=200, max_attempts=2)
+        expired = ledger.uploads.expire_overdue(result_timeout_s=200, max_attempts=2)
         assert [c.id for c in expired] == [clip_id]
-    clip = ledger.get(clip_id)
+    clip = ledger.clips.get(clip_id)
     assert clip is not None and clip.state is ClipState.FAILED
     assert clip.last_error is not None and "after 2 attempts" in clip.last_error
 
 
 def test_release_does_not_count_the_attempt(ledger: Ledger) -> None:
     clip_id = add(ledger)
-    ledger.take_for_upload()
-    ledger.release(clip_id, "HTTP 401")
-    clip = ledger.get(clip_id)
+    ledger.uploads.take_for_upload()
+    ledger.uploads.release(clip_id, "HTTP 401")
+    clip = ledger.clips.get(clip_id)
     assert clip is not None and clip.state is ClipState.QUEUED and clip.attempts == 0
 
 
 def test_operator_retry_requeues_failed_only(ledger: Ledger) -> None:
     failed_id = add(ledger, "a.mp4")
     queued_id = add(ledger, "b.mp4")
-    taken = ledger.take_for_upload()
+    taken = ledger.uploads.take_for_upload()
     assert taken is not None and taken.id == failed_id
-    ledger.mark_failed(failed_id, "HTTP 400")
-    assert ledger.retry([failed_id, queued_id]) == [failed_id]
-    clip = ledger.get(failed_id)
+    ledger.uploads.mark_failed(failed_id, "HTTP 400")
+    assert ledger.uploads.retry([failed_id, queued_id]) == [failed_id]
+    clip = ledger.clips.get(failed_id)
     assert clip is not None and clip.state is ClipState.QUEUED and clip.attempts == 0
 
 
 def test_timings_are_recorded(ledger: Ledger, clock: FakeClock) -> None:
     clip_id = add(ledger)
     clock.now += 1
-    ledger.take_for_upload()
+    ledger.uploads.take_for_upload()
     clock.now += 2
-    ledger.mark_submitted(clip_id, "t")
+    ledger.uploads.mark_submitted(clip_id, "t")
     clock.now += 3
-    ledger.record_result(clip_id, task_id="t", text="x", tokens=Tokens(), raw="{}")
-    times = ledger.timings(clip_id)
+    ledger.results.record_result(clip_id, task_id="t", text="x", tokens=Tokens(), raw="{}")
+    times = ledger.results.timings(clip_id)
     assert times is not None
     assert times.upload_started_at is not None and times.upload_finished_at is not None
     assert times.callback_at is not None
@@ -176,14 +178,14 @@ def test_every_callback_url_issued_stays_known_when_an_attempt_is_given_back(
     """An untried upload gives its attempt back; the token it was sent with must not be
     overwritten by the next one (the service may still call back on it)."""
     clip_id = add(ledger)
-    first = ledger.take_for_upload()
+    first = ledger.uploads.take_for_upload()
     assert first is not None
-    ledger.mark_retry(clip_id, "HTTP 503", clock() - 1, counted=False)
-    second = ledger.take_for_upload()
+    ledger.uploads.mark_retry(clip_id, "HTTP 503", clock() - 1, counted=False)
+    second = ledger.uploads.take_for_upload()
     assert second is not None and second.attempts == first.attempts
-    ledger.release(clip_id, "refused key")
-    third = ledger.take_for_upload()
+    ledger.uploads.release(clip_id, "refused key")
+    third = ledger.uploads.take_for_upload()
     assert third is not None
-    issued = [token for token, _ in ledger.issued_tokens(clip_id)]
+    issued = [token for token, _ in ledger.uploads.issued_tokens(clip_id)]
     assert issued == [third.callback_token, second.callback_token, first.callback_token]
     assert len(set(issued)) == 3

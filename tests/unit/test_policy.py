@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 from edged.alerts.analyzer import build_alerts, finish_clip, plan_alerts
 from edged.alerts.delivery import AlertDelivery
 from edged.alerts.policy import PersonRule, over_hourly_limit, quiet_window
-from edged.ledger import outbox
-from edged.ledger.clips import Ledger
+from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.results.matcher import Match, build_prompts, parse_unknown
 from tests.support.alerts import Recorder, analyzed, at, policy, result
@@ -116,7 +115,7 @@ def test_the_plan_splits_matches_by_the_policy(ledger: Ledger) -> None:
     plan = plan_alerts(ledger, night, p)
     assert plan.raised == () and plan.skipped[0][1] == "quiet hours 22:00-06:00"
     finish_clip(ledger, night, p, 0.0, plan)
-    assert ledger.get(night.id) is not None and ledger.execute("SELECT * FROM alerts") == []
+    assert ledger.clips.get(night.id) is not None and ledger.db.rows("SELECT * FROM alerts") == []
 
 
 def test_unknown_people_raise_an_unknown_alert_when_asked_for(ledger: Ledger) -> None:
@@ -127,7 +126,7 @@ def test_unknown_people_raise_an_unknown_alert_when_asked_for(ledger: Ledger) ->
     (match,) = plan.raised
     assert (match.person, match.present, match.timestamps) == ("unknown", True, (40.5, 41.0))
     finish_clip(ledger, clip, policy(unknown=True), 1000.0, plan)
-    (row,) = ledger.execute("SELECT person, payload, state FROM alerts")
+    (row,) = ledger.db.rows("SELECT person, payload, state FROM alerts")
     payload = json.loads(row["payload"])
     assert (row["person"], row["state"], payload["person"]) == ("unknown", "pending", "unknown")
     assert payload["moment_s"] == 40.5
@@ -166,8 +165,7 @@ async def test_max_per_hour_suppresses_alerts_beyond_the_limit(tmp_path: Path) -
             clip = analyzed(ledger, text, camera=camera, start=start)
             match = Match(person, True, 0.9, (0.0,), "json", "")
             alerts = build_alerts(clip, text, [match], p, "install", 0.0)
-            with ledger.transaction() as conn:
-                outbox.enqueue(conn, alerts, 0.0)
+            ledger.outbox.add(alerts, 0.0)
 
     await asyncio.to_thread(enqueue)
     sink = Recorder(expected=3)
@@ -177,7 +175,7 @@ async def test_max_per_hour_suppresses_alerts_beyond_the_limit(tmp_path: Path) -
         await asyncio.wait_for(sink.sent.wait(), 10)
 
         async def settled() -> bool:
-            rows = await db.call(ledger.execute, "SELECT state FROM alerts WHERE state='pending'")
+            rows = await db.call(ledger.db.rows, "SELECT state FROM alerts WHERE state='pending'")
             return not rows
 
         await eventually(settled, timeout_s=10, what="every alert sent or suppressed")
@@ -185,7 +183,7 @@ async def test_max_per_hour_suppresses_alerts_beyond_the_limit(tmp_path: Path) -
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     rows = await db.call(
-        ledger.execute, "SELECT person, event_at, state, last_error FROM alerts ORDER BY event_at"
+        ledger.db.rows, "SELECT person, event_at, state, last_error FROM alerts ORDER BY event_at"
     )
     states = [(r["person"], r["state"], r["last_error"]) for r in rows]
     assert states == [
