@@ -8,13 +8,16 @@ exempts it from the guardrails). Days are UTC days, like the service's billing.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import NamedTuple
 
 from edged.clip import Clip, ClipState
-from edged.ledger.store import Ledger
 from edged.schedule import Budget, DayUsage, HourRange, in_schedule, utc_day_start
+
+#: Today's usage since a moment, of one camera (or of all, for None): a ledger read.
+UsageSince = Callable[[float, str | None], Awaitable[DayUsage]]
 
 
 class Skip(NamedTuple):
@@ -52,8 +55,9 @@ class Guardrails:
     cameras: dict[str, CameraRules]
     total: Budget | None = None
 
-    def check(self, ledger: Ledger, clip: Clip, now: float) -> Skip | None:
-        """Blocking (reads today's usage from the ledger). None: upload it."""
+    async def check(self, clip: Clip, now: float, usage_since: UsageSince) -> Skip | None:
+        """None: upload it. Decided here, on the loop; only the reads of today's usage go to
+        the ledger's thread (`usage_since`)."""
         if clip.exempt:
             return None
         rules = self.cameras.get(clip.source or clip.camera, CameraRules())
@@ -67,7 +71,7 @@ class Guardrails:
         ):
             if budget is None:
                 continue
-            reason = over_budget(ledger.uploads.usage_since(day, camera), clip, budget)
+            reason = over_budget(await usage_since(day, camera), clip, budget)
             if reason is not None:
                 return Skip(ClipState.SKIPPED_BUDGET, f"over the budget of {scope}: {reason}")
         return None

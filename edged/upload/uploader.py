@@ -16,15 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edged.aio import first_of, woken
+from edged.aio import woken
 from edged.backoff import retry_delay
 from edged.clip import Clip
 from edged.ledger.thread import AsyncLedger
 from edged.media.probe import ClipRejected, probe_video
 from edged.media.source_check import changed_since_queued
+from edged.schedule import DayUsage
 from edged.upload.api import AnalysisRequest, ApiClient, ApiError, FileChanged, ProgressFn
-from edged.upload.api_codes import PAUSE_ADVICE, Failure, PauseReason
+from edged.upload.api_codes import Failure, PauseReason
 from edged.upload.guardrails import Guardrails
+from edged.upload.outage import ServiceOutage
+from edged.upload.pause import UploadPause
 
 log = logging.getLogger(__name__)
 
@@ -78,25 +81,18 @@ class Uploader:
         self._guardrails = guardrails
         self._rng = rng or random.Random()
         self._clock = clock
-        self._auth_ok = asyncio.Event()  # clear while uploads are paused
-        self._auth_ok.set()
-        self._paused: PauseReason | None = None
-        self._pause_on_record = True  # a pause of an earlier run may still be in the ledger
-        self._paused_at = 0.0
-        self._probe: asyncio.TimerHandle | None = None
+        self._pause = UploadPause(db, settings.auth_retry_s, clock=clock)
         self._stopping = asyncio.Event()
-        # When the service first refused or failed to answer since it last accepted a clip.
-        self._down_since: float | None = None
-        self._asked_to_wait_until = 0.0  # the latest Retry-After of that outage
+        self._outage = ServiceOutage(db)
 
     @property
     def auth_paused(self) -> bool:
-        return not self._auth_ok.is_set()
+        return self._pause.holding
 
     @property
     def paused(self) -> PauseReason | None:
         """Why uploads are paused, until an upload is accepted again (probes included)."""
-        return self._paused
+        return self._pause.reason
 
     def set_guardrails(self, guardrails: Guardrails | None) -> None:
         self._guardrails = guardrails
@@ -104,9 +100,11 @@ class Uploader:
     def resume_after_auth(self) -> None:
         """The config was reloaded (a new key, credit bought): try again now rather than at
         the next probe."""
-        if not self._auth_ok.is_set():
-            log.warning("uploads resumed after a reload: trying again now")
-            self._auth_ok.set()
+        self._pause.try_now()
+
+    async def pause(self, why: PauseReason, reason: str) -> None:
+        """Pause every upload from outside (a callback reporting no credit)."""
+        await self._pause.begin(why, reason)
 
     def stop_taking(self) -> None:
         """Finish the uploads in flight, start no new one (graceful shutdown)."""
@@ -120,18 +118,14 @@ class Uploader:
 
     async def _worker(self) -> None:
         while not self._stopping.is_set():
-            if not self._auth_ok.is_set():
-                await self._auth_resumed_or_stopping()
+            if self._pause.holding:
+                await self._pause.wait_unless(self._stopping)
                 continue
             clip = await self._db.call(self._db.ledger.uploads.take_for_upload)
             if clip is None:
                 await self._idle()
                 continue
             await self.upload(clip)
-
-    async def _auth_resumed_or_stopping(self) -> None:
-        """Paused by a refused key: a stop must not wait for a key that may never come."""
-        await first_of(self._auth_ok.wait(), self._stopping.wait())
 
     async def _idle(self) -> None:
         due = await self._db.call(self._db.ledger.uploads.next_due_at)
@@ -158,6 +152,9 @@ class Uploader:
             reason = f"internal error while uploading: {type(exc).__name__}: {exc}"
             return await self._retry(clip, reason, None, counted=True)
 
+    async def _usage_since(self, since: float, camera: str | None) -> DayUsage:
+        return await self._db.call(self._db.ledger.uploads.usage_since, since, camera)
+
     async def _upload(self, clip: Clip, progress: ProgressFn | None) -> Outcome:
         settings = self._settings
         ledger = self._db.ledger
@@ -168,7 +165,7 @@ class Uploader:
             reason = f"gave up after {clip.attempts - 1} attempts, the last cut off by a crash"
             return await self._fail(clip, reason)
         if self._guardrails is not None:
-            skip = await self._db.call(self._guardrails.check, ledger, clip, self._clock())
+            skip = await self._guardrails.check(clip, self._clock(), self._usage_since)
             if skip is not None:
                 await self._db.call(ledger.uploads.mark_skipped, clip.id, skip.state, skip.reason)
                 log.warning("not uploaded camera=%s clip=%s: %s", clip.camera, clip.id, skip.reason)
@@ -209,8 +206,9 @@ class Uploader:
         except OSError as exc:
             return await self._retry(clip, f"reading the clip failed: {exc}", None, counted=True)
 
-        await self._service_is_up()
-        await self._unpaused(started)
+        if await self._outage.over():
+            self.wake.set()
+        await self._pause.lifted_by(started)
         if sync:
             await self._db.call(ledger.uploads.mark_submitted, clip.id, envelope.task_id)
             await self._db.call(
@@ -231,7 +229,7 @@ class Uploader:
         if exc.failure is Failure.PAUSED:
             # Not the clip's fault: it goes back to the queue, its attempt not counted.
             await self._db.call(self._db.ledger.uploads.release, clip.id, str(exc))
-            await self._pause(exc.pause or PauseReason.REFUSED_KEY, str(exc))
+            await self._pause.begin(exc.pause or PauseReason.REFUSED_KEY, str(exc))
             return Outcome.PAUSED
         if exc.failure is Failure.PERMANENT:
             return await self._fail(clip, str(exc))
@@ -246,27 +244,11 @@ class Uploader:
         counted = exc.status is not None and exc.meaning.counted
         return await self._retry(clip, str(exc), exc.retry_after_s, counted=counted)
 
-    async def _service_is_up(self) -> None:
-        """After an outage each waiting clip has its own backoff, up to its cap: without
-        this, the backlog would drain only as those timers run out, long after recovery."""
-        if self._down_since is None:
-            return
-        since, self._down_since = self._down_since, None
-        not_before, self._asked_to_wait_until = self._asked_to_wait_until, 0.0
-        due = await self._db.call(self._db.ledger.uploads.retry_now, since, not_before)
-        if due:
-            log.info("the service is back: %d clips waiting for it are sent now", due)
-            self.wake.set()
-
     async def _retry(
         self, clip: Clip, reason: str, retry_after_s: float | None, *, counted: bool
     ) -> Outcome:
         if not counted:
-            now = self._clock()
-            if self._down_since is None:
-                self._down_since = now
-            if retry_after_s is not None:
-                self._asked_to_wait_until = max(self._asked_to_wait_until, now + retry_after_s)
+            self._outage.noted(self._clock(), retry_after_s)
         if counted and clip.attempts >= self._settings.max_attempts:
             return await self._fail(clip, f"{reason} (gave up after {clip.attempts} attempts)")
         delay = retry_delay(
@@ -312,46 +294,3 @@ class Uploader:
             reason,
         )
         return Outcome.DUPLICATE
-
-    async def pause(self, why: PauseReason, reason: str) -> None:
-        """Pause every upload from outside (a callback reporting no credit)."""
-        await self._pause(why, reason)
-
-    async def _pause(self, why: PauseReason, reason: str) -> None:
-        """Every upload waits; one try every auth_retry_s, or at once on a reload."""
-        first = self._paused is None
-        if first:
-            self._paused_at = self._clock()
-        if self._paused is not why:  # a new pause, or another reason for it
-            await self._db.call(self._db.ledger.meta.set_pause, why.value, reason, self._clock())
-            self._pause_on_record = True
-        self._paused = why
-        if not self._auth_ok.is_set():
-            return
-        self._auth_ok.clear()
-        (log.critical if first else log.error)(
-            "uploads paused (%s): %s. The queue is kept: %s (one try every %.0fs meanwhile)",
-            why.value,
-            reason,
-            PAUSE_ADVICE[why],
-            self._settings.auth_retry_s,
-        )
-        if self._probe is not None:
-            self._probe.cancel()
-        loop = asyncio.get_running_loop()
-        self._probe = loop.call_later(self._settings.auth_retry_s, self._auth_ok.set)
-
-    async def _unpaused(self, upload_started: float) -> None:
-        if not self._pause_on_record:
-            return
-        if self._paused is not None and upload_started < self._paused_at:
-            return  # begun before the pause: it says nothing of whether it is over
-        why, self._paused = self._paused, None
-        if self._probe is not None:
-            self._probe.cancel()
-            self._probe = None
-        self._auth_ok.set()
-        await self._db.call(self._db.ledger.meta.set_pause, None, None, self._clock())
-        self._pause_on_record = False
-        if why is not None:
-            log.warning("uploads resumed: the service accepts uploads again (was %s)", why.value)

@@ -10,8 +10,8 @@ import pytest
 
 from edged.clip import ClipState, NewClip
 from edged.ledger.store import Ledger
-from edged.schedule import Budget, HourRange, in_schedule
-from edged.upload.guardrails import CameraRules, Guardrails
+from edged.schedule import Budget, DayUsage, HourRange, in_schedule
+from edged.upload.guardrails import CameraRules, Guardrails, UsageSince
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -48,6 +48,15 @@ def test_schedule_is_read_in_the_camera_zone() -> None:
     assert in_schedule(moment, (), UTC), "no schedule: always"
 
 
+def reads(ledger: Ledger) -> UsageSince:
+    """Today's usage read straight from a ledger of the test's own."""
+
+    async def usage_since(since: float, camera: str | None) -> DayUsage:
+        return ledger.uploads.usage_since(since, camera)
+
+    return usage_since
+
+
 def upload_one(ledger: Ledger, camera: str, size: int, duration_s: float, now: float) -> None:
     clip, _ = ledger.clips.add(NewClip(camera, Path("x.mp4"), size, None, duration_s))
     taken = ledger.uploads.take_for_upload(clip.id)
@@ -55,7 +64,7 @@ def upload_one(ledger: Ledger, camera: str, size: int, duration_s: float, now: f
     ledger.uploads.mark_submitted(clip.id, "t")
 
 
-def test_budgets_per_camera_and_for_the_box(ledger: Ledger) -> None:
+async def test_budgets_per_camera_and_for_the_box(ledger: Ledger) -> None:
     now = datetime.now(UTC).timestamp()
     rails = Guardrails(
         {"yard": CameraRules(budget=Budget(clips=2)), "door": CameraRules()},
@@ -64,26 +73,26 @@ def test_budgets_per_camera_and_for_the_box(ledger: Ledger) -> None:
     upload_one(ledger, "yard", 10, 60, now)
     upload_one(ledger, "yard", 10, 60, now)
     third, _ = ledger.clips.add(NewClip("yard", Path("y.mp4"), 10, None, 60))
-    verdict = rails.check(ledger, third, now)
+    verdict = await rails.check(third, now, reads(ledger))
     assert verdict is not None and verdict[0] is ClipState.SKIPPED_BUDGET
     assert "camera yard: 2 clips a day" in verdict[1]
     short, _ = ledger.clips.add(NewClip("door", Path("d.mp4"), 10, None, 59))
     long, _ = ledger.clips.add(NewClip("door", Path("e.mp4"), 10, None, 61))
-    assert rails.check(ledger, short, now) is None
-    verdict = rails.check(ledger, long, now)
+    assert await rails.check(short, now, reads(ledger)) is None
+    verdict = await rails.check(long, now, reads(ledger))
     assert verdict is not None and "the whole box: 3 minutes" in verdict[1]
     # Yesterday's uploads do not count today.
     tomorrow = now + 86400
-    assert rails.check(ledger, third, tomorrow) is None
+    assert await rails.check(third, tomorrow, reads(ledger)) is None
 
 
-def test_skipped_clip_is_sent_after_retry(ledger: Ledger) -> None:
+async def test_skipped_clip_is_sent_after_retry(ledger: Ledger) -> None:
     now = datetime.now(UTC).timestamp()
     rails = Guardrails({"yard": CameraRules(budget=Budget(bytes=100))})
     clip, _ = ledger.clips.add(NewClip("yard", Path("big.mp4"), 1000, None, 10))
     taken = ledger.uploads.take_for_upload()
     assert taken is not None
-    state, reason = rails.check(ledger, taken, now) or (None, "")
+    state, reason = await rails.check(taken, now, reads(ledger)) or (None, "")
     assert state is ClipState.SKIPPED_BUDGET
     ledger.uploads.mark_skipped(clip.id, state, reason)
     skipped = ledger.clips.get(clip.id)
@@ -92,4 +101,4 @@ def test_skipped_clip_is_sent_after_retry(ledger: Ledger) -> None:
     assert ledger.uploads.retry([clip.id]) == [clip.id]
     again = ledger.uploads.take_for_upload()
     assert again is not None and again.exempt
-    assert rails.check(ledger, again, now) is None
+    assert await rails.check(again, now, reads(ledger)) is None
