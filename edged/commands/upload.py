@@ -19,7 +19,8 @@ from edged.config.model import Config
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.ledger.uploads import RETRYABLE_STATES
-from edged.results.listener import CallbackApp, CallbackServer
+from edged.results.callback_server import CallbackServer
+from edged.results.listener import CallbackApp
 from edged.results.matcher import parse_matches, summarize
 from edged.service.wiring import analysis_template, api_client, person_directory, upload_settings
 from edged.sources.recordings import file_identity

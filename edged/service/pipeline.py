@@ -27,7 +27,8 @@ from edged.config.cameras import Camera, FolderCamera, RtspCamera
 from edged.config.listener_role import ListenerRole, listener_role
 from edged.config.model import Config, split_host_port
 from edged.ledger.thread import AsyncLedger
-from edged.results.listener import CallbackApp, CallbackServer
+from edged.results.callback_server import CallbackServer
+from edged.results.listener import CallbackApp
 from edged.results.rejections import Rejections
 from edged.service.health import HealthInputs, health_app, ledger_writable
 from edged.service.metrics import Metrics

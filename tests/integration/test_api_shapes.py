@@ -20,7 +20,8 @@ from edged.commands.status import build_report
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
-from edged.results.listener import CallbackApp, CallbackServer
+from edged.results.callback_server import CallbackServer
+from edged.results.listener import CallbackApp
 from edged.service.metrics import read_snapshot
 from edged.upload.api import AnalysisRequest, ApiClient, ApiError
 from edged.upload.api_codes import BUSINESS_CODES, Failure, PauseReason

@@ -18,7 +18,8 @@ from edged.clip import Clip
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SnapshotStore
-from edged.results.listener import CallbackApp, CallbackServer
+from edged.results.callback_server import CallbackServer
+from edged.results.listener import CallbackApp
 from edged.upload.persons import build_directory
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]

@@ -10,7 +10,8 @@ import pytest
 from edged.clip import Clip, NewClip
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
-from edged.results.listener import CallbackApp, CallbackServer
+from edged.results.callback_server import CallbackServer
+from edged.results.listener import CallbackApp
 from edged.upload.persons import build_directory
 
 RESULT = {
