@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edged.ledger.store import Ledger
+from edged.ledger.reports import CameraActivity, CameraOutages
 
 ONLINE, OFFLINE = "online", "offline"
 
@@ -30,16 +30,24 @@ class CameraWatch:
         self._heard: dict[str, float] = dict.fromkeys(cameras, started_at)
         self._last_clip_id = 0
 
-    def refresh(self, ledger: Ledger, now: float) -> dict[str, str]:
-        """Blocking: every known camera's status now."""
-        for activity in ledger.reports.camera_activity(self._last_clip_id):
-            self._hear(activity.camera, activity.last_found_at)
-            self._last_clip_id = max(self._last_clip_id, activity.last_clip_id)
+    @property
+    def after_clip_id(self) -> int:
+        """The clips above this id are the ones not yet seen (`reports.camera_activity`)."""
+        return self._last_clip_id
+
+    def update(
+        self, activity: Iterable[CameraActivity], outages: Iterable[CameraOutages], now: float
+    ) -> dict[str, str]:
+        """Every known camera's status now, from the ledger's reports of its new clips (since
+        `after_clip_id`) and of its outages."""
+        for seen in activity:
+            self._hear(seen.camera, seen.last_found_at)
+            self._last_clip_id = max(self._last_clip_id, seen.last_clip_id)
         down = set()
-        for outages in ledger.reports.camera_outages():
-            self._hear(outages.camera, outages.last_ended_at or self._started_at)
-            if outages.down:
-                down.add(outages.camera)
+        for camera_outages in outages:
+            self._hear(camera_outages.camera, camera_outages.last_ended_at or self._started_at)
+            if camera_outages.down:
+                down.add(camera_outages.camera)
         return {camera: self._status(camera, camera in down, now) for camera in self._heard}
 
     def _hear(self, camera: str, at: float) -> None:

@@ -78,7 +78,7 @@ class AlertDelivery:
             if alert is None:
                 await self._idle(sink)
                 continue
-            limit = await self._db.call(self._limited, alert)
+            limit = await self._limited(alert)
             if limit is not None:
                 await self._db.call(
                     ledger.outbox.mark, alert, outbox.SUPPRESSED, self._clock(), error=limit
@@ -119,15 +119,15 @@ class AlertDelivery:
                 alert.alert_id,
             )
 
-    def _limited(self, alert: Alert) -> str | None:
-        """Blocking: "cooldown" or "max_per_hour" when the alert must not be sent."""
-        ledger = self._db.ledger
-        if ledger.outbox.in_cooldown(alert, self._cooldown_s):
+    async def _limited(self, alert: Alert) -> str | None:
+        """ "cooldown" or "max_per_hour" when the alert must not be sent."""
+        outbox_rows = self._db.ledger.outbox
+        if await self._db.call(outbox_rows.in_cooldown, alert, self._cooldown_s):
             return "cooldown"
-        if self._max_per_hour is not None and over_hourly_limit(
-            ledger.outbox.sent_around(alert, HOUR_S), alert.event_at, self._max_per_hour
-        ):
-            return "max_per_hour"
+        if self._max_per_hour is not None:
+            sent = await self._db.call(outbox_rows.sent_around, alert, HOUR_S)
+            if over_hourly_limit(sent, alert.event_at, self._max_per_hour):
+                return "max_per_hour"
         return None
 
     async def _sink_down(self, alert: Alert, sink: Sink, reason: str) -> None:

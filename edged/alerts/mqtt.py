@@ -188,7 +188,9 @@ class MqttSink:
         if db is None:
             return
         while True:
-            statuses = await db.call(self._watch.refresh, db.ledger, self._clock())
+            activity = await db.call(db.ledger.reports.camera_activity, self._watch.after_clip_id)
+            outages = await db.call(db.ledger.reports.camera_outages)
+            statuses = self._watch.update(activity, outages, self._clock())
             new = [camera for camera in statuses if camera not in conn.cameras]
             await self._announce(conn, (), [c for c in new if c not in self._context.cameras])
             for camera, status in statuses.items():

@@ -52,7 +52,7 @@ async def upload_command(config: Config, path: Path, *, camera: str, sync: bool,
             ledger.clips.add, NewClip(camera, resolved, size, source_key=source_key)
         )
         print(f"clip {clip.id}: {'queued' if created else f'found in the ledger ({clip.state})'}")
-        persons = await db.call(person_directory, config, ledger)
+        persons = await person_directory(config, db)
         if config.api.mode == "sync" or not wait:
             return await _drive(config, db, clip.id, persons, wait=wait)
         callbacks = CallbackApp(db, persons, max_attempts=config.api.max_attempts)

@@ -22,8 +22,8 @@ FULL_RETRY_S = 1.0
 
 
 class AsyncLedger:
-    """`await db.call(db.ledger.take_for_upload)`: one thread owns the connection, which also
-    serialises the transitions of concurrent stages."""
+    """`await db.call(db.ledger.uploads.take_for_upload)`: one thread owns the connection,
+    which also serialises the transitions of concurrent stages."""
 
     def __init__(self, ledger: Ledger, *, full_retry_s: float = FULL_RETRY_S) -> None:
         self.ledger = ledger

@@ -55,7 +55,8 @@ class Snapshot:
 
 
 def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
-    """Blocking; on the ledger's thread."""
+    """Blocking, reads only (the ledger's thread); the API's error codes are counted apart,
+    off that thread (`api_error_counts`)."""
     snap = Snapshot(clips=ledger.reports.clip_counts())
     oldest = ledger.reports.oldest_pending_at()
     if oldest is not None:
@@ -65,11 +66,6 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
     snap.uploads_accepted = uploads.accepted
     snap.duplicate_uploads = uploads.duplicates
     snap.uploads_interrupted = uploads.interrupted
-    for detail in ledger.reports.failure_details():
-        match = _CODE.search(detail)
-        if match:
-            code = match.group(1) or match.group(2)
-            snap.api_errors[code] = snap.api_errors.get(code, 0) + 1
     snap.alerts = ledger.reports.alert_counts()
     for camera, outage in ledger.reports.outage_totals(now).items():
         snap.outage_seconds[camera] = outage.seconds
@@ -81,10 +77,18 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
     return snap
 
 
-def finished_steps(ledger: Ledger, since: float) -> list[tuple[str, float]]:
-    """Blocking: (step, seconds) of every clip done after `since`."""
-    names = {(start, end): name for name, start, end in STEPS}
-    return [(names[start, end], s) for start, end, s in ledger.reports.finished_steps(since)]
+def api_error_counts(details: list[str]) -> dict[str, int]:
+    """Code → retries and failures that name it, from the details of those events."""
+    counts: dict[str, int] = {}
+    for detail in details:
+        match = _CODE.search(detail)
+        if match:
+            code = match.group(1) or match.group(2)
+            counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+_STEP_OF_COLUMNS = {(start, end): name for name, start, end in STEPS}
 
 
 def directory_bytes(path: Path) -> int:
@@ -219,10 +223,15 @@ class Metrics:
 
     async def refresh(self) -> None:
         now = self._clock()
-        snapshot = await self._db.call(read_snapshot, self._db.ledger, now)
+        ledger = self._db.ledger
+        snapshot = await self._db.call(read_snapshot, ledger, now)
+        details = await self._db.call(ledger.reports.failure_details)
+        snapshot.api_errors = await asyncio.to_thread(api_error_counts, details)
         snapshot.storage_bytes = await asyncio.to_thread(directory_bytes, self._clips_dir)
-        for step, seconds in await self._db.call(finished_steps, self._db.ledger, self._last_done):
-            self._latency.labels(step).observe(seconds)
+        for start, end, seconds in await self._db.call(
+            ledger.reports.finished_steps, self._last_done
+        ):
+            self._latency.labels(_STEP_OF_COLUMNS[start, end]).observe(seconds)
         self._last_done = now
         self._collector.snapshot = snapshot
 

@@ -153,8 +153,7 @@ async def build_pipeline(
     config: Config, db: AsyncLedger, api: ApiClient, notifier: Notifier
 ) -> Pipeline:
     """Every stage of `edged run`, wired to the others; nothing runs yet."""
-    ledger = db.ledger
-    persons = await db.call(person_directory, config, ledger)
+    persons = await person_directory(config, db)
     alerts = await alert_stages(config, db, persons.names)
     analyzer, delivery = alerts.analyzer, alerts.delivery
     metrics = Metrics(db, config.storage.dir)

@@ -18,7 +18,6 @@ from edged.alerts.registry import build_sinks, sink_names
 from edged.config.alerts import UNKNOWN_PERSON
 from edged.config.cameras import FolderCamera
 from edged.config.model import Config
-from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.snapshot_store import SNAPSHOT_DIR, SnapshotStore, snapshot_key
 from edged.results.listener_guard import ListenerLimits
@@ -30,10 +29,11 @@ from edged.upload.persons import PersonDirectory, build_directory, persons_token
 from edged.upload.uploader import UploadSettings
 
 
-def person_directory(config: Config, ledger: Ledger) -> PersonDirectory:
-    """Blocking (reads the ledger's persons token)."""
+async def person_directory(config: Config, db: AsyncLedger) -> PersonDirectory:
+    """The persons' URLs, with the image token the ledger keeps."""
+    token = await db.call(persons_token, db.ledger)
     configured = tuple((p.name, p.url, p.image) for p in config.persons)
-    return build_directory(configured, config.callback.effective_public_url, persons_token(ledger))
+    return build_directory(configured, config.callback.effective_public_url, token)
 
 
 def analysis_template(config: Config, persons: PersonDirectory) -> AnalysisRequest:

@@ -238,18 +238,22 @@ def test_camera_status_from_clips_and_outages(tmp_path: Path) -> None:
     def clip(camera: str) -> None:
         ledger.clips.add(NewClip(camera, tmp_path / f"{camera}-{now[0]}.mp4", 1))
 
-    assert watch.refresh(ledger, 1030.0) == {"porch": "online", "yard": "online"}  # just started
+    def refresh(watch: CameraWatch, at: float) -> dict[str, str]:
+        activity = ledger.reports.camera_activity(watch.after_clip_id)
+        return watch.update(activity, ledger.reports.camera_outages(), at)
+
+    assert refresh(watch, 1030.0) == {"porch": "online", "yard": "online"}  # just started
     now[0] = 1090.0
     clip("porch")
     clip("gate")  # a camera named by a preset's paths appears with its first clip
-    assert watch.refresh(ledger, 1100.0) == {"porch": "online", "yard": "offline", "gate": "online"}
-    assert quiet.refresh(ledger, 1100.0)["yard"] == "online"  # motion-only: outages alone count
+    assert refresh(watch, 1100.0) == {"porch": "online", "yard": "offline", "gate": "online"}
+    assert refresh(quiet, 1100.0)["yard"] == "online"  # motion-only: outages alone count
     outage = ledger.outages.open_outage("porch", "stream lost")
-    assert watch.refresh(ledger, 1110.0)["porch"] == "offline"
+    assert refresh(watch, 1110.0)["porch"] == "offline"
     now[0] = 1200.0
     ledger.outages.close_outage(outage)
-    assert watch.refresh(ledger, 1210.0)["porch"] == "online"  # back: the outage's end counts
-    assert watch.refresh(ledger, 1300.0)["porch"] == "offline"  # and then nothing for 100 s
+    assert refresh(watch, 1210.0)["porch"] == "online"  # back: the outage's end counts
+    assert refresh(watch, 1300.0)["porch"] == "offline"  # and then nothing for 100 s
     ledger.outages.open_outage("yard", "folder gone")
-    assert quiet.refresh(ledger, 1300.0)["yard"] == "offline"
+    assert refresh(quiet, 1300.0)["yard"] == "offline"
     ledger.close()
