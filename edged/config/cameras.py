@@ -21,18 +21,16 @@ from edged.config.base import Section
 from edged.config.fields import (
     CameraName,
     ConfigPath,
-    Duration,
     PollInterval,
     Regex,
     RtspUrl,
     Since,
-    Size,
     Text,
     Timeout,
     TimeZone,
-    parse_duration,
 )
 from edged.config.problems import Problem
+from edged.config.units import Duration, Size, parse_duration
 from edged.nvr_presets import PRESETS, PathTemplate
 from edged.schedule import Budget, HourRange
 

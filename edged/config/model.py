@@ -29,15 +29,7 @@ from edged.config.alerts import (
 )
 from edged.config.base import Section
 from edged.config.cameras import BudgetConfig, Camera, CameraConfig, FolderCamera, RtspCamera
-from edged.config.fields import (
-    Duration,
-    HttpUrl,
-    ImagePath,
-    Text,
-    parse_duration,
-    parse_size,
-    split_host_port,
-)
+from edged.config.fields import HttpUrl, ImagePath, Text, split_host_port
 from edged.config.problems import (
     SECRET_KEYS,
     ConfigError,
@@ -57,6 +49,7 @@ from edged.config.sinks import (
     WebhookSinkConfig,
 )
 from edged.config.source import expand_env, load_yaml
+from edged.config.units import Duration, parse_duration, parse_size
 
 # Re-exported: other modules take these from edged.config.model.
 __all__ = ["ConfigError", "parse_duration", "parse_size", "split_host_port"]

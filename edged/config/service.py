@@ -12,16 +12,15 @@ from pydantic import Field
 from edged.config.base import Section
 from edged.config.fields import (
     ConfigPath,
-    Duration,
     HostPort,
     HttpUrl,
     ReasoningEffort,
     Secret,
-    Size,
     Text,
     Timeout,
     split_host_port,
 )
+from edged.config.units import Duration, Size
 
 
 class ApiConfig(Section):

@@ -10,8 +10,9 @@ from pydantic import AfterValidator, Field
 
 from edged.config.alerts import CommandArgv, existing_file
 from edged.config.base import Section
-from edged.config.fields import Argv, ConfigPath, Duration, HttpUrl, Secret, Text, Timeout
+from edged.config.fields import Argv, ConfigPath, HttpUrl, Secret, Text, Timeout
 from edged.config.problems import Problem
+from edged.config.units import Duration
 from edged.signing import SECRET_PREFIX, signing_key
 
 
