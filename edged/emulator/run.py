@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from edged.aio import serving
-from edged.emulator.app import ENDPOINTS, Emulator
+from edged.emulator.answers import ENDPOINTS
+from edged.emulator.app import Emulator
 from edged.emulator.options import (
     ENVELOPES,
     CallbackRecord,
