@@ -3,7 +3,8 @@
 A file is finished when it opens as a complete video and either was just closed after
 writing (inotify), was just renamed into place, or has not changed for `settle` seconds
 (always so in polling mode, for network shares). edged only reads here: it never writes,
-moves or deletes NVR files.
+moves or deletes NVR files. This module keeps the folder watched; which of its files are
+finished is `folder_candidates`.
 
 The folder itself may be missing (a share not mounted yet) or be deleted and made again
 (an NVR's retention, an operator): the source waits for it, then watches the new one and
@@ -20,14 +21,13 @@ import stat
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from edged.aio import within
 from edged.config.cameras import FolderCamera
 from edged.ledger.thread import AsyncLedger
-from edged.media.regular_files import kind_of
+from edged.sources.folder_candidates import Candidates
 from edged.sources.folder_watch import Change, FolderEvent, Forwarder, PolledWatch, SharedObserver
-from edged.sources.recordings import Naming, Verdict, examine, scan
+from edged.sources.recordings import Naming, scan
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +41,6 @@ FALLBACK_POLL_S = 10.0
 warnings.filterwarnings(
     "ignore", message=r"Callback with id .* already exists", category=RuntimeWarning
 )
-
-
-@dataclass
-class _Candidate:
-    size: int
-    mtime_ns: int
-    ctime_ns: int  # a chmod that makes an unreadable file readable changes only this
-    changed_at: float
-    rejected: bool = False
-
-    @classmethod
-    def of(cls, st: os.stat_result, now: float) -> _Candidate:
-        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, now)
-
-    def same(self, st: os.stat_result) -> bool:
-        return (self.size, self.mtime_ns, self.ctime_ns) == (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-        )
 
 
 class FolderSource:
@@ -79,11 +59,9 @@ class FolderSource:
         self._db = db
         self._camera = camera
         self._naming = Naming.of(camera)
-        self._on_clip = on_clip
         self._clock = clock
         self._tick_s = min(tick_s, camera.settle / 2) if camera.settle > 0 else tick_s
-        self._candidates: dict[str, _Candidate] = {}
-        self._refused: set[str] = set()  # paths reported as not regular files
+        self._files = Candidates(db, camera, self._naming, on_clip=on_clip, clock=clock)
         self._shared = observer or SharedObserver.default()
         self._fallback_poll_s = fallback_poll_s
         self._polled = camera.poll is not None  # no close events to trust: settle decides
@@ -159,7 +137,7 @@ class FolderSource:
             except TimeoutError:
                 if await self._folder_id() != folder:
                     return  # the watch died with the old folder's inode
-                await self._check_settled()
+                await self._files.check_settled()
                 if self._clock() >= next_rescan:
                     await self._rescan(next_rescan - RESCAN_S)
                     next_rescan = self._clock() + RESCAN_S
@@ -169,7 +147,9 @@ class FolderSource:
             if event is FolderEvent.TREE:
                 await self._seen_tree(path)
             elif self._naming.identify(path) is not None:
-                await self._seen(path, closed=event is FolderEvent.CLOSED and not self._polled)
+                await self._files.seen(
+                    path, closed=event is FolderEvent.CLOSED and not self._polled
+                )
 
     async def _folder_id(self) -> tuple[int, int] | None:
         """Device and inode of the folder; None while it is missing."""
@@ -217,16 +197,16 @@ class FolderSource:
                 unlisted[0].strerror,
             )
         for _, path in found:
-            await self._seen(path, closed=False)
-        await self._check_settled()
+            await self._files.seen(path, closed=False)
+        await self._files.check_settled()
 
     async def _rescan(self, since: float) -> None:
         """A safety net: files whose events were lost (a watch added late to a folder created
         in a burst, an overflowed inotify queue) are found by a periodic scan."""
         found = await asyncio.to_thread(scan, self._naming, since - self._camera.settle)
         for _, path in found:
-            if path not in self._candidates:
-                await self._seen(path, closed=False)
+            if path not in self._files:
+                await self._files.seen(path, closed=False)
 
     def _since_epoch(self) -> float:
         """Blocking. `since: start` means: only files newer than edged's first run here."""
@@ -240,91 +220,4 @@ class FolderSource:
     async def _seen_tree(self, path: str) -> None:
         found = await asyncio.to_thread(scan, self._naming, None, under=path)
         for _, recording in found:
-            await self._seen(recording, closed=False)
-
-    async def _seen(self, path: str, *, closed: bool) -> None:
-        try:
-            st = await asyncio.to_thread(os.lstat, path)
-        except OSError:
-            self._candidates.pop(path, None)
-            return
-        if not stat.S_ISREG(st.st_mode):
-            # A link, FIFO, folder or device under a recording's name: never read.
-            self._candidates.pop(path, None)
-            self._not_regular(path, st.st_mode)
-            return
-        candidate = self._candidates.get(path)
-        if candidate is None or not candidate.same(st):
-            self._candidates[path] = _Candidate.of(st, self._clock())
-        if closed:
-            await self._try_finish(path, settled=False)
-
-    async def _check_settled(self) -> None:
-        now = self._clock()
-        for path, candidate in list(self._candidates.items()):
-            try:
-                st = await asyncio.to_thread(os.lstat, path)
-            except OSError:
-                self._candidates.pop(path, None)
-                continue
-            if not stat.S_ISREG(st.st_mode):  # e.g. a FIFO renamed over a recording
-                self._candidates.pop(path, None)
-                self._not_regular(path, st.st_mode)
-                continue
-            if not candidate.same(st):
-                self._candidates[path] = _Candidate.of(st, now)
-            elif not candidate.rejected and now - candidate.changed_at >= self._camera.settle:
-                await self._try_finish(path, settled=True)
-
-    def _not_regular(self, path: str, mode: int) -> None:
-        """One line per path: only regular files inside the folder are read."""
-        if path in self._refused:
-            return
-        if len(self._refused) > 10_000:  # bounded memory whatever lands in the folder
-            self._refused.clear()
-        self._refused.add(path)
-        log.warning(
-            "ignoring camera=%s file=%s: %s; edged reads only regular files inside the folder",
-            self.name,
-            path,
-            kind_of(mode),
-        )
-
-    async def _try_finish(self, path: str, *, settled: bool) -> None:
-        result = await examine(self._db, self._naming, path, settled=settled)
-        if result.verdict is Verdict.CHANGING:
-            return
-        if result.verdict is Verdict.NOT_OURS:
-            self._candidates.pop(path, None)
-            return
-        if result.verdict is Verdict.INCOMPLETE:
-            candidate = self._candidates.get(path)
-            if settled and candidate is not None and not candidate.rejected:
-                candidate.rejected = True  # reported once; a later change clears it
-                if result.unreadable:
-                    log.error(
-                        "cannot read camera=%s file=%s: %s; it is queued once edged may read it",
-                        self.name,
-                        path,
-                        result.reason,
-                    )
-                    return
-                log.error(
-                    "skipping camera=%s file=%s: not a complete video after %.0fs unchanged: %s",
-                    self.name,
-                    path,
-                    self._camera.settle,
-                    result.reason,
-                )
-            return
-        self._candidates.pop(path, None)
-        if result.verdict is Verdict.QUEUED and result.clip is not None:
-            clip = result.clip
-            log.info(
-                "queued camera=%s clip=%s file=%s (%.1fs)",
-                clip.camera,
-                clip.id,
-                path,
-                clip.duration_s or 0.0,
-            )
-            self._on_clip()
+            await self._files.seen(recording, closed=False)

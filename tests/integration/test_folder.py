@@ -159,7 +159,7 @@ async def test_polling_mode_for_network_shares(run_source: Sources, tmp_path: Pa
 async def test_invalid_file_is_reported_once_and_skipped(
     run_source: Sources, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    caplog.set_level(logging.ERROR, logger="edged.sources.folder")
+    caplog.set_level(logging.ERROR, logger="edged.sources.folder_candidates")
     db = await run_source("    since: 1h\n")
     await asyncio.to_thread((tmp_path / "nvr" / "broken.mp4").write_bytes, b"\0" * 5000)
     data = await recording(tmp_path)
