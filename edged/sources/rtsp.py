@@ -5,6 +5,7 @@ release the GIL, and one camera's slow disk or dead network never holds up anoth
 the event loop only makes finished clips durable, puts them in the ledger and keeps the
 outage record. A connection that fails or stalls is retried with jittered backoff, capped
 at 30 s, forever; the clip in progress when it dropped is closed and queued, short.
+The connection itself, on its thread, is `rtsp_session`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import av
 
@@ -35,28 +34,13 @@ from edged.sources.rtsp_files import (
     source_key,
 )
 from edged.sources.rtsp_recovery import Recovered, recover_camera, recover_part
-from edged.sources.rtsp_segmenter import CameraStats, FinishedClip, Segmenter
-from edged.sources.rtsp_writer import StreamPlan
+from edged.sources.rtsp_segmenter import CameraStats, FinishedClip
+from edged.sources.rtsp_session import Connection, SessionEnd, Streaming, in_thread
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-#: Stream analysis on connect: long enough to learn the codecs, short for a quick start.
-ANALYZE_S = 1.0
 #: On shutdown, how long the connection thread gets to close the clip in progress.
 STOP_WAIT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class SessionEnd:
-    streamed: bool  # footage flowed on this connection
-    reason: str
-    last_packet_at: float | None  # wall clock
-
-
-class _Streaming:
-    """Marker from the connection thread: footage flows again."""
 
 
 class RtspSource:
@@ -74,8 +58,6 @@ class RtspSource:
     ) -> None:
         self.name = camera.name
         self._db = db
-        self._camera = camera
-        self._url = camera.rtsp
         self.shown_url = Redactor()(camera.rtsp)
         self._storage_dir = storage_dir
         self._camera_dir = clips_root(storage_dir) / camera.name
@@ -87,6 +69,7 @@ class RtspSource:
         self._outage: int | None = None
         self._outage_from = 0.0
         self.stats = CameraStats()
+        self._connection = Connection(camera, self._camera_dir, self.stats, self.shown_url, clock)
         #: Clips whose store failed (a full disk): tried again once footage flows again.
         self._unfinished: list[FinishedClip] = []
         #: Set once left-over clips are recovered and the first connection is being made.
@@ -98,7 +81,7 @@ class RtspSource:
             self._db.ledger.outages.close_open_outages, self.name, "edged was stopped"
         )
         self.ready.set()
-        items: asyncio.Queue[FinishedClip | _Streaming] = asyncio.Queue()
+        items: asyncio.Queue[FinishedClip | Streaming] = asyncio.Queue()
         stop = threading.Event()
         sessions: list[asyncio.Future[SessionEnd]] = []
         try:
@@ -120,13 +103,13 @@ class RtspSource:
 
     async def _connect_forever(
         self,
-        items: asyncio.Queue[FinishedClip | _Streaming],
+        items: asyncio.Queue[FinishedClip | Streaming],
         stop: threading.Event,
         sessions: list[asyncio.Future[SessionEnd]],
     ) -> None:
         loop = asyncio.get_running_loop()
 
-        def emit(item: FinishedClip | _Streaming) -> None:
+        def emit(item: FinishedClip | Streaming) -> None:
             # RuntimeError: the loop is gone (edged stopped); the part is recovered on start.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(items.put_nowait, item)
@@ -134,7 +117,7 @@ class RtspSource:
         failures = 0
         while True:
             self.stats.connects += 1
-            sessions[:] = [_in_thread(self._session, emit, stop, name=f"rtsp:{self.name}")]
+            sessions[:] = [in_thread(self._connection.run, emit, stop, name=f"rtsp:{self.name}")]
             end = await asyncio.shield(sessions[0])  # cancelling us must not cancel it
             failures = 1 if end.streamed else failures + 1
             delay = full_jitter(
@@ -142,73 +125,6 @@ class RtspSource:
             )
             await self._went_down(end, delay)
             await asyncio.sleep(delay)
-
-    def _session(
-        self, emit: Callable[[FinishedClip | _Streaming], None], stop: threading.Event
-    ) -> SessionEnd:
-        """Blocking: one connection, from connect to whatever ends it."""
-        camera = self._camera
-        options = {
-            "rtsp_transport": camera.rtsp_transport,
-            "timeout": str(int(camera.stall_timeout * 1_000_000)),  # socket I/O, µs
-            "analyzeduration": str(int(ANALYZE_S * 1_000_000)),
-        }
-        # No `timeout=` here: PyAV implements it with an interrupt callback that FFmpeg calls
-        # on every I/O poll, taking the GIL each time (most of the CPU with many cameras).
-        # FFmpeg's own socket timeout (the `timeout` option) ends a stalled read instead.
-        try:
-            container = av.open(self._url, options=options)
-        except TimeoutError:
-            return SessionEnd(False, f"no answer within {camera.stall_timeout:g}s", None)
-        except (av.FFmpegError, OSError) as exc:
-            return SessionEnd(False, self._describe(exc), None)
-        segmenter: Segmenter | None = None
-        last_at: float | None = None
-        try:
-            if not container.streams.video:
-                return SessionEnd(False, "the stream has no video", None)
-            video = container.streams.video[0]
-            audio = container.streams.audio[0] if container.streams.audio else None
-            plan = StreamPlan.choose(video, audio, camera.audio)
-            log.info("connected camera=%s url=%s: %s", self.name, self.shown_url, plan.describe())
-            segmenter = Segmenter(
-                self.name,
-                self._camera_dir,
-                plan,
-                camera.clip_seconds,
-                emit,
-                self.stats,
-                on_streaming=lambda: emit(_Streaming()),
-            )
-            wanted = [video] if plan.audio is None else [video, plan.audio]
-            last_video = time.monotonic()
-            for packet in container.demux(wanted):
-                if stop.is_set():
-                    return SessionEnd(segmenter.streaming, "edged is stopping", last_at)
-                if not packet.size:
-                    continue  # the demuxer's end-of-stream markers
-                now = time.monotonic()
-                if packet.stream.index == video.index:
-                    last_video = now
-                elif now - last_video > camera.stall_timeout:
-                    reason = f"stalled: no video for {camera.stall_timeout:g}s"
-                    return SessionEnd(segmenter.streaming, reason, last_at)
-                last_at = self._clock()
-                segmenter.feed(packet)
-            return SessionEnd(segmenter.streaming, "the camera ended the stream", last_at)
-        except TimeoutError:  # FFmpeg's socket timeout (av.error.TimeoutError is one)
-            reason = f"stalled: no packet for {camera.stall_timeout:g}s"
-            return SessionEnd(segmenter is not None and segmenter.streaming, reason, last_at)
-        except (av.FFmpegError, OSError) as exc:
-            streamed = segmenter is not None and segmenter.streaming
-            return SessionEnd(streamed, self._describe(exc), last_at)
-        finally:
-            if segmenter is not None:
-                segmenter.finish()
-            container.close()
-
-    def _describe(self, exc: BaseException) -> str:
-        return Redactor()(str(exc)) or type(exc).__name__
 
     async def _went_down(self, end: SessionEnd, retry_in_s: float) -> None:
         if self._outage is not None:
@@ -248,10 +164,10 @@ class RtspSource:
 
     # -- clips ------------------------------------------------------------------------------
 
-    async def _store_forever(self, items: asyncio.Queue[FinishedClip | _Streaming]) -> None:
+    async def _store_forever(self, items: asyncio.Queue[FinishedClip | Streaming]) -> None:
         while True:
             item = await items.get()
-            if isinstance(item, _Streaming):
+            if isinstance(item, Streaming):
                 await self._came_back()
                 retry, self._unfinished = self._unfinished, []
                 for clip in retry:  # the disk takes writes again
@@ -316,31 +232,3 @@ class RtspSource:
             await self._queue(
                 item.path, item.start, item.duration_s, item.size, item.source_key, partial=False
             )
-
-
-def _in_thread(fn: Callable[..., T], /, *args: object, name: str) -> asyncio.Future[T]:
-    """Run `fn` on a new daemon thread: one per camera connection, never the loop's pool (which
-    has a few workers for everyone), and never waited for at exit if a camera hangs."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def target() -> None:
-        result: T | None = None
-        error: BaseException | None = None
-        try:
-            result = fn(*args)
-        except BaseException as exc:  # handed to the awaiting task, which decides
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=target, name=name, daemon=True).start()
-    return future
