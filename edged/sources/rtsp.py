@@ -34,8 +34,8 @@ from edged.sources.rtsp_files import (
     source_key,
 )
 from edged.sources.rtsp_recovery import Recovered, recover_camera, recover_part
-from edged.sources.rtsp_segmenter import CameraStats, FinishedClip
 from edged.sources.rtsp_session import Connection, SessionEnd, Streaming, in_thread
+from edged.sources.rtsp_values import CameraStats, FinishedClip
 
 log = logging.getLogger(__name__)
 

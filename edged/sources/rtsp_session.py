@@ -22,7 +22,8 @@ import av
 
 from edged.config.cameras import RtspCamera
 from edged.logs import Redactor
-from edged.sources.rtsp_segmenter import CameraStats, FinishedClip, Segmenter
+from edged.sources.rtsp_segmenter import Segmenter
+from edged.sources.rtsp_values import CameraStats, FinishedClip
 from edged.sources.rtsp_writer import StreamPlan
 
 log = logging.getLogger(__name__)

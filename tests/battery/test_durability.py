@@ -33,7 +33,8 @@ from edged.media.probe import probe_video
 from edged.media.samples import make_clip
 from edged.sources.rtsp_files import RECOVERING, final_of
 from edged.sources.rtsp_recovery import recover_camera
-from edged.sources.rtsp_segmenter import CameraStats, FinishedClip, Segmenter
+from edged.sources.rtsp_segmenter import Segmenter
+from edged.sources.rtsp_values import CameraStats, FinishedClip
 from edged.sources.rtsp_writer import StreamPlan
 from tests.support.edged import EdgedRun, write_config
 from tests.support.environment import free_port

@@ -11,7 +11,8 @@ from pathlib import Path
 import av
 import pytest
 
-from edged.sources.rtsp_segmenter import CameraStats, FinishedClip, Segmenter
+from edged.sources.rtsp_segmenter import Segmenter
+from edged.sources.rtsp_values import CameraStats, FinishedClip
 from edged.sources.rtsp_writer import StreamPlan
 from tests.support.rtsp import CLIP_S, FPS, frame_indices, runs
 
