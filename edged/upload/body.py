@@ -1,17 +1,31 @@
-"""A multipart payload that streams a clip from disk with a fixed memory footprint."""
+"""A multipart payload that streams a clip from disk with a fixed memory footprint.
+
+Over plain TCP the file goes to the socket by sendfile(2): the kernel copies it from the page
+cache to the socket, no byte passes through Python and no worker thread is woken per chunk,
+so sending costs about what curl's read/send loop costs. Over TLS (the service itself), or
+when aiohttp's writer has to see the bytes (compression, chunked encoding, tracing or an
+upload tracker), the file is read one chunk at a time on a worker thread and written to the
+stream. Either way the event loop never reads the file itself (sendfile's reads are warmed
+by readahead on a worker thread one slice ahead) and memory stays at one chunk.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from aiohttp import hdrs
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_writer import StreamWriter
 from aiohttp.payload import Payload
 
 CHUNK_BYTES = 1 << 20
+#: Bytes handed to one loop.sendfile call: the unit of progress and of the stall timeout.
+SENDFILE_SLICE_BYTES = 16 << 20
 #: What the HTML standard percent-encodes in a form-data parameter: LF, CR and `"`.
 _FORM_ESCAPES = {10: "%0A", 13: "%0D", 34: "%22"}
 
@@ -67,6 +81,14 @@ class FilePayload(Payload):
     async def write(self, writer: AbstractStreamWriter) -> None:
         # The caller owns the handle (opened before the request, closed after it), so an
         # abandoned write (the server answered early) leaks nothing. A retry starts over.
+        if isinstance(writer, StreamWriter):
+            transport = _sendfile_transport(writer)
+            if transport is not None:
+                await self._sendfile(writer, transport)
+                return
+        await self._read_and_write(writer)
+
+    async def _read_and_write(self, writer: AbstractStreamWriter) -> None:
         await asyncio.to_thread(self._handle.seek, 0)
         sent = 0
         while sent < self._length:
@@ -84,5 +106,65 @@ class FilePayload(Payload):
             if self._progress is not None:
                 self._progress(sent, self._length)
 
+    async def _sendfile(self, writer: StreamWriter, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        fd = self._handle.fileno()
+        await asyncio.to_thread(_read_ahead, fd, 0, SENDFILE_SLICE_BYTES)
+        sent = 0
+        while sent < self._length:
+            count = min(SENDFILE_SLICE_BYTES, self._length - sent)
+            ahead = asyncio.ensure_future(
+                asyncio.to_thread(_read_ahead, fd, sent + count, SENDFILE_SLICE_BYTES)
+            )
+            try:
+                async with asyncio.timeout(self._stall_timeout_s):
+                    done = await loop.sendfile(transport, self._handle, sent, count)
+                await ahead
+            except TimeoutError as exc:
+                raise UploadStalled(f"upload stalled for {self._stall_timeout_s:.0f}s") from exc
+            finally:
+                ahead.cancel()
+            # What went past aiohttp's writer, in its accounts: the bytes on the wire and
+            # the declared length left for the closing boundary.
+            writer.output_size += done
+            if writer.length is not None:
+                writer.length -= done
+            sent += done
+            if done < count:
+                raise OSError(f"{self._path} shrank while uploading ({sent} of {self._length})")
+            if self._progress is not None:
+                self._progress(sent, self._length)
+
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         raise TypeError("a video payload has no text form")
+
+
+def _sendfile_transport(writer: StreamWriter) -> asyncio.Transport | None:
+    """The plain TCP transport under `writer` when the file may bypass it by sendfile(2):
+    aiohttp's own writer, with the request's headers out and nothing of its own to do with
+    the body bytes (no compression, no chunked encoding, no tracing, no upload tracker);
+    else None. TLS has to pass the bytes through Python to encrypt them, so it keeps the
+    threaded reads."""
+    plain = (
+        type(writer) is StreamWriter
+        and not writer.chunked
+        and getattr(writer, "_compress", True) is None
+        and getattr(writer, "_on_chunk_sent", True) is None
+        and getattr(writer, "on_body_write", True) is None
+        and getattr(writer, "_headers_written", False)
+    )
+    transport = writer.transport
+    if not plain or transport is None or transport.is_closing():
+        return None
+    if transport.get_extra_info("sslcontext") is not None:
+        return None
+    if transport.get_extra_info("socket") is None:
+        return None
+    return transport
+
+
+def _read_ahead(fd: int, offset: int, length: int) -> None:
+    """Blocking: ask the kernel to read a slice of the file into the page cache, so that
+    sendfile in the event loop finds it there instead of waiting on the disk."""
+    with contextlib.suppress(OSError):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
