@@ -30,7 +30,11 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, emulator_flags: bool = True) -> argparse.ArgumentParser:
+    """The parser of every command. Without `emulator_flags` `edged emulate` gets no flags of
+    its own, and the emulator (aiohttp's server and all) is not imported: main() leaves them
+    out when the command line cannot be `edged emulate`, which saves every other command a
+    good part of its start-up."""
     parser = argparse.ArgumentParser(
         prog="edged", description="Camera edge ingestion daemon: clips to person-aware alerts."
     )
@@ -87,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="the whole pipeline on this machine, against the emulator")
 
     emulate = commands.add_parser("emulate", help="run the local stand-in of the security API")
-    from edged.emulator import add_arguments
+    if emulator_flags:
+        from edged.emulator import add_arguments
 
-    add_arguments(emulate)
+        add_arguments(emulate)
     return parser
 
 
@@ -102,7 +107,8 @@ def _load(path: Path | None) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(emulator_flags="emulate" in words).parse_args(argv)
     try:
         return _dispatch(args)
     except ConfigError as exc:
