@@ -10,6 +10,17 @@ exits 0 (the clip went through), curl gets HTTP 200 and the emulator's success c
 Prints the machine, every run (wall time, CPU seconds, CPU seconds per GB, peak RSS) and
 per size the median ratios edged/curl with their spread (bench/pairs.py). Peak RSS should
 not grow with the size: the body is streamed.
+
+What the CPU figures measure: user + system CPU of the uploading process alone (`edged
+upload` or curl; the emulator receiving the body is another process, not counted). "CPU s
+per GB" divides the whole process's CPU by the size, so it counts edged's start-up (Python,
+imports, config, ledger, callback listener: about a second, whatever the size) as if it were
+per byte. With two sizes or more the bench also prints the marginal CPU per GB: the slope
+between the smallest and the largest size, (median CPU at the large size - median CPU at
+the small one) / (difference in GB), for edged and for curl, the fixed CPU per run it
+implies, and the edged/curl ratio of the slopes. Its spread comes from the per-round
+slopes (round i of the small size against round i of the large one). No marginal ratio is
+given when a reference run failed in a round, or fewer than three rounds counted.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +41,7 @@ from edged.media.samples import make_padded_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import EDGED, free_port, wait_for_port
-from bench.pairs import Run, alternate, machine, ratios, summary, verdict
+from bench.pairs import MIN_PAIRS, Run, alternate, machine, ratios, summary, verdict
 
 
 def run_measured(argv: list[str]) -> tuple[int, dict[str, float]]:
@@ -99,6 +111,60 @@ def show(size: int, who: str, run: Run) -> None:
           f"{f['cpu_s_per_gb']:>9.2f} {f['rss_mb']:>7.1f}  {counts}", flush=True)  # fmt: skip
 
 
+def _valid_cpu(runs: list[Run]) -> list[float]:
+    return [r.figures["cpu_s"] for r in runs if not r.failed]
+
+
+def marginal(by_size: dict[int, dict[str, list[Run]]], pairs: int) -> None:
+    """The marginal CPU per GB of each side, between the smallest and the largest size (see
+    the module's docstring), and the edged/curl ratio of the two."""
+    small, large = min(by_size), max(by_size)
+    span = f"{small / 1e6:.0f}→{large / 1e6:.0f} MB"
+    if small == large:
+        print("marginal CPU per GB: needs two sizes", flush=True)
+        return
+    span_gb = (large - small) / 1e9
+    needed = min(MIN_PAIRS, pairs)
+    slopes: dict[str, float] = {}
+    for who in ("edged", "curl"):
+        low, high = _valid_cpu(by_size[small][who]), _valid_cpu(by_size[large][who])
+        if len(low) < needed or len(high) < needed:
+            print(f"marginal {who:<5} CPU s per GB ({span}): no figure, "
+                  f"{len(low)} and {len(high)} valid runs", flush=True)  # fmt: skip
+            continue
+        slope = (statistics.median(high) - statistics.median(low)) / span_gb
+        fixed = statistics.median(low) - slope * small / 1e9
+        rounds = [
+            (b.figures["cpu_s"] - a.figures["cpu_s"]) / span_gb
+            for a, b in zip(by_size[small][who], by_size[large][who], strict=True)
+            if not a.failed and not b.failed
+        ]
+        slopes[who] = slope
+        print(f"marginal {who:<5} CPU s per GB ({span}): {slope:.2f} from medians, per round "
+              f"{summary(rounds)}; fixed CPU s per run {fixed:.2f}", flush=True)  # fmt: skip
+    found: list[float] = []
+    refused: list[str] = []
+    rounds_of = zip(
+        by_size[small]["edged"], by_size[large]["edged"],
+        by_size[small]["curl"], by_size[large]["curl"], strict=True,
+    )  # fmt: skip
+    for i, (e_low, e_high, c_low, c_high) in enumerate(rounds_of):
+        if c_low.failed or c_high.failed:
+            refused.append(f"round {i + 1}: reference run failed ({c_low.failed or c_high.failed})")
+        elif e_low.failed or e_high.failed:
+            refused.append(f"round {i + 1}: edged run failed ({e_low.failed or e_high.failed})")
+        elif (reference := c_high.figures["cpu_s"] - c_low.figures["cpu_s"]) <= 0:
+            refused.append(f"round {i + 1}: reference slope is {reference:.2f} s")
+        else:
+            found.append((e_high.figures["cpu_s"] - e_low.figures["cpu_s"]) / reference)
+    if "edged" in slopes and "curl" in slopes and slopes["curl"] > 0 and len(found) >= needed:
+        text = f"{slopes['edged'] / slopes['curl']:.2f} from medians, per round "
+        text += verdict(found, refused, pairs=pairs)
+    else:
+        text = "no ratio: " + ("; ".join(refused) or "no valid figures from both sides")
+    print(f"marginal edged / curl CPU per GB ({span}): {text}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200MB,1GB")
@@ -128,6 +194,7 @@ def main() -> int:
     print(
         f"{'MB':>7} {'run':<10} {'wall s':>7} {'CPU s':>7} {'CPU s/GB':>9} {'RSS MB':>7}  counts?"
     )
+    by_size: dict[int, dict[str, list[Run]]] = {}
     try:
         wait_for_port(api_port)
         for size in sizes:
@@ -151,6 +218,7 @@ def main() -> int:
                 ],
                 args.pairs,
             )
+            by_size[size] = runs
             for key in ("cpu_s_per_gb", "wall_s", "rss_mb"):
                 found, refused = ratios(runs["edged"], runs["curl"], key)
                 print(f"{size / 1e6:>7.0f} edged / curl {key}: "
@@ -158,6 +226,7 @@ def main() -> int:
             mine = [r.figures["cpu_s_per_gb"] for r in runs["edged"] if not r.failed]
             print(f"{size / 1e6:>7.0f} edged CPU s per GB: {summary(mine)}", flush=True)
             clip.unlink()
+        marginal(by_size, args.pairs)
     finally:
         emulator.terminate()
         emulator.wait(10)
