@@ -5,14 +5,13 @@ cache to the socket, no byte passes through Python and no worker thread is woken
 so sending costs about what curl's read/send loop costs. Over TLS (the service itself), or
 when aiohttp's writer has to see the bytes (compression, chunked encoding, tracing or an
 upload tracker), the file is read one chunk at a time on a worker thread and written to the
-stream. Either way the event loop never reads the file itself (sendfile's reads are warmed
-by readahead on a worker thread one slice ahead) and memory stays at one chunk.
+stream. Either way the event loop never waits on the disk (each slice is read once on a
+worker thread before sendfile copies it from the page cache) and memory stays at one chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,8 @@ from aiohttp.payload import Payload
 CHUNK_BYTES = 1 << 20
 #: Bytes handed to one loop.sendfile call: the unit of progress and of the stall timeout.
 SENDFILE_SLICE_BYTES = 16 << 20
+#: How much of a slice one read of the read-ahead takes.
+READ_AHEAD_CHUNK = 1 << 20
 #: What the HTML standard percent-encodes in a form-data parameter: LF, CR and `"`.
 _FORM_ESCAPES = {10: "%0A", 13: "%0D", 34: "%22"}
 
@@ -164,7 +165,15 @@ def _sendfile_transport(writer: StreamWriter) -> asyncio.Transport | None:
 
 
 def _read_ahead(fd: int, offset: int, length: int) -> None:
-    """Blocking: ask the kernel to read a slice of the file into the page cache, so that
-    sendfile in the event loop finds it there instead of waiting on the disk."""
-    with contextlib.suppress(OSError):
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+    """Blocking: read a slice of the file once, into one reused buffer, so that its pages are
+    in the page cache when sendfile copies them in the event loop. posix_fadvise(WILLNEED)
+    would only start the reads, and sendfile would then wait for the disk on the loop (an SD
+    card or a spinning disk: a blocked loop for a whole slice); reading costs one memory copy
+    of the slice, and the loop never waits on the disk."""
+    buffer = bytearray(READ_AHEAD_CHUNK)
+    end = offset + length
+    while offset < end:
+        got = os.preadv(fd, [memoryview(buffer)[: min(READ_AHEAD_CHUNK, end - offset)]], offset)
+        if got <= 0:
+            return  # the end of the file
+        offset += got
