@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.support.mqtt",
     "tests.support.rtsp",
     "tests.support.webhook",
+    "tests.support.edged_process",  # last: it imports tests.support.edged, which needs webhook
 ]
 
 #: Test modules outside tests/battery/ marked slow as a whole: real RTSP cameras (GStreamer

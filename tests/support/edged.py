@@ -57,8 +57,15 @@ async def start_edged(*args: str, env: dict[str, str] | None = None) -> asyncio.
 
 
 async def run_edged(*args: str, timeout_s: float = 60.0) -> tuple[int, str, str]:
+    """A one-shot command (`edged status`, …): its exit code, stdout and stderr; killed if it
+    does not end within `timeout_s`."""
     process = await start_edged(*args)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
 
@@ -183,3 +190,36 @@ def hostile_config(
         encoding="utf-8",
     )
     return path, metrics
+
+
+def config_text(
+    tmp_path: Path, api_url: str, *, port: int, metrics: str, api: str = "", callback: str = ""
+) -> str:
+    """A folder camera (`gate`, on tmp_path/nvr), Alice, the log sink: the attack batteries'."""
+    folder = tmp_path / "nvr"
+    callback = callback or "  result_timeout: 30s\n"
+    return (
+        f"api:\n  base_url: {api_url}\n  api_key: test-key\n  max_attempts: 3\n"
+        f"  shutdown_grace: 3s\n{api}"
+        f"callback:\n  listen: 127.0.0.1:{port}\n  public_url: http://127.0.0.1:{port}\n"
+        f"{callback}"
+        "persons:\n  - name: Alice\n    url: https://example.com/alice.jpg\n"
+        f"cameras:\n  - name: gate\n    folder: {folder}\n    pattern: '*.mp4'\n    settle: 1s\n"
+        f"storage:\n  dir: {tmp_path / 'state'}\n"
+        "alerts:\n  cooldown: 0s\n  sinks:\n    - type: log\n"
+        f"metrics:\n  listen: {metrics}\n"
+    )
+
+
+def folder_config(
+    tmp_path: Path, api_url: str, *, api: str = "", callback: str = "", text: str | None = None
+) -> Path:
+    """tmp_path/config.yaml: `text`, or `config_text` on free ports; and its camera's folder."""
+    (tmp_path / "nvr").mkdir(exist_ok=True)
+    port, metrics = free_port(), f"127.0.0.1:{free_port()}"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        text
+        or config_text(tmp_path, api_url, port=port, metrics=metrics, api=api, callback=callback)
+    )
+    return config
