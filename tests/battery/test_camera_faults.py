@@ -12,10 +12,8 @@ edged itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
-import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +25,8 @@ import pytest
 from edged.emulator import Emulator
 from edged.media.probe import probe_video
 from tests.support.edged import run_edged, write_config
-from tests.support.nvr import Daemon, accepted, accepted_for
+from tests.support.edged_process import EdgedProcess, running
+from tests.support.nvr import accepted, accepted_for
 from tests.support.rtsp import (
     CLIP_S,
     FPS,
@@ -54,17 +53,11 @@ def camera_config(tmp_path: Path, api_url: str, url: str) -> Path:
     return config
 
 
-async def outages(daemon: Daemon) -> list[dict[str, Any]]:
-    def read() -> list[dict[str, Any]]:
-        uri = f"file:{daemon.ledger_path}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(row) for row in conn.execute("SELECT * FROM outages ORDER BY id")]
-
-    return await asyncio.to_thread(read)
+async def outages(daemon: EdgedProcess) -> list[dict[str, Any]]:
+    return await daemon.rows("SELECT * FROM outages ORDER BY id")
 
 
-def done_clips(daemon: Daemon, count: int) -> Any:
+def done_clips(daemon: EdgedProcess, count: int) -> Any:
     async def check() -> bool:
         clips = await daemon.clips()
         return len(clips) >= count and all(c["state"] == "done" for c in clips)
@@ -104,7 +97,7 @@ async def test_a_camera_restarted_with_another_resolution_and_profile_gives_play
     # The camera's password must appear in no log line, outage reason or status output.
     url = server.url.replace("rtsp://", f"rtsp://viewer:{CAMERA_PASSWORD}@", 1)
     config = camera_config(tmp_path, emulator.url, url)
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
         await daemon.until(done_clips(daemon, 1), "a first clip done")
         parts = tmp_path / "state" / "clips" / "gate"
 
@@ -147,7 +140,7 @@ async def test_corrupt_packets_are_ignored_and_every_clip_plays(
     server = await rtsp_server()
     async with DamagingRelay(server.port) as relay:
         config = camera_config(tmp_path, emulator.url, relay.url)
-        async with Daemon.running(config) as daemon:
+        async with running(config, serving=False) as daemon:
             await daemon.until(done_clips(daemon, 1), "a first clip done")
             relay.damage(*DamagingRelay.KINDS, *DamagingRelay.KINDS)
             await daemon.until(lambda: not relay.pending, "the damaged packets sent")
@@ -180,7 +173,7 @@ async def test_corrupt_packets_are_ignored_and_every_clip_plays(
     await sent_as_on_disk(emulator, clips)
 
 
-async def done_after(daemon: Daemon, since: float, count: int = 2) -> bool:
+async def done_after(daemon: EdgedProcess, since: float, count: int = 2) -> bool:
     """At least `count` clips that started after `since` are done, and all before them."""
     clips = await daemon.clips()
     later = [c for c in clips if datetime.fromisoformat(c["start_at"]).timestamp() > since]

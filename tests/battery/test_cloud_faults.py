@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import inspect
 import os
 import random
-import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,14 +30,13 @@ import pytest
 from edged.backoff import retry_delay, tries_bound
 from edged.config.model import parse_config
 from edged.emulator import Emulator, EmulatorOptions, OptionError, run_emulator
-from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
 from edged.service.wiring import upload_settings
 from edged.upload.api import parse_retry_after
 from edged.upload.uploader import UploadSettings
-from tests.support.edged import callbacks_held, clip_id_of, run_edged, start_edged
+from tests.support.edged import callbacks_held, clip_id_of, run_edged
+from tests.support.edged_process import EdgedProcess, running
 from tests.support.environment import free_port
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -62,16 +59,24 @@ MALFORMED_ANSWERS = {
 
 @dataclass
 class Box:
-    """`edged run` in its own process, its NVR folder, and the ledger it writes."""
+    """`edged run` in its own process (`edged`), the NVR folder it watches, what the NVR
+    wrote there, and the ledger it writes (read through `edged`)."""
 
-    config: Path
-    folder: Path
-    process: asyncio.subprocess.Process
+    edged: EdgedProcess
     settings: UploadSettings
-    ledger: Ledger
-    metrics: str  # host:port of /healthz
-    stderr: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+
+    @property
+    def config(self) -> Path:
+        return self.edged.config
+
+    @property
+    def folder(self) -> Path:
+        return self.edged.folder
+
+    @property
+    def metrics(self) -> str:  # host:port of /healthz
+        return self.edged.metrics
 
     async def add_clips(
         self, count: int, prefix: str, *, title: str | None = "Alice", seconds: float = 1.0
@@ -109,7 +114,7 @@ class Box:
         return paths
 
     async def rows(self, sql: str, *params: object) -> list[dict[str, Any]]:
-        return [dict(row) for row in await asyncio.to_thread(self.ledger.db.rows, sql, params)]
+        return await self.edged.rows(sql, *params)
 
     async def clips(self) -> dict[str, dict[str, Any]]:
         """The ledger's clips by file name."""
@@ -126,15 +131,7 @@ class Box:
         timeout_s: float = 30.0,
     ) -> None:
         """`eventually`, failing at once (with edged's last log lines) if edged exits."""
-
-        async def probe() -> bool:
-            if self.process.returncode is not None:
-                tail = "\n".join(self.stderr[-20:])
-                pytest.fail(f"edged exited {self.process.returncode} waiting for {what}:\n{tail}")
-            result = check()
-            return bool(await result if inspect.isawaitable(result) else result)
-
-        await eventually(probe, timeout_s=timeout_s, interval_s=0.1, what=what)
+        await self.edged.until(check, what, timeout_s)
 
     def in_states(self, *states: str, count: int | None = None) -> Callable[[], Awaitable[bool]]:
         """Every clip written so far is in the ledger, in one of `states`."""
@@ -171,9 +168,7 @@ def _config_text(tmp_path: Path, api_url: str, folder: Path, metrics: str, **ove
 
 
 @contextlib.asynccontextmanager
-async def edged_box(
-    tmp_path: Path, emulator: Emulator, ledger: Ledger, **settings: object
-) -> AsyncIterator[Box]:
+async def edged_box(tmp_path: Path, emulator: Emulator, **settings: object) -> AsyncIterator[Box]:
     """Start `edged run`, wait until it serves, yield; then SIGTERM and expect exit 0."""
     folder = tmp_path / "nvr"
     folder.mkdir()
@@ -181,33 +176,8 @@ async def edged_box(
     metrics = f"127.0.0.1:{free_port()}"
     text = _config_text(tmp_path, emulator.url, folder, metrics, **settings)
     config.write_text(text)
-    process = await start_edged("run", "-c", str(config))
-    box = Box(config, folder, process, upload_settings(parse_config(text)), ledger, metrics)
-
-    async def read_stderr() -> None:
-        assert process.stderr is not None
-        async for line in process.stderr:
-            box.stderr.append(line.decode(errors="replace").rstrip())
-
-    async def drain_stdout() -> None:
-        assert process.stdout is not None
-        while await process.stdout.read(65536):
-            pass
-
-    readers = [asyncio.create_task(read_stderr()), asyncio.create_task(drain_stdout())]
-    try:
-
-        async def serving() -> bool:
-            return any("edged running" in line for line in box.stderr)
-
-        await box.until(serving, "edged to start serving", timeout_s=30)
-        yield box
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), 40)
-        await asyncio.gather(*readers)
-    assert code == 0, "\n".join(box.stderr[-20:])
+    async with running(config) as edged:
+        yield Box(edged, upload_settings(parse_config(text)))
 
 
 def uploads_of(emulator: Emulator, clip_id: int) -> list[Any]:
@@ -254,9 +224,7 @@ def outage_over(emulator: Emulator) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_an_outage_is_ridden_out_within_the_backoff_bound(
-    emulator: Emulator, ledger: Ledger, tmp_path: Path
-):
+async def test_an_outage_is_ridden_out_within_the_backoff_bound(emulator: Emulator, tmp_path: Path):
     emulator.options.update(
         {
             "retry_after_s": RETRY_AFTER_S,
@@ -264,7 +232,7 @@ async def test_an_outage_is_ridden_out_within_the_backoff_bound(
             "outage_statuses": [503, 429, 429],
         }
     )
-    async with edged_box(tmp_path, emulator, ledger) as box:
+    async with edged_box(tmp_path, emulator) as box:
         # The recordings are written first (as `.part`, which edged ignores) and renamed into
         # place once the outage runs, so edged meets its first phase however slowly they were
         # encoded; each first try is then refused by the 503 phase (3 s of margin), whatever
@@ -320,13 +288,13 @@ TIMEOUT_S = 8.0
 
 
 async def test_a_slow_service_is_waited_for_and_a_timeout_is_retried(
-    emulator: Emulator, ledger: Ledger, tmp_path: Path
+    emulator: Emulator, tmp_path: Path
 ):
     # A slow answer (2 s) well within api.request_timeout (a 4x margin: the upload itself
     # shares the timeout, and a loaded machine stretches it), then answers twice as slow as
     # the timeout.
     emulator.options.latency_s = 2.0
-    async with edged_box(tmp_path, emulator, ledger, request_timeout=f"{TIMEOUT_S:g}s") as box:
+    async with edged_box(tmp_path, emulator, request_timeout=f"{TIMEOUT_S:g}s") as box:
         slow = await box.add_clips(4, "slow")
 
         async def listener_answers_mid_upload() -> bool:
@@ -381,10 +349,10 @@ async def test_a_slow_service_is_waited_for_and_a_timeout_is_retried(
 
 
 async def test_connections_cut_mid_upload_are_retried_and_the_file_arrives_whole(
-    emulator: Emulator, ledger: Ledger, tmp_path: Path
+    emulator: Emulator, tmp_path: Path
 ):
     emulator.options.drop_connection_rate = 1.0  # cut after 64 KiB of a ~300 KB clip
-    async with edged_box(tmp_path, emulator, ledger) as box:
+    async with edged_box(tmp_path, emulator) as box:
         paths = await box.add_clips(3, "cut", seconds=20)
 
         async def each_cut_twice() -> bool:
@@ -416,10 +384,10 @@ async def test_connections_cut_mid_upload_are_retried_and_the_file_arrives_whole
 
 
 async def test_an_error_envelope_counts_as_an_attempt_and_a_retry_recovers(
-    emulator: Emulator, ledger: Ledger, tmp_path: Path
+    emulator: Emulator, tmp_path: Path
 ):
     emulator.options.error_envelope_rate = 1.0
-    async with edged_box(tmp_path, emulator, ledger, max_attempts=2) as box:
+    async with edged_box(tmp_path, emulator, max_attempts=2) as box:
         await box.add_clips(2, "envelope")
         await box.until(box.in_states("failed"), "both clips failed after max_attempts")
         clips = await box.clips()
@@ -441,9 +409,7 @@ async def test_an_error_envelope_counts_as_an_attempt_and_a_retry_recovers(
 # ---- callbacks: malformed, duplicate, late, lost, never ----------------------------------------
 
 
-async def test_malformed_duplicate_late_and_lost_callbacks(
-    emulator: Emulator, ledger: Ledger, tmp_path: Path
-):
+async def test_malformed_duplicate_late_and_lost_callbacks(emulator: Emulator, tmp_path: Path):
     # Late: after callback.result_timeout (2 s) has expired the clip, it was sent again and
     # finished with the second upload's result.
     faults = ["malformed", "duplicate:2", "late:5", "drop", "ok"]
@@ -455,14 +421,14 @@ async def test_malformed_duplicate_late_and_lost_callbacks(
         cannot turn "late" into "on time"."""
         scripted = [r.callback_fault for r in emulator.received if r.task_id == delivery.task_id]
         sql, clip_id = "SELECT task_id, state FROM clips WHERE id=?", clip_id_of(delivery)
-        rows = await asyncio.to_thread(ledger.db.rows, sql, (clip_id,))
+        rows = await box.rows(sql, clip_id)  # box: the block's, below
         task = rows[0]["task_id"] if rows else None
         if scripted and scripted[0] == "late:5":
             done = bool(rows) and rows[0]["state"] == "done"
             return done and task is not None and task != delivery.task_id
         return bool(scripted) and task == delivery.task_id
 
-    async with edged_box(tmp_path, emulator, ledger) as box, callbacks_held(emulator, ready):
+    async with edged_box(tmp_path, emulator) as box, callbacks_held(emulator, ready):
         await box.add_clips(len(faults), "cb")
 
         def settled() -> bool:

@@ -24,9 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from edged.clip import NewClip
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
-from tests.support.edged import callbacks_held, clip_id_of, run_edged
+from tests.support.edged import callbacks_held, clip_id_of, config_text, folder_config, run_edged
+from tests.support.edged_process import EdgedProcess, running
 from tests.support.environment import free_port
-from tests.support.running import Edged, config_text, running_edged
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -56,19 +56,19 @@ async def raw_request(port: int, request: bytes) -> bytes:
     return answer
 
 
-async def tokens_of(edged: Edged, clip_id: int) -> list[dict[str, Any]]:
+async def tokens_of(edged: EdgedProcess, clip_id: int) -> list[dict[str, Any]]:
     return await edged.rows(
         "SELECT attempt, token, task_id FROM callback_tokens WHERE clip_id=? ORDER BY attempt",
         clip_id,
     )
 
 
-async def state_of(edged: Edged, name: str) -> dict[str, Any] | None:
+async def state_of(edged: EdgedProcess, name: str) -> dict[str, Any] | None:
     rows = await edged.rows("SELECT * FROM clips WHERE path LIKE ?", f"%/{name}")
     return rows[0] if rows else None
 
 
-async def metric(edged: Edged, name: str, **labels: str) -> float:
+async def metric(edged: EdgedProcess, name: str, **labels: str) -> float:
     address = f"http://{edged.metrics}/metrics"
     async with aiohttp.ClientSession() as http, http.get(address) as answer:
         text = await answer.text()
@@ -94,7 +94,7 @@ async def test_forged_tokens_on_a_queued_clip_change_nothing(tmp_path: Path, emu
     """A clip not yet uploaded has no token: nothing can be posted as its result (before, 22
     NUL characters matched and "Nobody is there." closed the clip unseen)."""
     emulator.options.api_key = "the-real-key"  # edged's is refused: its uploads pause
-    async with running_edged(tmp_path, emulator.url) as edged:
+    async with running(folder_config(tmp_path, emulator.url)) as edged:
         await edged.add_clip("gate-001.mp4")
         await edged.until(lambda: edged.logged("uploads paused") > 0, "uploads to pause")
 
@@ -107,7 +107,7 @@ async def test_forged_tokens_on_a_queued_clip_change_nothing(tmp_path: Path, emu
             assert status == 404, what
         assert await post(f"{edged.url}/callbacks/{clip['id']}/", caption(None)) == 404
         assert await edged.dump() == before
-        assert not any("Traceback" in line for line in edged.stderr)
+        assert not any("Traceback" in line for line in edged.lines())
 
 
 async def test_an_earlier_attempts_late_result_is_kept_and_saves_an_upload(
@@ -124,7 +124,7 @@ async def test_an_earlier_attempts_late_result_is_kept_and_saves_an_upload(
 
     async with (
         callbacks_held(emulator, after_our_post),
-        running_edged(tmp_path, emulator.url, callback="  result_timeout: 2s\n") as edged,
+        running(folder_config(tmp_path, emulator.url, callback="  result_timeout: 2s\n")) as edged,
     ):
         await edged.add_clip("gate-001.mp4")
 
@@ -183,7 +183,7 @@ async def test_slow_heads_bodies_and_idle_connections_are_closed(
     tmp_path: Path, emulator: Emulator
 ):
     emulator.options.callback_faults = ["drop"]  # the clip waits for its result meanwhile
-    async with running_edged(tmp_path, emulator.url, callback=LIMITS) as edged:
+    async with running(folder_config(tmp_path, emulator.url, callback=LIMITS)) as edged:
         await edged.add_clip("gate-001.mp4")
 
         clip = await edged.clip_in("gate-001.mp4", "submitted")
@@ -214,11 +214,8 @@ async def test_a_thousand_idle_connections_lock_out_neither_the_cloud_nor_the_ca
     """From a few addresses holding many connections each, or from many holding one or two
     (a botnet, an IPv6 range): the cloud's callback from its own address still gets in."""
     emulator.options.callback_faults = ["drop"]
-    async with running_edged(
-        tmp_path,
-        emulator.url,
-        callback="  result_timeout: 30s\n  head_timeout: 60s\n  max_connections: 128\n",
-    ) as edged:
+    callback = "  result_timeout: 30s\n  head_timeout: 60s\n  max_connections: 128\n"
+    async with running(folder_config(tmp_path, emulator.url, callback=callback)) as edged:
         await edged.add_clip("gate-001.mp4")
 
         clip = await edged.clip_in("gate-001.mp4", "submitted")
@@ -235,9 +232,7 @@ async def test_a_thousand_idle_connections_lock_out_neither_the_cloud_nor_the_ca
                 writers.append(writer)
             # Past the caps, edged refuses (resets) the newest: that is the point.
             await asyncio.gather(*(writer.drain() for writer in writers), return_exceptions=True)
-            await edged.until(
-                lambda: _open_fds(edged.process.pid) < 128 + 64, "edged to shed connections"
-            )
+            await edged.until(lambda: _open_fds(edged.pid) < 128 + 64, "edged to shed connections")
             # The cloud's callback gets through at once, and a camera's new recording is queued.
             started = time.monotonic()
             url = f"{edged.url}/callbacks/{clip['id']}/{clip['callback_token']}"
@@ -247,7 +242,7 @@ async def test_a_thousand_idle_connections_lock_out_neither_the_cloud_nor_the_ca
             await edged.until(
                 lambda: state_of(edged, "gate-002.mp4"), "the new recording in the ledger"
             )
-            assert _open_fds(edged.process.pid) < 128 + 64
+            assert _open_fds(edged.pid) < 128 + 64
             shed = sum(
                 [
                     await metric(edged, "edged_listener_connections_closed_total", reason=why)
@@ -273,7 +268,7 @@ async def _refused(port: int) -> bool:
 
 
 async def test_sync_mode_opens_no_public_port(tmp_path: Path, emulator: Emulator):
-    async with running_edged(tmp_path, emulator.url, api="  mode: sync\n") as edged:
+    async with running(folder_config(tmp_path, emulator.url, api="  mode: sync\n")) as edged:
         await edged.add_clip("gate-001.mp4")
 
         await edged.clip_in("gate-001.mp4", "done")
@@ -287,8 +282,7 @@ async def test_sync_mode_with_local_images_serves_only_them(tmp_path: Path, emul
     port, metrics = free_port(), f"127.0.0.1:{free_port()}"
     text = config_text(tmp_path, emulator.url, port=port, metrics=metrics, api="  mode: sync\n")
     text = text.replace("    url: https://example.com/alice.jpg\n", f"    image: {image}\n")
-    async with running_edged(tmp_path, emulator.url, text=text) as edged:
-        edged.port = port
+    async with running(folder_config(tmp_path, emulator.url, text=text)) as edged:
         await edged.add_clip("gate-001.mp4")
 
         async def uploaded() -> bool:
@@ -313,7 +307,7 @@ async def test_hostile_urls_and_bodies_get_404_or_400_and_what_can_be_kept_is_ke
     tmp_path: Path, emulator: Emulator
 ):
     emulator.options.callback_faults = ["drop", "drop", "drop"]
-    async with running_edged(tmp_path, emulator.url) as edged:
+    async with running(folder_config(tmp_path, emulator.url)) as edged:
         for number in (1, 2, 3):
             await edged.add_clip(f"gate-00{number}.mp4")
 
@@ -347,11 +341,11 @@ async def test_hostile_urls_and_bodies_get_404_or_400_and_what_can_be_kept_is_ke
         assert kept["text"] == "A cat." and kept["tokens_input"] is None
         assert kept["tokens_output"] is None and kept["tokens_total"] is None
         assert by_clip[clips[2]["id"]]["text"] == "Alice \ufffd at the gate."
-        assert not any("Traceback" in line or "Error handling" in line for line in edged.stderr)
+        assert not any("Traceback" in line or "Error handling" in line for line in edged.lines())
 
 
 async def test_rejections_are_counted_and_logged_once_a_minute(tmp_path: Path, emulator: Emulator):
-    async with running_edged(tmp_path, emulator.url) as edged:
+    async with running(folder_config(tmp_path, emulator.url)) as edged:
         async with aiohttp.ClientSession() as http:
             for number in range(300):
                 async with http.post(f"{edged.url}/callbacks/{number}/{'a' * 22}") as answer:
@@ -368,15 +362,15 @@ async def test_escape_sequences_from_outside_never_reach_a_terminal_or_the_log(
 ):
     emulator.options.callback_faults = ["drop"]
     forged = "\x1b[2J\x1b[31mALERT\nWARNING edged: forged line"
-    async with running_edged(tmp_path, emulator.url) as edged:
+    async with running(folder_config(tmp_path, emulator.url)) as edged:
         await edged.add_clip("gate-001.mp4")
 
         clip = await edged.clip_in("gate-001.mp4", "submitted")
         url = f"{edged.url}/callbacks/{clip['id']}/{clip['callback_token']}"
         assert await post(url, caption(forged)) == 409
         await edged.until(lambda: edged.logged("does not match") > 0, "the mismatch logged")
-        assert not any("\x1b" in line for line in edged.stderr)
-        assert not any(line.startswith("WARNING edged: forged") for line in edged.stderr)
+        assert not any("\x1b" in line for line in edged.lines())
+        assert not any(line.startswith("WARNING edged: forged") for line in edged.lines())
     # What the service says (a task id, an error) reaches `edged status` escaped too.
     ledger = Ledger(tmp_path / "state")
     try:

@@ -22,6 +22,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -33,7 +34,8 @@ import pytest
 from edged.emulator import Emulator
 from edged.media.samples import make_clip
 from tests.support.edged import write_config
-from tests.support.nvr import RIGHT_KEY, Daemon, accepted, accepted_for
+from tests.support.edged_process import EdgedProcess, running
+from tests.support.nvr import RIGHT_KEY, accepted, accepted_for, by_name, resume_uploads, states
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -47,7 +49,7 @@ def folder_config(base: Path, api_url: str, folder: Path, options: str = "") -> 
     return write_config(base, api_url, api_key="wrong-key", extra=camera + options)
 
 
-async def held_uploads(emulator: Emulator, daemon: Daemon, folder: Path) -> None:
+async def held_uploads(emulator: Emulator, daemon: EdgedProcess, folder: Path) -> None:
     """A first recording is refused (401), which pauses uploads: later clips stay queued."""
     emulator.options.api_key = RIGHT_KEY
     await write_recording(folder / "primer.mp4", "primer")
@@ -87,23 +89,23 @@ async def test_a_recording_deleted_while_queued_fails_as_source_gone_and_one_del
     folder = tmp_path / "nvr"
     folder.mkdir()
     config = folder_config(tmp_path, emulator.url, folder)
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
         await held_uploads(emulator, daemon, folder)
         await write_recording(folder / "gone.mp4", "gone")
         during = await write_recording(folder / "during.mp4", "during")
         kept = await write_recording(folder / "kept.mp4", "kept")
         queued = {"gone.mp4": "queued", "during.mp4": "queued", "kept.mp4": "queued"}
-        await daemon.until(daemon.states(queued), "three clips queued")
+        await daemon.until(states(daemon, queued), "three clips queued")
         await asyncio.to_thread((folder / "gone.mp4").unlink)
 
         emulator.options.latency_s = 1.0  # each upload stays in flight a while
-        await daemon.resume_uploads()
+        await resume_uploads(daemon)
         await daemon.until(lambda: daemon.has_open(folder / "during.mp4"), "during.mp4 sent")
         await asyncio.to_thread((folder / "during.mp4").unlink)
 
         done = {"primer.mp4": "done", "during.mp4": "done", "kept.mp4": "done"}
-        await daemon.until(daemon.states({**done, "gone.mp4": "failed"}), "every clip settled")
-        [gone] = (await daemon.by_name())["gone.mp4"]
+        await daemon.until(states(daemon, {**done, "gone.mp4": "failed"}), "every clip settled")
+        [gone] = (await by_name(daemon))["gone.mp4"]
         assert gone["last_error"].startswith("source gone"), gone
         assert len(daemon.lines("clip failed", f"clip={gone['id']}", "source gone")) == 1
 
@@ -119,24 +121,24 @@ async def test_a_recording_replaced_mid_upload_is_sent_as_validated_and_the_new_
     folder = tmp_path / "nvr"
     folder.mkdir()
     config = folder_config(tmp_path, emulator.url, folder)
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
         await held_uploads(emulator, daemon, folder)
         first = await write_recording(folder / "cam.mp4", "first take")
-        await daemon.until(daemon.states({"cam.mp4": "queued"}), "cam.mp4 queued")
-        [validated] = (await daemon.by_name())["cam.mp4"]
+        await daemon.until(states(daemon, {"cam.mp4": "queued"}), "cam.mp4 queued")
+        [validated] = (await by_name(daemon))["cam.mp4"]
 
         emulator.options.latency_s = 1.0
-        await daemon.resume_uploads()
+        await resume_uploads(daemon)
         await daemon.until(lambda: daemon.has_open(folder / "cam.mp4"), "cam.mp4 sent")
         # The NVR rewrites the recording under a temporary name and renames it over.
         second = await write_recording(folder / "cam.mp4", "second take")
 
         async def both_done() -> bool:
-            clips = (await daemon.by_name())["cam.mp4"]
+            clips = (await by_name(daemon))["cam.mp4"]
             return len(clips) == 2 and all(c["state"] == "done" for c in clips)
 
         await daemon.until(both_done, "both versions of cam.mp4 done")
-        clips = (await daemon.by_name())["cam.mp4"]
+        clips = (await by_name(daemon))["cam.mp4"]
 
     old, new = clips
     assert old["id"] == validated["id"] and old["size"] == validated["size"]
@@ -151,24 +153,24 @@ async def test_a_recording_replaced_while_queued_is_not_sent_twice(
     folder = tmp_path / "nvr"
     folder.mkdir()
     config = folder_config(tmp_path, emulator.url, folder)
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
         await held_uploads(emulator, daemon, folder)
         await write_recording(folder / "cam.mp4", "first take")
-        await daemon.until(daemon.states({"cam.mp4": "queued"}), "cam.mp4 queued")
+        await daemon.until(states(daemon, {"cam.mp4": "queued"}), "cam.mp4 queued")
         second = await write_recording(folder / "cam.mp4", "second take")
 
         async def both_queued() -> bool:
-            return len((await daemon.by_name())["cam.mp4"]) == 2
+            return len((await by_name(daemon))["cam.mp4"]) == 2
 
         await daemon.until(both_queued, "the new cam.mp4 queued as a clip of its own")
-        await daemon.resume_uploads()
+        await resume_uploads(daemon)
 
         async def settled() -> bool:
-            clips = (await daemon.by_name())["cam.mp4"]
+            clips = (await by_name(daemon))["cam.mp4"]
             return all(c["state"] in ("done", "failed") for c in clips)
 
         await daemon.until(settled, "both clips of cam.mp4 settled")
-        old, new = (await daemon.by_name())["cam.mp4"]
+        old, new = (await by_name(daemon))["cam.mp4"]
 
     # The first take is gone for good (nothing holds it): its clip cannot be sent. The
     # second take is sent once, under its own clip, with the size validated for it.
@@ -218,7 +220,7 @@ async def test_unreadable_recordings_are_reported_once_and_queued_when_readable(
     hidden.chmod(0o000)
     config = folder_config(shared_dir, emulator.url, folder)
     emulator.options.api_key = None  # uploads go through at once here
-    async with Daemon.running(config, user=user) as daemon:
+    async with running(config, serving=False, user=user) as daemon:
         await daemon.until(lambda: daemon.lines("cannot list camera=nvr"), "a clear report")
         [unlisted] = daemon.lines("cannot list camera=nvr", str(hidden))
         assert "Permission denied" in unlisted, unlisted
@@ -227,14 +229,14 @@ async def test_unreadable_recordings_are_reported_once_and_queued_when_readable(
         await write_recording(locked, "locked", how="in-place")
         await asyncio.to_thread(locked.chmod, 0o000)
         readable = await write_recording(folder / "readable.mp4", "readable")
-        await daemon.until(daemon.states({"readable.mp4": "done"}), "the readable clip done")
+        await daemon.until(states(daemon, {"readable.mp4": "done"}), "the readable clip done")
         await daemon.until(lambda: daemon.lines("cannot read", "locked.mp4"), "a clear report")
         [report] = daemon.lines("cannot read", "locked.mp4")
         assert "Permission denied" in report and f"uid {uid}" in report, report
-        assert "locked.mp4" not in await daemon.by_name()
+        assert "locked.mp4" not in await by_name(daemon)
 
         await asyncio.to_thread(locked.chmod, 0o644)  # the operator fixes the permissions
-        await daemon.until(daemon.states({"locked.mp4": "done"}), "the unlocked clip done")
+        await daemon.until(states(daemon, {"locked.mp4": "done"}), "the unlocked clip done")
         assert len(daemon.lines("cannot read", "locked.mp4")) == 1
 
     counts = accepted(emulator)
@@ -263,7 +265,7 @@ async def test_symlink_loops_neither_hang_nor_grow_edged_nor_duplicate_a_recordi
     options = "    poll: 0.3s\n" if poll else ""
     config = folder_config(tmp_path, emulator.url, folder, options)
     emulator.options.api_key = None
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
         await daemon.until(lambda: daemon.lines("catch-up camera=nvr"), "the catch-up scan")
         after = await write_recording(folder / "day" / "cam" / "after.mp4", "after")
         top = await write_recording(folder / "top.mp4", "top", how="in-place")
@@ -313,7 +315,7 @@ async def test_links_fifos_text_and_playlists_in_the_folder_are_never_read_or_se
     options = "    pattern: '*'\n" + ("    poll: 0.3s\n" if poll else "")
     config = folder_config(tmp_path, emulator.url, folder, options)
     emulator.options.api_key = None
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
         await daemon.until(lambda: daemon.lines("catch-up camera=nvr"), "the catch-up scan")
         # A recording being written (only its first bytes so far), then a FIFO put in its place.
         sample = tmp_path / "scratch" / "sample.mp4"
@@ -325,7 +327,7 @@ async def test_links_fifos_text_and_playlists_in_the_folder_are_never_read_or_se
         await asyncio.to_thread(os.mkfifo, folder / ".slow.fifo")
         await asyncio.to_thread(os.replace, folder / ".slow.fifo", folder / "slow.mp4")
         after = await write_recording(folder / "after.mp4", "after")
-        await daemon.until(daemon.states({"after.mp4": "done"}), "after.mp4 done")
+        await daemon.until(states(daemon, {"after.mp4": "done"}), "after.mp4 done")
         for name in ("front-0001.mp4", "passwd.txt", "pipe.mp4"):
             await daemon.until(
                 lambda name=name: daemon.lines("ignoring camera=nvr", name), f"{name} refused"
@@ -340,7 +342,7 @@ async def test_links_fifos_text_and_playlists_in_the_folder_are_never_read_or_se
         await daemon.until(lambda: daemon.lines("skipping camera=nvr", escaped), "escaped name")
         # The camera still works after all of it.
         later = await write_recording(folder / "later.mp4", "later", how="in-place")
-        await daemon.until(daemon.states({"later.mp4": "done"}), "later.mp4 done")
+        await daemon.until(states(daemon, {"later.mp4": "done"}), "later.mp4 done")
         clips = await daemon.clips()
 
     assert sorted(Path(c["path"]).name for c in clips) == ["after.mp4", "later.mp4"]
@@ -362,29 +364,29 @@ async def test_a_folder_missing_at_start_then_deleted_and_made_again_is_watched_
     options = "    poll: 0.3s\n" if poll else ""
     config = folder_config(tmp_path, emulator.url, folder, options)
     emulator.options.api_key = None
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
         await daemon.until(lambda: daemon.lines("folder missing", str(folder)), "a report")
         await asyncio.to_thread(folder.mkdir)
         first = await write_recording(folder / "first.mp4", "first")
-        await daemon.until(daemon.states({"first.mp4": "done"}), "first.mp4 done")
+        await daemon.until(states(daemon, {"first.mp4": "done"}), "first.mp4 done")
 
         await asyncio.to_thread(shutil.rmtree, folder)  # retention, or an operator
         await daemon.until(lambda: daemon.lines("folder gone", str(folder)), "a report")
         await asyncio.to_thread(folder.mkdir)
         second = await write_recording(folder / "day" / "second.mp4", "second")
-        await daemon.until(daemon.states({"second.mp4": "done"}), "second.mp4 in the new folder")
+        await daemon.until(states(daemon, {"second.mp4": "done"}), "second.mp4 in the new folder")
 
         # Replaced at once (deleted and made again between two looks): still followed.
         await asyncio.to_thread(shutil.rmtree, folder)
         await asyncio.to_thread(folder.mkdir)
         third = await write_recording(folder / "third.mp4", "third", how="in-place")
-        await daemon.until(daemon.states({"third.mp4": "done"}), "third.mp4 in the third folder")
+        await daemon.until(states(daemon, {"third.mp4": "done"}), "third.mp4 in the third folder")
 
         # A day folder written elsewhere and moved in whole.
         export = tmp_path / "export" / "2024-05-01"
         moved = await write_recording(export / "moved.mp4", "moved")
         await asyncio.to_thread(export.rename, folder / "2024-05-01")
-        await daemon.until(daemon.states({"moved.mp4": "done"}), "the moved-in folder's clip")
+        await daemon.until(states(daemon, {"moved.mp4": "done"}), "the moved-in folder's clip")
 
     assert accepted(emulator) == Counter({first: 1, second: 1, third: 1, moved: 1})
     assert len(daemon.lines("folder missing")) == 1
@@ -416,13 +418,13 @@ async def test_five_hundred_folder_cameras_share_one_inotify_instance_and_each_i
         cameras += f"  - {{name: cam{index:03d}, folder: {folder}, settle: 1s, since: 1h}}\n"
     config = write_config(tmp_path, emulator.url, api_key=RIGHT_KEY, extra=cameras)
     emulator.options.api_key = None
-    async with Daemon.running(config) as daemon:
+    async with running(config, serving=False) as daemon:
 
         def all_watching() -> bool:
             return len(daemon.lines("catch-up camera=cam")) >= FOLDER_CAMERAS
 
         await daemon.until(all_watching, f"{FOLDER_CAMERAS} cameras watching", timeout_s=120)
-        assert inotify_instances(daemon.process.pid) == 1
+        assert inotify_instances(daemon.pid) == 1
         for index in (0, FOLDER_CAMERAS // 2, FOLDER_CAMERAS - 1):
             name = f"cam{index:03d}"
             folder = root / f"site{index // 50}" / name / "2024-05-01"
@@ -467,13 +469,13 @@ async def test_a_folder_that_cannot_be_watched_is_polled_and_the_other_cameras_r
     config = write_config(shared_dir, emulator.url, api_key=RIGHT_KEY, extra=cameras)
     config.chmod(0o644)
     emulator.options.api_key = None
-    async with Daemon.running(config, user=user) as daemon:
+    async with running(config, serving=False, user=user) as daemon:
         await daemon.until(lambda: daemon.lines("cannot watch camera=locked"), "an error line")
         sent = await write_recording(open_ / "open-0001.mp4", "open")
-        await daemon.until(daemon.states({"open-0001.mp4": "done"}), "the other camera's clip")
+        await daemon.until(states(daemon, {"open-0001.mp4": "done"}), "the other camera's clip")
         await asyncio.to_thread(locked.chmod, 0o755)  # the operator fixes the permissions
         late = await write_recording(locked / "locked-0001.mp4", "locked")
-        await daemon.until(daemon.states({"locked-0001.mp4": "done"}), "the polled camera's clip")
+        await daemon.until(states(daemon, {"locked-0001.mp4": "done"}), "the polled camera's clip")
     [line] = daemon.lines("cannot watch camera=locked")
     assert "polling it every" in line and "ERROR" in line, line
     assert accepted(emulator) == Counter({sent: 1, late: 1})
@@ -509,7 +511,7 @@ async def test_thousands_of_recordings_at_start_are_each_queued_once(
     started = time.monotonic()
     # Killed at the end: how edged stops is not at stake here, and uploads paused by a
     # refused key would hold a graceful stop for its whole grace period.
-    async with Daemon.running(config, graceful=False) as daemon:
+    async with running(config, serving=False, stop=signal.SIGKILL) as daemon:
 
         async def all_queued() -> bool:
             return len(await daemon.clips()) >= CATCH_UP_FILES

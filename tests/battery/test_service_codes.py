@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from edged.emulator import Emulator
-from tests.support.edged import run_edged
-from tests.support.running import running_edged
+from tests.support.edged import folder_config, run_edged
+from tests.support.edged_process import running
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -24,7 +24,7 @@ async def test_a_whole_run_with_caption_callbacks_raises_every_alert(
     tmp_path: Path, emulator: Emulator
 ):
     emulator.options.callback_shape = "caption"
-    async with running_edged(tmp_path, emulator.url) as edged:
+    async with running(folder_config(tmp_path, emulator.url)) as edged:
         for number in range(4):
             await edged.add_clip(f"gate-{number:03d}.mp4", title="Alice")
 
@@ -53,7 +53,7 @@ async def test_out_of_credit_pauses_the_queue_and_it_resumes_by_itself(
     tmp_path: Path, emulator: Emulator
 ):
     emulator.options.update({"refuse_code": "0402"})
-    async with running_edged(tmp_path, emulator.url, api=PROBE) as edged:
+    async with running(folder_config(tmp_path, emulator.url, api=PROBE)) as edged:
         for number in range(3):
             await edged.add_clip(f"gate-{number:03d}.mp4")
 
@@ -64,7 +64,7 @@ async def test_out_of_credit_pauses_the_queue_and_it_resumes_by_itself(
         health = await _health(edged)
         assert health["status"] == "unhealthy" and "uploads paused: no_credit" in health["reasons"]
         assert "out of credit" in health["api"]["uploads_paused"]["advice"]
-        paused_lines = [line for line in edged.stderr if "uploads paused (no_credit)" in line]
+        paused_lines = [line for line in edged.lines() if "uploads paused (no_credit)" in line]
         assert sum("CRITICAL" in line for line in paused_lines) == 1  # later probes: ERROR
         code, out, _ = await run_edged("status", "-c", str(edged.config))
         assert code == 0 and "UPLOADS PAUSED (no_credit)" in out
@@ -102,7 +102,9 @@ async def test_a_duplicate_waits_for_the_earlier_uploads_result(tmp_path: Path, 
     answers 0409 (it has it). The clip waits instead of failing, and attempt 1's result,
     when it comes, completes it."""
     emulator.options.callback_faults = ["drop"]
-    async with running_edged(tmp_path, emulator.url, callback="  result_timeout: 4s\n") as edged:
+    async with running(
+        folder_config(tmp_path, emulator.url, callback="  result_timeout: 4s\n")
+    ) as edged:
         await edged.add_clip("gate-000.mp4")
 
         async def submitted() -> bool:
@@ -136,7 +138,7 @@ async def test_0001_is_retried_once_then_the_clip_fails_with_the_reason(
     tmp_path: Path, emulator: Emulator
 ):
     emulator.options.update({"refuse_code": "0001"})
-    async with running_edged(tmp_path, emulator.url) as edged:
+    async with running(folder_config(tmp_path, emulator.url)) as edged:
         await edged.add_clip("gate-000.mp4")
 
         async def failed() -> bool:
@@ -154,7 +156,7 @@ async def test_too_busy_in_an_envelope_costs_no_attempt_as_http_429_does(
     """0429 inside an HTTP 200 means what HTTP 429 means: the service is busy, not the clip
     at fault; it is retried for as long as that lasts and no attempt is counted."""
     emulator.options.update({"refuse_code": "0429"})
-    async with running_edged(tmp_path, emulator.url) as edged:
+    async with running(folder_config(tmp_path, emulator.url)) as edged:
         await edged.add_clip("gate-000.mp4")
 
         def busy_answers() -> int:

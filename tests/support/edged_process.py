@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from edged.ledger.clips import LEDGER_FILE
+from edged.ledger.connection import LEDGER_FILE
 from edged.media.samples import make_clip
 from tests.support.edged import EDGED
 from tests.support.waiting import eventually
