@@ -18,9 +18,8 @@ import pytest
 from bench.soak import SoakSettings, _crash_state, _settled, run_soak
 from edged.emulator import Emulator
 from edged.ledger.connection import LEDGER_FILE
-from tests.support.edged import EdgedRun, write_config
+from tests.support.edged import write_config
 from tests.support.ledger import rows
-from tests.support.waiting import until
 
 KILLS = 4
 
@@ -69,14 +68,14 @@ async def test_the_soak_audit_reads_a_ledger_killed_before_its_schema(tmp_path: 
 
 @pytest.mark.parametrize("empty", [True, False], ids=["empty-file", "no-tables"])
 async def test_edged_run_starts_on_a_ledger_file_without_tables(
-    emulator: Emulator, clip_factory, tmp_path: Path, empty: bool
+    emulator: Emulator, clip_factory, edged_run, tmp_path: Path, empty: bool
 ):
     db = tmp_path / "state" / LEDGER_FILE
     await asyncio.to_thread(ledger_without_tables, db, empty=empty)
     clip = await clip_factory("rec-1.mp4", folder=tmp_path / "nvr")
     camera = f"cameras:\n  - name: yard\n    folder: {clip.parent}\n    pattern: '*.mp4'\n"
     config = write_config(tmp_path, emulator.url, extra=camera + "    since: 1d\n")
-    run = await EdgedRun.start(config)
+    run = await edged_run(config)
 
     async def done() -> bool:
         try:
@@ -85,8 +84,9 @@ async def test_edged_run_starts_on_a_ledger_file_without_tables(
             return False  # the tables are not there yet
         return [(r["path"], r["state"]) for r in found] == [(str(clip), "done")]
 
-    await until(done, run.output, what="the folder's clip done on the fresh ledger")
-    code, err = await run.stop(signal.SIGTERM)
+    await run.until(done, "the folder's clip done on the fresh ledger")
+    code = await run.stop(signal.SIGTERM)
+    err = run.log()
     assert code == 0, err
     assert "Traceback" not in err
     assert [r[0] for r in await asyncio.to_thread(rows, db, "PRAGMA integrity_check")] == ["ok"]

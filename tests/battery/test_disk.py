@@ -23,7 +23,6 @@ import errno
 import inspect
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import time
@@ -37,7 +36,8 @@ from edged.emulator import Emulator
 from edged.ledger.connection import LEDGER_FILE
 from edged.ledger.reserve import RESERVE_BYTES, RESERVE_FILE
 from edged.sources.rtsp_files import final_of
-from tests.support.edged import EDGED, write_config
+from tests.support.edged import write_config
+from tests.support.edged_process import EdgedProcess
 from tests.support.environment import free_port, missing
 from tests.support.rtsp import camera_yaml, video_seconds
 from tests.support.rtsp_server import RtspServer, make_stream_file
@@ -74,35 +74,6 @@ async def camera(busy_stream: Path) -> AsyncIterator[RtspServer]:
     await asyncio.to_thread(server.start)
     yield server
     await asyncio.to_thread(server.kill)
-
-
-class Daemon:
-    """A real `edged run` logging to a file, so the test reads its log while it runs."""
-
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
-        self.process = process
-        self.log = log
-
-    @classmethod
-    async def start(cls, config: Path) -> Daemon:
-        log = config.with_name("edged.log")
-        with log.open("ab") as out:
-            process = await asyncio.create_subprocess_exec(
-                *EDGED, "run", "-c", str(config), stdout=out, stderr=out
-            )
-        return cls(process, log)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def check_alive(self) -> None:
-        if self.process.returncode is not None:
-            pytest.fail(f"edged exited {self.process.returncode}:\n{self.text()[-4000:]}")
-
-    async def stop(self) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), 60)
 
 
 def disk_config(tmp_path: Path, api_url: str, disk: Path, camera_url: str, storage: str) -> Path:
@@ -150,7 +121,7 @@ async def metric(config: Path, name: str, labels: str) -> float:
 
 async def poll(
     check: Callable[[], bool | Awaitable[bool]],
-    daemon: Daemon,
+    daemon: EdgedProcess,
     *,
     what: str,
     timeout_s: float = 60.0,
@@ -163,9 +134,9 @@ async def poll(
             result = await result
         if result:
             return
-        daemon.check_alive()
+        daemon.check_alive(what)
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}\n{daemon.text()[-4000:]}")
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}\n{daemon.log()[-4000:]}")
         await asyncio.sleep(0.2)
 
 
@@ -179,7 +150,7 @@ def dropped_counted(config: Path, at_least: int) -> Callable[[], Awaitable[bool]
 
 
 async def test_min_free_on_a_real_filesystem_drops_the_oldest_unsent_clips(
-    emulator: Emulator, small_disk: Path, camera: RtspServer, tmp_path: Path
+    emulator: Emulator, small_disk: Path, camera: RtspServer, edged_run, tmp_path: Path
 ):
     # 503 with Retry-After of an hour: each clip is tried once, then waits unsent; the quota
     # must drop (it leaves alone only a clip that an upload holds at that moment).
@@ -189,7 +160,7 @@ async def test_min_free_on_a_real_filesystem_drops_the_oldest_unsent_clips(
     config = disk_config(
         tmp_path, emulator.url, small_disk, camera.url, f"  min_free: {min_free}\n"
     )
-    daemon = await Daemon.start(config)
+    daemon = await edged_run(config)
     lowest = DISK_BYTES
 
     def dropped_two() -> bool:
@@ -207,26 +178,26 @@ async def test_min_free_on_a_real_filesystem_drops_the_oldest_unsent_clips(
         paths = [Path(row["path"]) for row in first]
         assert not any(await asyncio.to_thread(lambda: [p.exists() for p in paths]))
     finally:
-        code = await daemon.stop()
-    assert code == 0, daemon.text()[-4000:]
+        code = await daemon.stop(timeout_s=60)
+    assert code == 0, daemon.log()[-4000:]
     rows = await asyncio.to_thread(clip_rows, small_disk)
     dropped = [row for row in rows if row["state"] == "dropped"]
     assert all("storage.min_free" in row["last_error"] for row in dropped)
     biggest = max(row["size"] for row in rows)
     assert lowest >= min_free - 2 * biggest, (lowest, min_free, biggest)
-    text = daemon.text()
+    text = daemon.log()
     for row in dropped:
         assert f"storage full: dropped camera=lot clip={row['id']} " in text
 
 
 async def test_a_disk_filled_by_another_writer_meets_enospc_and_edged_carries_on(
-    emulator: Emulator, small_disk: Path, camera: RtspServer, tmp_path: Path
+    emulator: Emulator, small_disk: Path, camera: RtspServer, edged_run, tmp_path: Path
 ):
     emulator.options.error_rate = 1.0
     min_free = 8 * 1024 * 1024  # more than the ledger's reserve gives back
     storage = f"  min_free: {min_free}\n"
     config = disk_config(tmp_path, emulator.url, small_disk, camera.url, storage)
-    daemon = await Daemon.start(config)
+    daemon = await edged_run(config)
     filler = small_disk / "filler"
     reserve = small_disk / RESERVE_FILE
     try:
@@ -240,7 +211,7 @@ async def test_a_disk_filled_by_another_writer_meets_enospc_and_edged_carries_on
         def met_enospc_and_dropped() -> bool:
             # ENOSPC is met by whichever writes first: the clip writer ("No space left on
             # device"), or the ledger (SQLITE_FULL), which then releases its reserve.
-            text = daemon.text()
+            text = daemon.log()
             dropped = [row for row in clip_rows(small_disk) if row["state"] == "dropped"]
             return "reserve was released" in text and bool(dropped)
 
@@ -256,8 +227,8 @@ async def test_a_disk_filled_by_another_writer_meets_enospc_and_edged_carries_on
         )
         await poll(reserve.exists, daemon, what="the ledger's reserve back", timeout_s=30)
     finally:
-        code = await daemon.stop()
-    text = daemon.text()
+        code = await daemon.stop(timeout_s=60)
+    text = daemon.log()
     assert code == 0, text[-4000:]
     rows = await asyncio.to_thread(clip_rows, small_disk)
     for row in rows:
@@ -275,14 +246,14 @@ async def test_a_disk_filled_by_another_writer_meets_enospc_and_edged_carries_on
 
 
 async def test_a_clip_cut_by_enospc_with_no_reserve_left_is_kept_once_space_returns(
-    emulator: Emulator, small_disk: Path, camera: RtspServer, tmp_path: Path
+    emulator: Emulator, small_disk: Path, camera: RtspServer, edged_run, tmp_path: Path
 ):
     """No quota limit that could act (max_bytes null, min_free 0) and the ledger's reserve
     already spent by an earlier full disk: the clip being written cannot even be finished,
     and the ledger waits for space. Once space returns, that clip is finished and queued."""
     emulator.options.error_rate = 1.0
     config = disk_config(tmp_path, emulator.url, small_disk, camera.url, "  min_free: 0\n")
-    daemon = await Daemon.start(config)
+    daemon = await edged_run(config)
     filler = small_disk / "filler"
     try:
         await poll(lambda: part_seconds(small_disk) >= 2.5, daemon, what="a part 2.5 s long")
@@ -291,7 +262,7 @@ async def test_a_clip_cut_by_enospc_with_no_reserve_left_is_kept_once_space_retu
         await asyncio.to_thread(fill, filler)
 
         def stuck() -> bool:
-            text = daemon.text()
+            text = daemon.log()
             return f"could not finish camera=lot clip={part.name}" in text and (
                 "ledger writes wait for space" in text
             )
@@ -305,8 +276,8 @@ async def test_a_clip_cut_by_enospc_with_no_reserve_left_is_kept_once_space_retu
 
         await poll(kept, daemon, what="the cut clip and a new one queued")
     finally:
-        code = await daemon.stop()
-    text = daemon.text()
+        code = await daemon.stop(timeout_s=60)
+    text = daemon.log()
     assert code == 0, text[-4000:]
     (row,) = [
         r

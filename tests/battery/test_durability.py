@@ -36,7 +36,7 @@ from edged.sources.rtsp_recovery import recover_camera
 from edged.sources.rtsp_segmenter import Segmenter
 from edged.sources.rtsp_values import CameraStats, FinishedClip
 from edged.sources.rtsp_writer import StreamPlan
-from tests.support.edged import EdgedRun, write_config
+from tests.support.edged import write_config
 from tests.support.environment import free_port
 from tests.support.ledger import rows
 from tests.support.rtsp import (
@@ -47,7 +47,6 @@ from tests.support.rtsp import (
     runs,
     video_seconds,
 )
-from tests.support.waiting import until
 
 
 def edged_config(tmp_path: Path, api_url: str, cameras: str, *, state: Path | None = None) -> Path:
@@ -82,25 +81,25 @@ class WriteLock:
 
 
 async def test_kill_9_after_the_rename_before_the_ledger_loses_no_clip(
-    emulator: Emulator, rtsp_server: ServerFactory, tmp_path: Path
+    emulator: Emulator, rtsp_server: ServerFactory, edged_run, tmp_path: Path
 ):
     server = await rtsp_server()
     config = edged_config(tmp_path, emulator.url, camera_yaml("gate", server.url))
     clips_dir = tmp_path / "state" / "clips" / "gate"
-    first = await EdgedRun.start(config)
+    first = await edged_run(config)
 
     async def seconds_in_part(wanted: float) -> bool:
         parts = list(clips_dir.rglob("*.mp4.part"))
         return bool(parts) and await asyncio.to_thread(video_seconds, parts[0]) >= wanted
 
     # Late in the first clip (5 s), so the cut comes well within edged's busy_timeout.
-    await until(lambda: seconds_in_part(3.5), first.output, what="3.5 s of the first clip")
+    await first.until(lambda: seconds_in_part(3.5), "3.5 s of the first clip")
     lock = await asyncio.to_thread(WriteLock, tmp_path / "state" / LEDGER_FILE)
     try:
-        await until(lambda: any(clips_dir.rglob("*.mp4")), first.output, what="the renamed clip")
+        await first.until(lambda: any(clips_dir.rglob("*.mp4")), "the renamed clip")
         (renamed,) = list(clips_dir.rglob("*.mp4"))
-        await until(lambda: seconds_in_part(1.0), first.output, what="1 s of the next clip")
-        code, _ = await first.stop(signal.SIGKILL)
+        await first.until(lambda: seconds_in_part(1.0), "1 s of the next clip")
+        code = await first.stop(signal.SIGKILL)
         assert code == -signal.SIGKILL
         assert str(renamed) not in await asyncio.to_thread(lock.paths), "not in the ledger yet"
     finally:
@@ -109,7 +108,7 @@ async def test_kill_9_after_the_rename_before_the_ledger_loses_no_clip(
     part_seconds = await asyncio.to_thread(video_seconds, part)
     assert part_seconds >= 1.0
 
-    second = await EdgedRun.start(config)
+    second = await edged_run(config)
     db = tmp_path / "state" / LEDGER_FILE
     sql = "SELECT id, path, state FROM clips WHERE path IN (?, ?) ORDER BY id"
 
@@ -117,8 +116,9 @@ async def test_kill_9_after_the_rename_before_the_ledger_loses_no_clip(
         found = await asyncio.to_thread(rows, db, sql, str(renamed), str(final_of(part)))
         return len(found) == 2 and all(row["state"] == "done" for row in found)
 
-    await until(both_done, second.output, what="both clips done after the restart")
-    code, err = await second.stop(signal.SIGTERM)
+    await second.until(both_done, "both clips done after the restart")
+    code = await second.stop(signal.SIGTERM)
+    err = second.log()
     assert code == 0, err
     assert f"recovered camera=gate file={renamed.name} (finished, not yet queued)" in err
     assert f"file={final_of(part).name} (cut short by a crash)" in err
@@ -212,7 +212,7 @@ async def test_a_part_torn_anywhere_is_recovered_or_reported_never_a_crash(
 
 
 async def test_edged_starts_on_torn_parts_and_a_stale_recovery(
-    emulator: Emulator, stream_file: Path, tmp_path: Path
+    emulator: Emulator, stream_file: Path, edged_run, tmp_path: Path
 ):
     """The same through a real `edged run`: torn parts of a camera that is offline, and the
     scratch file of a recovery a crash interrupted."""
@@ -227,7 +227,7 @@ async def test_edged_starts_on_torn_parts_and_a_stale_recovery(
     offline = f"rtsp://127.0.0.1:{free_port()}/cam"
     config = edged_config(tmp_path, emulator.url, camera_yaml("gate", offline))
     db = tmp_path / "state" / LEDGER_FILE
-    run = await EdgedRun.start(config)
+    run = await edged_run(config)
 
     async def recovered_done() -> bool:
         if not db.exists():
@@ -241,8 +241,9 @@ async def test_edged_starts_on_torn_parts_and_a_stale_recovery(
             "100010.mp4": "done",
         }
 
-    await until(recovered_done, run.output, what="the two recoverable parts done")
-    code, err = await run.stop(signal.SIGTERM)
+    await run.until(recovered_done, "the two recoverable parts done")
+    code = await run.stop(signal.SIGTERM)
+    err = run.log()
     assert code == 0, err
     assert "100020.mp4.part held no complete frame: deleted" in err
     assert not list(day.glob("*.part")) and not stale.exists()
@@ -285,7 +286,7 @@ def check_copy(db: Path) -> tuple[int, int]:
 
 
 async def test_a_ledger_copied_mid_write_opens_intact_and_edged_runs_on_it(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, edged_run, tmp_path: Path
 ):
     nvr = tmp_path / "nvr"
     count = 24
@@ -303,12 +304,12 @@ async def test_a_ledger_copied_mid_write_opens_intact_and_edged_runs_on_it(
     rng = random.Random(3)
     taken = 0
     best: tuple[int, Path] | None = None  # the copy with most clips in flight, kept
-    live = await EdgedRun.start(config)
+    live = await edged_run(config)
     # Copies at random moments (not synchronised with edged) until the live ledger is done;
     # each is checked, only the one taken in the thick of it is kept.
     deadline = time.monotonic() + 60
     done = 0
-    while done < count and not live.output.done() and time.monotonic() < deadline:
+    while done < count and live.returncode is None and time.monotonic() < deadline:
         await asyncio.sleep(rng.uniform(0.05, 0.3))
         if not db.exists():
             continue
@@ -325,7 +326,8 @@ async def test_a_ledger_copied_mid_write_opens_intact_and_edged_runs_on_it(
             best = (in_flight, target)
         else:
             await asyncio.to_thread(shutil.rmtree, target)
-    code, err = await live.stop(signal.SIGTERM)
+    code = await live.stop(signal.SIGTERM)
+    err = live.log()
     assert code == 0, err
     assert done == count, f"{done}/{count} clips done in the last of {taken} copies"
 
@@ -333,13 +335,14 @@ async def test_a_ledger_copied_mid_write_opens_intact_and_edged_runs_on_it(
     assert best is not None and best[0] > 0, "a copy was taken while clips were in flight"
     target = best[1]
     copied = edged_config(tmp_path / "copies", emulator.url, cameras, state=target)
-    again = await EdgedRun.start(copied)
+    again = await edged_run(copied)
 
     async def all_done() -> bool:
         found = await asyncio.to_thread(rows, target / LEDGER_FILE, "SELECT state FROM clips")
         return len(found) == count and all(row["state"] == "done" for row in found)
 
-    await until(all_done, again.output, what="every clip done on the copy", timeout_s=60)
-    code, err = await again.stop(signal.SIGTERM)
+    await again.until(all_done, "every clip done on the copy", timeout_s=60)
+    code = await again.stop(signal.SIGTERM)
+    err = again.log()
     assert code == 0, err
     assert await asyncio.to_thread(check_copy, target / LEDGER_FILE) == (count, count)

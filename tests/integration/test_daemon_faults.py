@@ -17,12 +17,12 @@ from edged.emulator import Emulator
 from edged.ledger.store import Ledger
 from edged.service.daemon import SHUTDOWN_GRACE_S, run_daemon
 from tests.support.edged import (
-    EdgedRun,
     callbacks_held,
     clip_id_of,
     daemon_config,
     edged_running,
 )
+from tests.support.edged_process import EdgedProcess, StartEdged
 from tests.support.emulator import uploads_of
 from tests.support.ledger import (
     all_sent,
@@ -37,7 +37,7 @@ from tests.support.waiting import until
 from tests.support.webhook import Receiver
 
 
-async def events(ledger: Ledger, clip_id: int) -> list[str]:
+async def events(ledger: Ledger | EdgedProcess, clip_id: int) -> list[str]:
     rows = await query(ledger, "SELECT kind FROM events WHERE clip_id=? ORDER BY id", clip_id)
     return [row["kind"] for row in rows]
 
@@ -338,66 +338,71 @@ async def _queue_three(ledger: Ledger, clip_factory: Any) -> tuple[int, int, int
     return alice, bob, nobody
 
 
-async def _uploading(ledger: Ledger) -> list[int]:
+async def _uploading(ledger: Ledger | EdgedProcess) -> list[int]:
     return [clip for clip, state in (await clip_states(ledger)).items() if state == "uploading"]
 
 
 async def _restart_until_all_done(
-    config: Path, ledger: Ledger, clips: tuple[int, int, int], receiver: Receiver
+    edged_run: StartEdged,
+    config: Path,
+    clips: tuple[int, int, int],
+    receiver: Receiver,
 ) -> None:
     """Run edged again until every clip is done and both alerts reached both sinks; then
     check that the receiver got each alert id exactly once."""
     alice, bob, _ = clips
-    again = await EdgedRun.start(config)
+    again = await edged_run(config)
     done = dict.fromkeys(clips, "done")
-    await until(reached(ledger, done), again.output, what="every clip done after the restart")
-    await until(all_sent(ledger, 4), again.output, what="2 alerts x 2 sinks sent")
-    code, err = await again.stop(signal.SIGTERM)
+    await again.until(reached(again, done), "every clip done after the restart")
+    await again.until(all_sent(again, 4), "2 alerts x 2 sinks sent")
+    code = await again.stop(signal.SIGTERM)
+    err = again.log()
     assert code == 0, err
-    ids = await expected_ids(ledger, [(alice, "Alice"), (bob, "Bob")])
+    ids = await expected_ids(again, [(alice, "Alice"), (bob, "Bob")])
     assert receiver.delivered_ids() == Counter(ids)
 
 
 async def test_sigterm_mid_upload_exits_0_and_a_restart_finishes_every_clip(
-    emulator: Emulator, clip_factory, receiver: Receiver, ledger: Ledger, tmp_path: Path
+    emulator: Emulator, clip_factory, receiver: Receiver, ledger: Ledger, edged_run, tmp_path: Path
 ):
     emulator.options.latency_s = 3.0  # uploads stay in flight for a while
     config = daemon_config(tmp_path, emulator.url, receiver.url)
     clips = await _queue_three(ledger, clip_factory)
-    first = await EdgedRun.start(config)
-    await until(lambda: _uploading(ledger), first.output, what="a clip mid-upload")
-    in_flight = await _uploading(ledger)
+    first = await edged_run(config)
+    await first.until(lambda: _uploading(first), "a clip mid-upload")
+    in_flight = await _uploading(first)
     assert in_flight
 
-    code, err = await first.stop(signal.SIGTERM, timeout_s=SHUTDOWN_GRACE_S + 10)
+    code = await first.stop(signal.SIGTERM, timeout_s=SHUTDOWN_GRACE_S + 10)
+    err = first.log()
     assert code == 0, err
-    states = await clip_states(ledger)
+    states = await clip_states(first)
     assert "uploading" not in states.values(), states
     for clip in in_flight:  # finished within the grace period, not cut off
         assert states[clip] in ("submitted", "analyzed", "done"), states
         assert [r.status for r in uploads_of(emulator, clip)] == [200]
 
     emulator.options.latency_s = 0.0
-    await _restart_until_all_done(config, ledger, clips, receiver)
+    await _restart_until_all_done(edged_run, config, clips, receiver)
 
 
 async def test_kill_9_mid_upload_loses_nothing_and_keeps_the_ledger_intact(
-    emulator: Emulator, clip_factory, receiver: Receiver, ledger: Ledger, tmp_path: Path
+    emulator: Emulator, clip_factory, receiver: Receiver, ledger: Ledger, edged_run, tmp_path: Path
 ):
     # The killed uploads never get an answer, so only edged's own resume can finish them.
     emulator.options.latency_s = 60.0
     config = daemon_config(tmp_path, emulator.url, receiver.url)
     clips = await _queue_three(ledger, clip_factory)
-    first = await EdgedRun.start(config)
-    await until(lambda: _uploading(ledger), first.output, what="a clip mid-upload")
+    first = await edged_run(config)
+    await first.until(lambda: _uploading(first), "a clip mid-upload")
 
-    code, _ = await first.stop(signal.SIGKILL)
+    code = await first.stop(signal.SIGKILL)
     assert code == -signal.SIGKILL
-    killed = await _uploading(ledger)
+    killed = await _uploading(first)
     assert killed, "the kill must catch a clip mid-upload"
 
     emulator.options.latency_s = 0.0
-    await _restart_until_all_done(config, ledger, clips, receiver)
+    await _restart_until_all_done(edged_run, config, clips, receiver)
     for clip in killed:
-        assert "resumed" in await events(ledger, clip)
-    assert await asyncio.to_thread(ledger.integrity_ok)
+        assert "resumed" in await events(first, clip)
+    assert await first.rows("PRAGMA integrity_check") == [{"integrity_check": "ok"}]

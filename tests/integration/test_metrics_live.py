@@ -15,19 +15,15 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from edged.emulator import Emulator
-from edged.ledger.connection import LEDGER_FILE
 from edged.service.metrics import STEPS
-from tests.support.edged import EdgedRun
+from tests.support.edged_process import EdgedProcess
 from tests.support.environment import free_port, in_ci
-from tests.support.ledger import rows
 from tests.support.rtsp import ServerFactory, camera_yaml
-from tests.support.waiting import until
 
 #: Every metric README.md lists for /metrics, by the name a scrape shows.
 README_METRICS = (
@@ -79,7 +75,12 @@ class Scraper:
         return samples
 
     async def until(
-        self, check: Callable[[Samples], bool], daemon: Any, *, what: str, timeout_s: float = 30
+        self,
+        check: Callable[[Samples], bool],
+        daemon: EdgedProcess,
+        *,
+        what: str,
+        timeout_s: float = 30,
     ) -> Samples:
         """Scrape until `check` holds for a scrape (a refresh or two of edged's)."""
         seen: list[Samples] = []
@@ -91,7 +92,7 @@ class Scraper:
                 return False  # not listening yet
             return check(seen[0])
 
-        await until(probe, daemon, what=what, timeout_s=timeout_s)
+        await daemon.until(probe, what, timeout_s)
         return seen[0]
 
 
@@ -130,20 +131,19 @@ def promtool_check(text: str) -> None:
 
 
 async def test_every_readme_metric_is_live_and_moves(
-    emulator: Emulator, rtsp_server: ServerFactory, clip_factory, tmp_path: Path
+    emulator: Emulator, rtsp_server: ServerFactory, clip_factory, edged_run, tmp_path: Path
 ):
     server = await rtsp_server()
     metrics_port = free_port()
     config = tmp_path / "config.yaml"
     config.write_text(config_text(tmp_path, emulator.url, metrics_port, server.url))
     scrape = Scraper(metrics_port)
-    db = tmp_path / "state" / LEDGER_FILE
     emulator.options.latency_s = 600.0  # the first run's upload never gets an answer
     alice = await clip_factory("alice.mp4", title="Alice at the door", folder=tmp_path / "nvr")
 
     # ---- the first run: an upload in flight, a camera recording; then kill -9 -------------
-    first = await EdgedRun.start(config)
-    await scrape.until(lambda _: True, first.output, what="/metrics to answer")
+    first = await edged_run(config)
+    await scrape.until(lambda _: True, first, what="/metrics to answer")
     assert set(README_METRICS) <= scrape.families, set(README_METRICS) - scrape.families
     await asyncio.to_thread(promtool_check, scrape.text)
     before = await scrape.until(
@@ -152,7 +152,7 @@ async def test_every_readme_metric_is_live_and_moves(
             and (value(s, "edged_storage_bytes") or 0) > 0
             and (value(s, "edged_queue_oldest_age_seconds") or 0) > 0
         ),
-        first.output,
+        first,
         what="the clip uploading, the camera's clip on disk, the queue aging",
     )
     assert value(before, "edged_camera_down", camera="gate") in (None, 0.0)
@@ -161,7 +161,7 @@ async def test_every_readme_metric_is_live_and_moves(
             (value(s, "edged_queue_oldest_age_seconds") or 0)
             > (value(before, "edged_queue_oldest_age_seconds") or 0)
         ),
-        first.output,
+        first,
         what="the queue's oldest clip older at the next refresh",
         timeout_s=3 * REFRESH_S,
     )
@@ -169,37 +169,37 @@ async def test_every_readme_metric_is_live_and_moves(
     assert grown > 0, "the camera's clip in progress grows on disk"
     assert value(later, "edged_uploads_interrupted_total") == 0
     assert value(later, "edged_uploads_accepted_total") == 0
-    code, _ = await first.stop(signal.SIGKILL)
+    code = await first.stop(signal.SIGKILL)
     assert code == -signal.SIGKILL
-    sql = "SELECT COUNT(*) FROM clips WHERE state='uploading'"
-    cut = (await asyncio.to_thread(rows, db, sql))[0][0]
+    sql = "SELECT COUNT(*) AS n FROM clips WHERE state='uploading'"
+    cut = (await first.rows(sql))[0]["n"]
     assert cut >= 1  # the folder clip, and a camera clip if one was finished by then
     await asyncio.to_thread(server.kill)
 
     # ---- the second run: 503 once, a lost result, then everything done --------------------
     emulator.options.update({"latency_s": 0.0, "fail_next": [503], "callback_faults": ["drop"]})
     down_since = time.time()
-    second = await EdgedRun.start(config)
+    second = await edged_run(config)
     down = await scrape.until(
         lambda s: value(s, "edged_camera_down", camera="gate") == 1,
-        second.output,
+        second,
         what="the camera down",
     )
     outage = value(down, "edged_camera_outage_seconds_total", camera="gate") or 0.0
     await scrape.until(
         lambda s: (value(s, "edged_camera_outage_seconds_total", camera="gate") or 0) > outage,
-        second.output,
+        second,
         what="the outage's seconds growing",
         timeout_s=3 * REFRESH_S,
     )
 
     async def all_done() -> bool:
-        found = await asyncio.to_thread(rows, db, "SELECT state FROM clips")
+        found = await second.rows("SELECT state FROM clips")
         return bool(found) and all(r["state"] == "done" for r in found)
 
-    await until(all_done, second.output, what="every clip done", timeout_s=60)
-    clips = await asyncio.to_thread(rows, db, "SELECT id, camera, size FROM clips")
-    results = await asyncio.to_thread(rows, db, "SELECT tokens_total FROM results")
+    await second.until(all_done, "every clip done", timeout_s=60)
+    clips = await second.rows("SELECT id, camera, size FROM clips")
+    results = await second.rows("SELECT tokens_total FROM results")
     done = len(clips)
     assert done >= 2 and {c["camera"] for c in clips} == {"yard", "gate"}
     final = await scrape.until(
@@ -207,11 +207,12 @@ async def test_every_readme_metric_is_live_and_moves(
             value(s, "edged_queue_oldest_age_seconds") == 0
             and value(s, "edged_clip_step_seconds_count", step="callback_to_done") == done
         ),
-        second.output,
+        second,
         what="the finished clips in /metrics",
     )
     await asyncio.to_thread(promtool_check, scrape.text)
-    code, err = await second.stop(signal.SIGTERM)
+    code = await second.stop(signal.SIGTERM)
+    err = second.log()
     assert code == 0, err
 
     # What edged reports agrees with what the emulator saw and the faults injected.

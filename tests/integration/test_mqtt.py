@@ -25,7 +25,8 @@ from edged.alerts.camera_status import CameraWatch
 from edged.clip import NewClip
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
-from tests.support.edged import INSTANCE, edged_running, start_edged
+from tests.support.edged import INSTANCE, edged_running
+from tests.support.edged_process import running
 from tests.support.environment import free_port
 from tests.support.ledger import CAMERA, all_sent, expected_ids, queue_clip, reached
 from tests.support.mqtt import (
@@ -201,28 +202,17 @@ async def test_the_last_will_says_offline_when_edged_is_killed(
 ):
     config = mqtt_config(tmp_path, emulator.url, broker.port)
     availability = f"{PREFIX}/availability"
-    async with watching(broker.port) as watcher:
-        edged = await start_edged("run", "-c", str(config))
-        output = asyncio.create_task(edged.communicate())
-        try:
-            await until(
-                lambda: (
-                    (seen := watcher.last(availability)) is not None and seen.payload == b"online"
-                ),
-                output,
-                what="edged online",
-            )
-            edged.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(output, 15)
-            await eventually(
-                lambda: watcher.last(availability).payload == b"offline",  # type: ignore[union-attr]
-                what="the last will",
-            )
-        finally:
-            if edged.returncode is None:
-                edged.kill()
-            await asyncio.gather(output, return_exceptions=True)
-    assert edged.returncode == -signal.SIGKILL
+    async with watching(broker.port) as watcher, running(config, serving=False) as edged:
+        await edged.until(
+            lambda: (seen := watcher.last(availability)) is not None and seen.payload == b"online",
+            "edged online",
+        )
+        code = await edged.stop(signal.SIGKILL, timeout_s=15)
+        await eventually(
+            lambda: watcher.last(availability).payload == b"offline",  # type: ignore[union-attr]
+            what="the last will",
+        )
+    assert code == -signal.SIGKILL
     async with watching(broker.port) as late:
         await eventually(lambda: late.last(availability) is not None, what="retained will")
     assert late.last(availability) == Seen(availability, b"offline", True)

@@ -9,18 +9,17 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from edged.clip import ClipState
 from edged.emulator import Emulator
-from edged.ledger.store import Ledger
 from edged.media.samples import make_clip
-from tests.support.edged import run_edged, start_edged
+from tests.support.edged import run_edged
+from tests.support.edged_process import EdgedProcess, running
 from tests.support.environment import free_port
 from tests.support.waiting import eventually
 
@@ -71,17 +70,11 @@ def drain(sock: socket.socket) -> list[str]:
             return messages
 
 
-@asynccontextmanager
-async def edged_run(
+def edged_run(
     config: Path, env: dict[str, str] | None = None
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await start_edged("--log-level", "DEBUG", "run", "-c", str(config), env=env)
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(process.wait(), 30)
+) -> AbstractAsyncContextManager[EdgedProcess]:
+    """`edged run` at DEBUG for the block, not waited on to serve."""
+    return running(config, serving=False, options=("--log-level", "DEBUG"), env=env)
 
 
 async def get_json(url: str) -> tuple[int, dict]:
@@ -143,8 +136,7 @@ async def test_notify_ready_watchdog_and_stopping(
         blocker.close()
         seen.clear()
         await eventually(lambda: got("WATCHDOG=1"), what="pings to resume")
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
+        assert await process.stop(signal.SIGTERM, timeout_s=30) == 0
     assert "WATCHDOG=1" not in during_lock
     assert got("STOPPING=1")
 
@@ -190,13 +182,10 @@ async def test_healthz_metrics_trace_and_redaction(emulator: Emulator, tmp_path:
         _, status, _ = await run_edged("status", "-c", str(config))
         async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as response:
             exported = await response.text()
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    log = stderr.decode()
+        await process.stop(signal.SIGTERM, timeout_s=30)
+    log = process.log()
     assert "uploading camera=yard" in log, "the DEBUG log was captured"
-    ledger = Ledger(tmp_path / "state")
-    token = ledger.db.rows("SELECT callback_token FROM clips WHERE id=1")[0][0]
-    ledger.close()
+    token = (await process.rows("SELECT callback_token FROM clips WHERE id=1"))[0]["callback_token"]
     assert token and len(token) >= 22  # 128 random bits
     for shown in (log, trace, status, exported):
         for secret in ("sk-test-key-never-logged", SECRET, token):
@@ -231,21 +220,18 @@ async def test_reload_adds_and_removes_cameras_and_rejects_a_bad_config(
     config.write_text(
         config_text(tmp_path, emulator.url, metrics_port, folder_camera("yard", yard))
     )
-    ledger_dir = tmp_path / "state"
-
-    def cameras_done() -> dict[str, int]:
-        ledger = Ledger(ledger_dir)
-        try:
-            counts: dict[str, int] = {}
-            for clip in ledger.clips.in_state(ClipState.DONE):
-                counts[clip.camera] = counts.get(clip.camera, 0) + 1
-            return counts
-        finally:
-            ledger.close()
 
     async with edged_run(config) as process:
+
+        async def done_of(camera: str) -> int:
+            clips = await process.clips()
+            return sum(c["camera"] == camera and c["state"] == "done" for c in clips)
+
+        async def done_in(camera: str, count: int) -> bool:
+            return await done_of(camera) == count
+
         await asyncio.to_thread(make_clip, yard / "one.mp4", seconds=1)
-        await eventually(lambda: cameras_done().get("yard") == 1, what="yard's first clip")
+        await eventually(lambda: done_in("yard", 1), what="yard's first clip")
         # A bad config is refused; the running one goes on.
         config.write_text(
             config_text(
@@ -257,21 +243,20 @@ async def test_reload_adds_and_removes_cameras_and_rejects_a_bad_config(
         )
         process.send_signal(signal.SIGHUP)
         await asyncio.to_thread(make_clip, yard / "two.mp4", seconds=1)
-        await eventually(lambda: cameras_done().get("yard") == 2, what="yard after a bad reload")
+        await eventually(lambda: done_in("yard", 2), what="yard after a bad reload")
         # Swap yard for gate.
         config.write_text(
             config_text(tmp_path, emulator.url, metrics_port, folder_camera("gate", gate))
         )
         process.send_signal(signal.SIGHUP)
         await asyncio.to_thread(make_clip, gate / "g.mp4", seconds=1)
-        await eventually(lambda: cameras_done().get("gate") == 1, what="the added camera")
+        await eventually(lambda: done_in("gate", 1), what="the added camera")
         await asyncio.to_thread(make_clip, yard / "three.mp4", seconds=1)
         await asyncio.to_thread(make_clip, gate / "g2.mp4", seconds=1)
-        await eventually(lambda: cameras_done().get("gate") == 2, what="gate's second clip")
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 30)
-    assert cameras_done().get("yard") == 2, "a removed camera's files are not queued"
-    log = stderr.decode()
+        await eventually(lambda: done_in("gate", 2), what="gate's second clip")
+        await process.stop(signal.SIGTERM, timeout_s=30)
+    assert await done_of("yard") == 2, "a removed camera's files are not queued"
+    log = process.log()
     assert "reload rejected" in log and "settle" in log
     assert "camera added camera=gate" in log and "camera removed camera=yard" in log
 
@@ -287,24 +272,23 @@ async def test_budget_skips_then_retry_sends(emulator: Emulator, tmp_path: Path)
             folder_camera("yard", nvr, "    budget: {clips: 1}\n    schedule: ['00:00-24:00']\n"),
         )
     )
-    ledger_dir = tmp_path / "state"
 
-    def states() -> list[str]:
-        ledger = Ledger(ledger_dir)
-        try:
-            rows = ledger.db.rows("SELECT state FROM clips ORDER BY id")
-            return [row["state"] for row in rows]
-        finally:
-            ledger.close()
+    async with edged_run(config) as process:
 
-    async with edged_run(config):
+        def states_are(*wanted: str) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                rows = await process.clips()
+                return [row["state"] for row in rows] == list(wanted)
+
+            return check
+
         await asyncio.to_thread(make_clip, nvr / "a.mp4", seconds=1)
-        await eventually(lambda: states() == ["done"], what="the first clip")
+        await eventually(states_are("done"), what="the first clip")
         await asyncio.to_thread(make_clip, nvr / "b.mp4", seconds=1, title="b")
-        await eventually(lambda: states() == ["done", "skipped_budget"], what="a skipped clip")
+        await eventually(states_are("done", "skipped_budget"), what="a skipped clip")
         code, status, _ = await run_edged("status", "-c", str(config))
         assert "skipped_budget 1" in status and "over the budget of camera yard" in status
         code, out, _ = await run_edged("retry", "-c", str(config), "--skipped")
         assert code == 0 and "requeued 1 clips" in out
-        await eventually(lambda: states() == ["done", "done"], what="the retried clip")
+        await eventually(states_are("done", "done"), what="the retried clip")
     assert len(emulator.received) == 2

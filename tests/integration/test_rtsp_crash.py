@@ -9,22 +9,19 @@ import signal
 from pathlib import Path
 
 from edged.emulator import Emulator
-from edged.ledger.store import Ledger
 from edged.sources.rtsp_files import final_of
-from tests.support.edged import EdgedRun, write_config
+from tests.support.edged import write_config
 from tests.support.emulator import uploads_of
-from tests.support.ledger import query
 from tests.support.rtsp import (
     ServerFactory,
     camera_yaml,
     check_contiguous,
     video_seconds,
 )
-from tests.support.waiting import until
 
 
 async def test_kill_9_mid_clip_recovers_the_partial_clip_and_uploads_it(
-    emulator: Emulator, rtsp_server: ServerFactory, tmp_path: Path
+    emulator: Emulator, rtsp_server: ServerFactory, edged_run, tmp_path: Path
 ):
     server = await rtsp_server()
     # keep_uploaded: the test reads the clip after it is done (edged would delete it at once).
@@ -34,7 +31,7 @@ async def test_kill_9_mid_clip_recovers_the_partial_clip_and_uploads_it(
     text = config.read_text().replace("storage:\n", "storage:\n  keep_uploaded: 1h\n")
     config.write_text(text)
     clips_dir = tmp_path / "state" / "clips" / "yard"
-    first = await EdgedRun.start(config)
+    first = await edged_run(config)
     seen = 0.0
 
     async def two_seconds_on_disk() -> bool:
@@ -43,28 +40,25 @@ async def test_kill_9_mid_clip_recovers_the_partial_clip_and_uploads_it(
         seen = await asyncio.to_thread(video_seconds, parts[0]) if parts else 0.0
         return seen >= 2.0
 
-    await until(two_seconds_on_disk, first.output, what="2s of the first clip on disk")
-    code, _ = await first.stop(signal.SIGKILL)
+    await first.until(two_seconds_on_disk, "2s of the first clip on disk")
+    code = await first.stop(signal.SIGKILL)
     assert code == -signal.SIGKILL
     (part,) = list(clips_dir.rglob("*.part"))
     assert await asyncio.to_thread(video_seconds, part) >= seen
 
-    ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
-    second = await EdgedRun.start(config)
-    try:
-        sql = "SELECT id, path, start_at, duration_s, state FROM clips WHERE path=?"
-        recovered: list[dict[str, object]] = []
+    second = await edged_run(config)
+    sql = "SELECT id, path, start_at, duration_s, state FROM clips WHERE path=?"
+    recovered: list[dict[str, object]] = []
 
-        async def recovered_and_done() -> bool:
-            recovered[:] = await query(ledger, sql, str(final_of(part)))
-            return bool(recovered) and recovered[0]["state"] == "done"
+    async def recovered_and_done() -> bool:
+        recovered[:] = await second.rows(sql, str(final_of(part)))
+        return bool(recovered) and recovered[0]["state"] == "done"
 
-        await until(recovered_and_done, second.output, what="the recovered clip done")
-        code, err = await second.stop(signal.SIGTERM)
-        assert code == 0, err
-        assert "recovered camera=yard" in err, err
-    finally:
-        await asyncio.to_thread(ledger.close)
+    await second.until(recovered_and_done, "the recovered clip done")
+    code = await second.stop(signal.SIGTERM)
+    err = second.log()
+    assert code == 0, err
+    assert "recovered camera=yard" in err, err
 
     (clip,) = recovered
     assert not part.exists() and final_of(part).exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edged.emulator import Emulator
 from edged.sources.rtsp import STOP_WAIT_S
-from tests.support.edged import EdgedRun, write_config
+from tests.support.edged import write_config
 from tests.support.rtsp import (
     CLIP_S,
     ServerFactory,
@@ -29,12 +29,12 @@ STALL_S = 30.0  # far longer than the stop may take
 
 
 async def test_a_stop_with_a_stalled_camera_is_not_held_up(
-    emulator: Emulator, rtsp_server: ServerFactory, tmp_path: Path
+    emulator: Emulator, rtsp_server: ServerFactory, edged_run, tmp_path: Path
 ):
     server = await rtsp_server()
     camera = camera_yaml("porch", server.url, stall_timeout=f"{STALL_S:g}s")
     config = write_config(tmp_path, emulator.url, extra="cameras:\n" + camera)
-    run = await EdgedRun.start(config)
+    run = await edged_run(config)
     parts = tmp_path / "state" / "clips" / "porch"
     deadline = time.monotonic() + 30
     while not list(parts.rglob("*.part")):
@@ -43,8 +43,9 @@ async def test_a_stop_with_a_stalled_camera_is_not_held_up(
     await asyncio.to_thread(server.pause)  # the connection stays open, nothing more comes
     try:
         started = time.monotonic()
-        code, err = await run.stop(signal.SIGTERM)
+        code = await run.stop(signal.SIGTERM)
         took = time.monotonic() - started
+        err = run.log()
     finally:
         await asyncio.to_thread(server.resume)
     assert code == 0, err

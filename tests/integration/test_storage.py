@@ -24,10 +24,9 @@ from edged.ledger.thread import AsyncLedger
 from edged.media.samples import make_clip
 from edged.service.storage import StorageQuota
 from edged.sources.rtsp_files import clips_root, source_key
-from tests.support.edged import EdgedRun, write_config
+from tests.support.edged import write_config
 from tests.support.ledger import rows
 from tests.support.rtsp import ServerFactory, camera_yaml
-from tests.support.waiting import until
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -158,7 +157,7 @@ async def _keep_uploaded(db: AsyncLedger, storage: Path, clock: Clock) -> None:
 
 @pytest.mark.parametrize("api", ["up", "down"])
 async def test_edged_run_keeps_its_disk_under_max_bytes_by_its_own_quota(
-    emulator: Emulator, rtsp_server: ServerFactory, tmp_path: Path, api: str
+    emulator: Emulator, rtsp_server: ServerFactory, edged_run, tmp_path: Path, api: str
 ):
     """A real `edged run` recording a camera into a quota of 1.5 clips, the disk sampled from
     outside all along (not right after a quota round the test ran itself). API up: clips
@@ -189,9 +188,10 @@ async def test_edged_run_keeps_its_disk_under_max_bytes_by_its_own_quota(
         except sqlite3.OperationalError:
             return False  # the tables are not there yet
 
-    run = await EdgedRun.start(config)
-    await until(three_gone, run.output, what="three clips' files deleted by edged", timeout_s=60)
-    code, err = await run.stop(signal.SIGTERM)
+    run = await edged_run(config)
+    await run.until(three_gone, "three clips' files deleted by edged", timeout_s=60)
+    code = await run.stop(signal.SIGTERM)
+    err = run.log()
     assert code == 0, err
     gone = await asyncio.to_thread(rows, db, gone_sql)
     clips = await asyncio.to_thread(rows, db, "SELECT state, size FROM clips")

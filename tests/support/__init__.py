@@ -5,9 +5,10 @@ fixture modules below as plugins); no test module imports another.
 
 - `environment`: the machine (free ports, required programs, CI).
 - `waiting`: waiting on a condition with a deadline, never sleeping to synchronise.
-- `edged`: configs and `edged` command lines in a subprocess, and the runners of a whole
-  daemon (`edged_running` in process, `EdgedRun` and `Daemon` in a subprocess); `running`
-  is the runner of the attack batteries.
+- `edged`: configs, one-shot `edged` commands in a subprocess, and `edged_running`, the whole
+  daemon in this process.
+- `edged_process`: `edged run` in a subprocess (`EdgedProcess`, `running`, the `edged_run`
+  fixture), the one runner of the daemon as a process.
 - `ledger`: the `ledger` fixture and queries on a ledger under test.
 - `webhook`: the webhook `receiver` fixture.
 - `rtsp`, `rtsp_server`: GStreamer RTSP cameras and the clips they become.

@@ -1,5 +1,6 @@
-"""edged under test: its command line, configs for a test, `edged` in a subprocess or in this
-process (`edged_running`), and `EdgedRun`, a subprocess whose output is drained until it exits.
+"""edged under test: its command line, configs for a test, one-shot `edged` commands in a
+subprocess (`run_edged`), and `edged run` in this process (`edged_running`); `edged run` in a
+subprocess is tests/support/edged_process.py's.
 """
 
 from __future__ import annotations
@@ -149,24 +150,6 @@ async def edged_running(config_path: Path) -> AsyncIterator[asyncio.Task[int]]:
         stop.set()
         code = await asyncio.wait_for(task, 30)
     assert code == 0
-
-
-class EdgedRun:
-    """A real `edged run` subprocess; `output` drains its pipes and ends when it exits."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.output: asyncio.Task[tuple[bytes, bytes]] = asyncio.create_task(process.communicate())
-
-    @classmethod
-    async def start(cls, config: Path) -> EdgedRun:
-        return cls(await start_edged("run", "-c", str(config)))
-
-    async def stop(self, signum: int, timeout_s: float = 15.0) -> tuple[int, str]:
-        self.process.send_signal(signum)
-        _, err = await asyncio.wait_for(self.output, timeout_s)
-        assert self.process.returncode is not None
-        return self.process.returncode, err.decode()
 
 
 def hostile_config(

@@ -54,6 +54,7 @@ class EdgedProcess:
         self.log_path = log_path
         self.max_rss_kib = max_rss_kib
         self._settings: dict[str, Any] | None = None
+        self.stopped = False  # by `stop`: its exit code is the caller's to check
 
     @classmethod
     async def start(
@@ -111,6 +112,7 @@ class EdgedProcess:
 
     async def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 40.0) -> int:
         """Send `signum` (if it still runs) and return its exit code (see `wait`)."""
+        self.stopped = True
         if self.process.returncode is None:
             self.process.send_signal(signum)
         return await self.wait(timeout_s)
@@ -275,6 +277,10 @@ class EdgedProcess:
         return dumped
 
 
+#: The `edged_run` fixture: `await edged_run(config, **start)`.
+StartEdged = Callable[..., Awaitable[EdgedProcess]]
+
+
 def _new_log(config: Path) -> Path:
     """`edged.log` beside the config, or `edged-2.log`, … for a later start: one per run."""
     path, number = config.with_name("edged.log"), 1
@@ -297,8 +303,8 @@ async def running(
     max_rss_kib: int = MAX_RSS_KIB,
 ) -> AsyncIterator[EdgedProcess]:
     """`edged run` for the block: once it serves (unless not `serving`); after the block it
-    must still run, and exit `expect` (0, or -signal for SIGKILL) on `stop`. Killed whatever
-    way the block ends."""
+    must still run, and exit `expect` (0, or -signal for SIGKILL) on `stop`, unless the block
+    stopped it itself (`EdgedProcess.stop`). Killed whatever way the block ends."""
     edged = await EdgedProcess.start(
         config, options=options, env=env, user=user, max_rss_kib=max_rss_kib
     )
@@ -306,6 +312,8 @@ async def running(
         if serving:
             await edged.serving()
         yield edged
+        if edged.stopped:
+            return
         edged.check_alive("the end of the test")
         code = await edged.stop(stop)
         wanted = expect if expect is not None else (-stop if stop == signal.SIGKILL else 0)
@@ -315,7 +323,7 @@ async def running(
 
 
 @pytest.fixture
-async def edged_run() -> AsyncIterator[Callable[..., Awaitable[EdgedProcess]]]:
+async def edged_run() -> AsyncIterator[StartEdged]:
     """`await edged_run(config, **start)`: `EdgedProcess.start`, each one killed (if it still
     runs) when the test ends."""
     started: list[EdgedProcess] = []

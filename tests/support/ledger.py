@@ -1,5 +1,7 @@
 """The `ledger` fixture (a ledger in tmp_path/state, as edged's storage.dir) and the queries the
 tests make on a ledger: clips queued as a source would, states, the alert outbox, raw rows.
+The queries read a Ledger of the test's, or the ledger of an `edged run` subprocess (an
+`EdgedProcess`, through its read-only connection).
 """
 
 from __future__ import annotations
@@ -8,13 +10,16 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from edged.alerts.model import alert_id_for
 from edged.clip import NewClip
 from edged.ledger.store import Ledger
+
+if TYPE_CHECKING:
+    from tests.support.edged_process import EdgedProcess
 
 CAMERA = "porch"
 
@@ -29,16 +34,18 @@ async def queue_clip(ledger: Ledger, path: Path) -> int:
     return clip.id
 
 
-async def query(ledger: Ledger, sql: str, *params: object) -> list[dict[str, Any]]:
+async def query(ledger: Ledger | EdgedProcess, sql: str, *params: object) -> list[dict[str, Any]]:
+    if not isinstance(ledger, Ledger):
+        return await ledger.rows(sql, *params)
     rows = await asyncio.to_thread(ledger.db.rows, sql, params)
     return [dict(row) for row in rows]
 
 
-async def clip_states(ledger: Ledger) -> dict[int, str]:
+async def clip_states(ledger: Ledger | EdgedProcess) -> dict[int, str]:
     return {row["id"]: row["state"] for row in await query(ledger, "SELECT id, state FROM clips")}
 
 
-async def outbox(ledger: Ledger) -> list[dict[str, Any]]:
+async def outbox(ledger: Ledger | EdgedProcess) -> list[dict[str, Any]]:
     return await query(
         ledger,
         "SELECT alert_id, sink, clip_id, person, state, attempts FROM alerts"
@@ -46,7 +53,7 @@ async def outbox(ledger: Ledger) -> list[dict[str, Any]]:
     )
 
 
-def reached(ledger: Ledger, wanted: dict[int, str]) -> Callable[[], Awaitable[bool]]:
+def reached(ledger: Ledger | EdgedProcess, wanted: dict[int, str]) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         states = await clip_states(ledger)
         return all(states.get(clip_id) == state for clip_id, state in wanted.items())
@@ -54,7 +61,7 @@ def reached(ledger: Ledger, wanted: dict[int, str]) -> Callable[[], Awaitable[bo
     return check
 
 
-def all_sent(ledger: Ledger, count: int) -> Callable[[], Awaitable[bool]]:
+def all_sent(ledger: Ledger | EdgedProcess, count: int) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         rows = await outbox(ledger)
         return len(rows) == count and all(row["state"] == "sent" for row in rows)
@@ -62,8 +69,12 @@ def all_sent(ledger: Ledger, count: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def expected_ids(ledger: Ledger, pairs: list[tuple[int, str]]) -> set[str]:
-    install_id = await asyncio.to_thread(ledger.meta.get, "install_id")
+async def expected_ids(ledger: Ledger | EdgedProcess, pairs: list[tuple[int, str]]) -> set[str]:
+    if isinstance(ledger, Ledger):
+        install_id = await asyncio.to_thread(ledger.meta.get, "install_id")
+    else:
+        found = await ledger.rows("SELECT value FROM meta WHERE key=?", "install_id")
+        install_id = found[0]["value"] if found else None
     assert install_id is not None
     return {alert_id_for(install_id, clip_id, person) for clip_id, person in pairs}
 
