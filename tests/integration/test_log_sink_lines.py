@@ -5,23 +5,12 @@ within a minute: Alice on two cameras two seconds apart gave one line, both mark
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import sqlite3
 from pathlib import Path
 
 from edged.emulator import Emulator
 from edged.media.samples import make_clip
-from tests.support.edged import EDGED, write_config
-from tests.support.waiting import eventually
-
-
-def _sent(ledger: Path) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as conn:
-        try:
-            return conn.execute("SELECT COUNT(*) FROM alerts WHERE state='sent'").fetchone()[0]
-        except sqlite3.OperationalError:
-            return 0  # no tables yet
+from tests.support.edged import write_config
+from tests.support.edged_process import running
 
 
 async def test_alice_on_two_cameras_within_seconds_is_two_alert_lines(
@@ -41,26 +30,17 @@ async def test_alice_on_two_cameras_within_seconds_is_two_alert_lines(
     emulator.options.api_key = None
     for folder in folders.values():
         folder.mkdir()
-    log_path = tmp_path / "edged.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            *EDGED, "run", "-c", str(config), stdout=log, stderr=log
-        )
-    try:
-        await eventually(lambda: log_path.read_text().count("catch-up camera=") == 2)
+    async with running(config, serving=False) as edged:
+        await edged.until(lambda: edged.log().count("catch-up camera=") == 2, "both catch-ups")
         for name, folder in folders.items():
             part = folder / f"{name}.mp4.part"
             await asyncio.to_thread(make_clip, part, seconds=1, title="Alice")
             part.rename(folder / f"{name}.mp4")
 
-        def both_sent() -> bool:
-            assert process.returncode is None, log_path.read_text()[-2000:]
-            return _sent(tmp_path / "state" / "ledger.sqlite3") == 2
+        async def both_sent() -> bool:
+            sent = [alert for alert in await edged.table("alerts") if alert["state"] == "sent"]
+            return len(sent) == 2
 
-        await eventually(both_sent, what="both alerts sent", timeout_s=40)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 40)
-    lines = [line for line in log_path.read_text().splitlines() if "ALERT person=Alice" in line]
+        await edged.until(both_sent, "both alerts sent", timeout_s=40)
+    lines = edged.lines("ALERT person=Alice")
     assert sorted(line.split("camera=")[1].split()[0] for line in lines) == ["back", "front"]

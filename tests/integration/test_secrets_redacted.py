@@ -4,17 +4,14 @@ outage reasons; a crash's traceback goes through edged's (redacting, JSON) forma
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import signal
 import sqlite3
 from pathlib import Path
 
 from edged.emulator import Emulator
-from tests.support.edged import EDGED, run_edged, write_config
+from tests.support.edged import run_edged, write_config
+from tests.support.edged_process import running
 from tests.support.environment import free_port
-from tests.support.waiting import eventually
 
 #: Each camera's password and the spellings of it that must never be shown.
 PASSWORDS = {
@@ -37,41 +34,23 @@ def _leaks(text: str) -> list[str]:
     return shown + ([API_KEY] if API_KEY in text else [])
 
 
-def _outage_reasons(ledger: Path) -> list[str]:
-    with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)) as conn:
-        return [row[0] for row in conn.execute("SELECT reason FROM outages")]
-
-
 async def test_rtsp_passwords_and_a_short_key_never_reach_logs_status_or_the_ledger(
     emulator: Emulator, tmp_path: Path
 ):
     config = write_config(tmp_path, emulator.url, api_key=API_KEY, extra=_cameras())
-    log_path = tmp_path / "edged.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            *EDGED, "--log-level", "DEBUG", "run", "-c", str(config), stdout=log, stderr=log
-        )
-    ledger = tmp_path / "state" / "ledger.sqlite3"
-    try:
+    async with running(config, serving=False, options=("--log-level", "DEBUG")) as edged:
 
         async def both_down() -> bool:
-            if process.returncode is not None:
-                return True
             try:
-                reasons = await asyncio.to_thread(_outage_reasons, ledger)
+                reasons = await edged.rows("SELECT reason FROM outages")
             except sqlite3.Error:
                 return False
             return len(reasons) >= 2
 
-        await eventually(both_down, what="both cameras' outages", timeout_s=30)
-        assert process.returncode is None, log_path.read_text()[-2000:]
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 40)
-    logged = log_path.read_text()
+        await edged.until(both_down, "both cameras' outages", timeout_s=30)
+    logged = edged.log()
     assert "camera down camera=spaced" in logged and "camera down camera=encoded" in logged
-    reasons = await asyncio.to_thread(_outage_reasons, ledger)
+    reasons = [row["reason"] for row in await edged.rows("SELECT reason FROM outages")]
     code, status, status_err = await run_edged("status", "-c", str(config))
     assert code == 0, status_err
     code, checked, checked_err = await run_edged("check-config", "-c", str(config))

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import stat
 from pathlib import Path
 
 from edged.emulator import Emulator
 from edged.media.samples import make_clip
-from tests.support.edged import EDGED, write_config
-from tests.support.waiting import eventually
+from tests.support.edged import write_config
+from tests.support.edged_process import running
 
 
 def _open_to_others(root: Path) -> list[str]:
@@ -42,27 +41,17 @@ async def test_storage_dir_and_all_edged_writes_there_are_private_under_umask_02
     )
     config = write_config(tmp_path, emulator.url, extra=extra)
     config.chmod(0o600)
-    log_path = tmp_path / "edged.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            "sh", "-c", 'umask 022 && exec "$@"', "sh", *EDGED, "run", "-c", str(config),
-            stdout=log, stderr=log,
-        )  # fmt: skip
-    try:
+    umask = ["sh", "-c", 'umask 022 && exec "$@"', "sh"]
+    async with running(config, serving=False, wrapper=umask) as edged:
         part = folder / "alice.mp4.part"
         await asyncio.to_thread(make_clip, part, seconds=1, title="Alice")
         part.rename(folder / "alice.mp4")
 
         def snapshot_written() -> bool:
-            assert process.returncode is None, log_path.read_text()[-2000:]
             return any((state / "snapshots").rglob("*.jpg"))
 
-        await eventually(snapshot_written, what="an alert with its snapshot", timeout_s=40)
+        await edged.until(snapshot_written, "an alert with its snapshot", timeout_s=40)
         assert (state / "ledger.sqlite3").exists()
         open_now = await asyncio.to_thread(_open_to_others, state)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 40)
     assert open_now == []
     assert await asyncio.to_thread(_open_to_others, state) == []

@@ -64,10 +64,13 @@ class EdgedProcess:
         options: Sequence[str] = (),
         env: dict[str, str] | None = None,
         user: str | None = None,
+        wrapper: Sequence[str] = (),
         max_rss_kib: int = MAX_RSS_KIB,
     ) -> EdgedProcess:
         """`edged <options> run -c <config>`, with `env` added to this process's; `user`: as
-        that unprivileged user (file permissions do not bind root)."""
+        that unprivileged user (file permissions do not bind root); `wrapper`: a command that
+        ends by exec'ing its arguments (`sh -c 'umask 022 && exec "$@"' sh`), so the process
+        is still edged."""
         prefix = ["setpriv", "--pdeathsig=SIGKILL"]
         if user is not None:
             gid = pwd.getpwnam(user).pw_gid
@@ -77,6 +80,7 @@ class EdgedProcess:
             process = await asyncio.create_subprocess_exec(
                 *prefix,
                 "--",
+                *wrapper,
                 *EDGED,
                 *options,
                 "run",
@@ -244,16 +248,20 @@ class EdgedProcess:
             conn.row_factory = sqlite3.Row
             return [dict(row) for row in conn.execute(sql, tuple(params)).fetchall()]
 
-    async def clips(self) -> list[dict[str, Any]]:
-        """Every clip, in the order found; none while edged has not made its ledger yet."""
+    async def table(self, name: str) -> list[dict[str, Any]]:
+        """Every row of table `name`, in id order; none while edged has not made it yet."""
         if not await asyncio.to_thread(self.ledger_path.exists):
             return []
         try:
-            return await self.rows("SELECT * FROM clips ORDER BY id")
+            return await self.rows(f"SELECT * FROM {name} ORDER BY id")
         except sqlite3.OperationalError as error:
             if "no such table" in str(error):
                 return []  # the file is there, edged is still making its tables
             raise
+
+    async def clips(self) -> list[dict[str, Any]]:
+        """Every clip, in the order found (see `table`)."""
+        return await self.table("clips")
 
     async def clip_in(self, name: str, state: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """The ledger's row of recording `name`, once it is in `state`."""
@@ -300,13 +308,14 @@ async def running(
     options: Sequence[str] = (),
     env: dict[str, str] | None = None,
     user: str | None = None,
+    wrapper: Sequence[str] = (),
     max_rss_kib: int = MAX_RSS_KIB,
 ) -> AsyncIterator[EdgedProcess]:
     """`edged run` for the block: once it serves (unless not `serving`); after the block it
     must still run, and exit `expect` (0, or -signal for SIGKILL) on `stop`, unless the block
     stopped it itself (`EdgedProcess.stop`). Killed whatever way the block ends."""
     edged = await EdgedProcess.start(
-        config, options=options, env=env, user=user, max_rss_kib=max_rss_kib
+        config, options=options, env=env, user=user, wrapper=wrapper, max_rss_kib=max_rss_kib
     )
     try:
         if serving:
