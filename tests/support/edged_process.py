@@ -249,11 +249,11 @@ class EdgedProcess:
             return [dict(row) for row in conn.execute(sql, tuple(params)).fetchall()]
 
     async def table(self, name: str) -> list[dict[str, Any]]:
-        """Every row of table `name`, in id order; none while edged has not made it yet."""
+        """Every row of table `name`, in the order written; none until edged has made it."""
         if not await asyncio.to_thread(self.ledger_path.exists):
             return []
         try:
-            return await self.rows(f"SELECT * FROM {name} ORDER BY id")
+            return await self.rows(f"SELECT * FROM {name} ORDER BY rowid")
         except sqlite3.OperationalError as error:
             if "no such table" in str(error):
                 return []  # the file is there, edged is still making its tables
