@@ -67,7 +67,9 @@ def build_parser(*, emulator_flags: bool = True) -> argparse.ArgumentParser:
     retry.add_argument("clip_ids", nargs="*", type=int, metavar="CLIP_ID")
     retry.add_argument("--failed", action="store_true", help="every failed or expired clip")
     retry.add_argument(
-        "--skipped", action="store_true", help="every clip skipped by a schedule or budget"
+        "--skipped",
+        action="store_true",
+        help="every clip skipped by a schedule, a budget or for no activity",
     )
 
     backfill = commands.add_parser(
@@ -230,7 +232,7 @@ def _ledger_command(config: Config, args: argparse.Namespace) -> int:
             return EXIT_USAGE
         every = [ClipState.FAILED, ClipState.EXPIRED] if args.failed else []
         if args.skipped:
-            every += [ClipState.SKIPPED_BUDGET, ClipState.SKIPPED_SCHEDULE]
+            every += [ClipState.SKIPPED_BUDGET, ClipState.SKIPPED_SCHEDULE, ClipState.SKIPPED_IDLE]
         requeued = ledger.uploads.retry(args.clip_ids, every=every)
         print(f"requeued {len(requeued)} clips" + (f": {requeued}" if requeued else ""))
         skipped = sorted(set(args.clip_ids) - set(requeued))

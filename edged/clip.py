@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 class ClipState(enum.StrEnum):
+    EXAMINING = "examining"  # `upload: activity`: found, its activity not yet measured
     QUEUED = "queued"
     UPLOADING = "uploading"
     SUBMITTED = "submitted"
@@ -20,6 +21,7 @@ class ClipState(enum.StrEnum):
     DROPPED = "dropped"  # deleted unsent by the storage quota (logged and counted)
     SKIPPED_BUDGET = "skipped_budget"  # over a daily budget: kept, sent after `edged retry`
     SKIPPED_SCHEDULE = "skipped_schedule"  # outside the camera's upload hours: likewise
+    SKIPPED_IDLE = "skipped_idle"  # no activity (`upload: activity`): likewise
 
 
 #: States a clip never leaves on its own.
@@ -63,6 +65,9 @@ class NewClip:
     # The configured camera that produced it, when it differs from `camera` (a preset folder
     # names each clip's camera from its path): its schedule and budget apply.
     source: str | None = None
+    # Its camera uploads only clips with activity: the clip waits (`examining`) until the
+    # activity gate has measured it.
+    examine: bool = False
 
 
 @dataclass(frozen=True, slots=True)

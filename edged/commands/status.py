@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edged.clip import ClipState
+from edged.ledger.reports import Footage
 from edged.ledger.store import Ledger
 from edged.ledger.verdict_stats import NoVerdict
 from edged.printable import printable
@@ -43,6 +44,7 @@ class StatusReport:
     paused: dict[str, Any] | None = None  # {reason, message, since} while uploads wait
     without_verdict: int = 0
     recent_without_verdict: list[NoVerdict] = field(default_factory=list)
+    footage: Footage | None = None
 
 
 def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
@@ -53,7 +55,8 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
         by_state[state] = by_state.get(state, 0) + n
         cameras.setdefault(camera, {})[state] = n
     last_found = ledger.reports.last_clip_at()
-    tokens = ledger.reports.tokens(time.time())
+    now = time.time()
+    tokens = ledger.reports.tokens(now)
     return StatusReport(
         by_state=by_state,
         cameras=[
@@ -75,6 +78,7 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
         paused=ledger.meta.pause(),
         without_verdict=ledger.verdicts.total(),
         recent_without_verdict=ledger.verdicts.recent(),
+        footage=ledger.reports.footage_today(now),
     )
 
 
@@ -112,6 +116,14 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())) or "none"
     lines.append(f"alerts: {alerts}")
     lines.append(f"tokens used: {report.tokens_today} today (UTC), {report.tokens_total} in all")
+    if report.footage is not None:
+        footage, share = report.footage, report.footage.uploaded_share
+        lines.append(
+            f"video today (UTC): {footage.recorded_s:.0f} s recorded, {footage.uploaded_s:.0f} s"
+            f" uploaded"
+            + (f" ({share:.0%})" if share is not None else "")
+            + f", {footage.skipped_idle} clips without activity kept back"
+        )
     if report.last_errors:
         lines.append("last errors:")
         lines += [

@@ -13,6 +13,17 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
+def _spans(seconds: tuple[int, ...]) -> str:
+    """(3, 4, 5, 9) → "3-5 s, 9 s": the active seconds from the clip's start."""
+    spans: list[list[int]] = []
+    for second in seconds:
+        if spans and second == spans[-1][1] + 1:
+            spans[-1][1] = second
+        else:
+            spans.append([second, second])
+    return ", ".join(f"{a}-{b} s" if a != b else f"{a} s" for a, b in spans)
+
+
 def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
     """Blocking. The timings of the clip's last attempt, its alerts and its events."""
     clip, times = ledger.clips.get(clip_id), ledger.results.timings(clip_id)
@@ -24,6 +35,14 @@ def clip_trace(ledger: Ledger, clip_id: int) -> str | None:
     ]
     if clip.start is not None:
         lines.append(f"  recorded from {clip.start.isoformat()}")
+    activity = ledger.activity.of(clip_id)
+    if activity is not None:
+        active = _spans(activity.active) or "none"
+        lines.append(
+            f"  activity: {activity.active_seconds} of {activity.seconds:.0f} seconds ({active}),"
+            f" peak score {activity.peak_score:.1f}, peak area {activity.peak_area * 100:.2f}%,"
+            f" {activity.samples} frames compared"
+        )
     previous: float | None = None
     for column, label in reports.CLIP_STEPS:
         moment = times.at(column)

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, Field, GetCoreSchemaHandler, GetPydanticSch
 from pydantic_core import core_schema
 from pydantic_core.core_schema import SerializationInfo
 
+from edged.config.activity import ActivityConfig
 from edged.config.base import Section
 from edged.config.fields import (
     CameraName,
@@ -67,6 +68,9 @@ def _safe_camera_name(value: str) -> str:
 
 SafeCameraName = Annotated[CameraName, AfterValidator(_safe_camera_name)]
 Preset = Literal["frigate", "zoneminder", "blueiris", "synology", "custom"]
+#: What of a camera is uploaded: every clip, or only clips with activity (the others are
+#: kept as skipped_idle).
+UploadMode = Literal["all", "activity"]
 
 
 class _CameraBase(Section):
@@ -76,6 +80,13 @@ class _CameraBase(Section):
     name: SafeCameraName
     schedule: tuple[HoursText, ...] = ()
     budget: BudgetConfig | None = None
+    upload: UploadMode = "all"
+    activity: ActivityConfig | None = None
+
+    @property
+    def gated(self) -> bool:
+        """Its clips are examined for activity before they are queued."""
+        return self.upload == "activity"
 
 
 class FolderCamera(_CameraBase):
@@ -152,6 +163,9 @@ class CameraConfig(Section):
     # Cost guardrails, either kind: hours when clips are uploaded at all, and a daily budget.
     schedule: tuple[HoursText, ...] = ()
     budget: BudgetConfig | None = None
+    # What is uploaded, either kind: every clip, or only those with activity.
+    upload: UploadMode = "all"
+    activity: ActivityConfig | None = None
     audio: Literal["copy", "drop"] = "copy"
 
     @classmethod
@@ -172,6 +186,8 @@ class CameraConfig(Section):
             for key in wrong
             if key in given
         ]
+        if "activity" in given and data.get("upload") != "activity":
+            problems.append((("activity",), "only used with upload: activity"))
         if folder:
             preset = data.get("preset")
             if preset == "custom" and "path_regex" not in given:

@@ -21,12 +21,14 @@ class ClipRecords:
     # -- adding and reading clips ------------------------------------------------
 
     def add(self, new: NewClip) -> tuple[Clip, bool]:
-        """Record a finished clip as queued; returns (clip, created).
+        """Record a finished clip as queued (or, to be examined first, as examining); returns
+        (clip, created).
 
         A clip whose `source_key` is already known is not added again: the
         existing record is returned with created=False.
         """
         now = self._db.now()
+        state = ClipState.EXAMINING if new.examine else ClipState.QUEUED
         with self._db.transaction() as conn:
             if new.source_key is not None:
                 row = conn.execute(
@@ -47,13 +49,13 @@ class ClipRecords:
                     new.duration_s,
                     new.source_key,
                     new.fingerprint,
-                    ClipState.QUEUED,
+                    state,
                     now,
                     now,
                 ),
             )
             clip_id = int(cursor.lastrowid or 0)
-            self._db.event(conn, clip_id, "queued", None)
+            self._db.event(conn, clip_id, state.value, None)
             row = conn.execute("SELECT * FROM clips WHERE id=?", (clip_id,)).fetchone()
         return clip_from_row(row), True
 

@@ -2,10 +2,10 @@
 `--clip` trace), the daemon's shutdown and the MQTT camera status read.
 
 Each has one definition here: a *pending* clip is one edged still has work for
-(`PENDING_STATES`: queued, retrying, expired, uploading, submitted or analyzed), *today* is the
-UTC day (`edged.schedule.utc_day_start`, the service's billing day), and a clip's steps are the
-five timestamps of `CLIP_STEPS`. All of them are blocking: the daemon calls them on the
-ledger's thread, `edged status` on a connection of its own.
+(`PENDING_STATES`: examining, queued, retrying, expired, uploading, submitted or analyzed),
+*today* is the UTC day (`edged.schedule.utc_day_start`, the service's billing day), and a
+clip's steps are the five timestamps of `CLIP_STEPS`. All of them are blocking: the daemon
+calls them on the ledger's thread, `edged status` on a connection of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from edged.schedule import utc_day_start
 
 #: Clips edged still has work for: the oldest of them is "the oldest pending clip".
 PENDING_STATES = (
+    ClipState.EXAMINING,
     *sorted(PENDING_UPLOAD_STATES),
     ClipState.UPLOADING,
     ClipState.SUBMITTED,
@@ -41,6 +42,7 @@ _ERROR_STATES = (
     ClipState.EXPIRED,
     ClipState.SKIPPED_BUDGET,
     ClipState.SKIPPED_SCHEDULE,
+    ClipState.SKIPPED_IDLE,
 )
 
 
@@ -62,6 +64,19 @@ class OutageTotal:
 class Tokens:
     total: int
     today: int  # since the start of the UTC day
+
+
+@dataclass(frozen=True, slots=True)
+class Footage:
+    """Seconds of video today (the UTC day): found, and accepted by the service."""
+
+    recorded_s: float  # of clips found today
+    uploaded_s: float  # of clips whose upload was accepted today
+    skipped_idle: int  # clips found today kept back for no activity
+
+    @property
+    def uploaded_share(self) -> float | None:
+        return self.uploaded_s / self.recorded_s if self.recorded_s > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +180,19 @@ class Reports:
             (now,),
         )
         return {row["camera"]: OutageTotal(float(row["s"] or 0), bool(row["open"])) for row in rows}
+
+    def footage_today(self, now: float) -> Footage:
+        day = utc_day_start(now)
+        row = self._db.row(
+            "SELECT TOTAL(CASE WHEN found_at >= ? THEN duration_s END) AS recorded,"
+            " TOTAL(CASE WHEN upload_finished_at >= ? THEN duration_s END) AS uploaded,"
+            " COUNT(CASE WHEN found_at >= ? AND state=? THEN 1 END) AS idle FROM clips"
+            " WHERE found_at >= ? OR upload_finished_at >= ?",
+            (day, day, day, ClipState.SKIPPED_IDLE, day, day),
+        )
+        if row is None:
+            return Footage(0.0, 0.0, 0)
+        return Footage(float(row["recorded"]), float(row["uploaded"]), int(row["idle"]))
 
     def tokens(self, now: float) -> Tokens:
         rows = self._db.rows(

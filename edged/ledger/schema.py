@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edged.errors import EdgedError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1. A later release appends migration steps to MIGRATIONS, keyed by the
 # version they upgrade from, so an old ledger is upgraded in place on start.
@@ -104,6 +104,21 @@ CREATE TABLE callback_tokens (
 );
 """
 
+# Version 3: what the activity gate found in a clip (cameras with `upload: activity`): its
+# active seconds from the clip's start, the peak score and area, how many frames it compared.
+ACTIVITY = """
+CREATE TABLE activity (
+    clip_id     INTEGER PRIMARY KEY REFERENCES clips (id),
+    seconds     REAL NOT NULL,    -- of video examined
+    active      TEXT NOT NULL,    -- JSON list of the active seconds, from the clip's start
+    active_s    INTEGER NOT NULL, -- how many
+    peak_score  REAL NOT NULL,
+    peak_area   REAL NOT NULL,
+    samples     INTEGER NOT NULL,
+    examined_at REAL NOT NULL
+);
+"""
+
 MIGRATIONS: dict[int, str] = {
     1: CALLBACK_TOKENS
     + """
@@ -111,6 +126,7 @@ INSERT INTO callback_tokens (clip_id, attempt, token, task_id, issued_at)
     SELECT id, attempts, callback_token, task_id, updated_at FROM clips
     WHERE callback_token IS NOT NULL;
 """,
+    2: ACTIVITY,
 }
 
 
@@ -141,7 +157,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
         ).fetchone()
         if not has_meta:
-            for statement in _statements(SCHEMA_V1 + CALLBACK_TOKENS):
+            for statement in _statements(SCHEMA_V1 + CALLBACK_TOKENS + ACTIVITY):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)

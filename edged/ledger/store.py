@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from edged.ledger.activity import ActivityRecords
 from edged.ledger.clips import ClipRecords
 from edged.ledger.connection import LEDGER_FILE, LedgerConnection
 from edged.ledger.meta import MetaRecords
@@ -33,6 +34,7 @@ class Ledger:
         self.meta = MetaRecords(self.db)
         self.clips = ClipRecords(self.db)
         self.uploads = UploadRecords(self.db)
+        self.activity = ActivityRecords(self.db)
         self.outbox = Outbox(self.db)
         self.verdicts = VerdictStats(self.db, self.meta)
         self.results = ResultRecords(self.db, self.outbox, self.verdicts)

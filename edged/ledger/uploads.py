@@ -23,6 +23,7 @@ RETRYABLE_STATES = frozenset(
         ClipState.EXPIRED,
         ClipState.SKIPPED_BUDGET,
         ClipState.SKIPPED_SCHEDULE,
+        ClipState.SKIPPED_IDLE,
     }
 )
 

@@ -109,7 +109,7 @@ async def _until_stopped(
                 log.warning("reload asked for, but edged was not started from a file")
                 continue
             config = await reload_config(
-                config_path, config, pipeline.sources, pipeline.uploader, api
+                config_path, config, pipeline.sources, pipeline.uploader, api, pipeline.gate
             )
 
 

@@ -49,6 +49,8 @@ class Snapshot:
     cameras_down: dict[str, int] = field(default_factory=dict)
     outage_seconds: dict[str, float] = field(default_factory=dict)
     tokens_today: int = 0
+    recorded_seconds_today: float = 0.0
+    uploaded_seconds_today: float = 0.0
     storage_bytes: int = 0
     uploads_paused: str | None = None  # the reason, while uploads are paused
     results_without_verdict: int = 0
@@ -71,6 +73,9 @@ def read_snapshot(ledger: Ledger, now: float) -> Snapshot:
         snap.outage_seconds[camera] = outage.seconds
         snap.cameras_down[camera] = 1 if outage.down else 0
     snap.tokens_today = ledger.reports.tokens(now).today
+    footage = ledger.reports.footage_today(now)
+    snap.recorded_seconds_today = footage.recorded_s
+    snap.uploaded_seconds_today = footage.uploaded_s
     pause = ledger.meta.pause()
     snap.uploads_paused = str(pause.get("reason")) if pause is not None else None
     snap.results_without_verdict = ledger.verdicts.total()
@@ -159,6 +164,16 @@ class LedgerCollector(Collector):
         yield outage
         yield GaugeMetricFamily(
             "edged_tokens_today", "API tokens used today (UTC)", snap.tokens_today
+        )
+        yield GaugeMetricFamily(
+            "edged_recorded_seconds_today",
+            "Seconds of video in the clips found today (UTC)",
+            snap.recorded_seconds_today,
+        )
+        yield GaugeMetricFamily(
+            "edged_uploaded_seconds_today",
+            "Seconds of video in the clips the service accepted today (UTC)",
+            snap.uploaded_seconds_today,
         )
         yield GaugeMetricFamily(
             "edged_storage_bytes", "Bytes of edged's own clips on disk", snap.storage_bytes

@@ -2,7 +2,8 @@
 
 `build_pipeline` makes every stage of `edged run` from the config, in pipeline order:
 
-    sources → uploader (and the expirer) → callback listener → analyzer → alert delivery
+    sources → activity gate → uploader (and the expirer) → callback listener → analyzer
+    → alert delivery
 
 then the upkeep: the storage quota, the metrics and the systemd watchdog. `Pipeline` runs
 them as one task each in the daemon's TaskGroup and stops them in this order, which is the
@@ -43,6 +44,7 @@ from edged.service.wiring import (
     person_directory,
     upload_settings,
 )
+from edged.sources.activity_gate import ActivityGate
 from edged.sources.folder import FolderSource
 from edged.sources.rtsp import RtspSource
 from edged.upload.api import ApiClient
@@ -72,6 +74,7 @@ class Pipeline:
     role: ListenerRole
     # The stages, in pipeline order.
     sources: SourceSupervisor
+    gate: ActivityGate
     uploader: Uploader
     expirer: Expirer
     callbacks: CallbackApp
@@ -101,6 +104,7 @@ class Pipeline:
         """One named task per stage, in pipeline order, then the upkeep."""
         stages = {
             "sources": self.sources.run(self.config.cameras),
+            "activity": self.gate.run(),
             "uploader": self.uploader.run(),
             "analyzer": self.analyzer.run(),
             "alerts": self.delivery.run(),
@@ -177,8 +181,10 @@ async def build_pipeline(
     )
     callbacks.on_pause = uploader.pause
     quota = StorageQuota(db, config.storage)
+    gate = ActivityGate(db, config.cameras, on_queued=uploader.wake.set)
 
     def clip_added() -> None:
+        gate.wake.set()
         uploader.wake.set()
         quota.wake.set()
 
@@ -187,6 +193,7 @@ async def build_pipeline(
         db=db,
         role=role,
         sources=SourceSupervisor(lambda camera: make_source(db, camera, clip_added, config)),
+        gate=gate,
         uploader=uploader,
         expirer=Expirer(db, config, uploader.wake.set),
         callbacks=callbacks,

@@ -1,9 +1,9 @@
 """SIGHUP: re-read the config and apply what can change while running.
 
 Cameras are added, removed or restarted one by one (the others keep running); a new API
-key resumes paused uploads; schedules and budgets apply to the next clip. A config that
-does not validate is rejected with its errors and the running one is kept. Changes to other
-sections are named in the log as needing a restart.
+key resumes paused uploads; schedules, budgets and activity settings apply to the next
+clip. A config that does not validate is rejected with its errors and the running one is
+kept. Changes to other sections are named in the log as needing a restart.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from edged.config.model import Config, ConfigError, load_config
 from edged.service.supervisor import SourceSupervisor
 from edged.service.wiring import guardrails
+from edged.sources.activity_gate import ActivityGate
 from edged.upload.api import ApiClient
 from edged.upload.uploader import Uploader
 
@@ -29,6 +30,7 @@ async def reload_config(
     supervisor: SourceSupervisor,
     uploader: Uploader,
     api: ApiClient,
+    gate: ActivityGate,
 ) -> Config:
     """Returns the config now in force: the new one, or `current` if the new one is bad."""
     try:
@@ -43,6 +45,7 @@ async def reload_config(
         uploader.resume_after_auth()
         log.info("api key replaced")
     uploader.set_guardrails(guardrails(new))
+    gate.set_cameras(new.cameras)
     api_rest = new.api.model_copy(update={"api_key": current.api.api_key})
     later = [name for name in _RESTART_SECTIONS if getattr(new, name) != getattr(current, name)]
     if api_rest != current.api:

@@ -6,9 +6,9 @@ Each round, in this order:
    by default), and so do clips already dropped whose file is still there;
 2. while edged's clips take more than `storage.max_bytes`, or the filesystem has less than
    `storage.min_free` free: first the files of done clips still within keep_uploaded go,
-   then the oldest clips not uploaded yet (queued, waiting for a retry, expired, failed,
-   skipped by a schedule or budget) are dropped, each one logged as an error, recorded in
-   the ledger and counted.
+   then the clips not uploaded yet are dropped, those without activity (skipped_idle) first,
+   then the oldest others (queued, waiting for a retry, expired, failed, skipped by a
+   schedule or budget), each one logged as an error, recorded in the ledger and counted.
 
 storage.dir itself is private to edged's user and group whatever the umask it was started
 with (`private_storage`): the ledger holds the snapshot key, callback tokens and results.
@@ -49,6 +49,7 @@ DROPPABLE = (
     ClipState.FAILED,
     ClipState.SKIPPED_BUDGET,
     ClipState.SKIPPED_SCHEDULE,
+    ClipState.SKIPPED_IDLE,
 )
 
 
@@ -172,6 +173,8 @@ class StorageQuota:
 
     async def _drop_oldest(self, excess: int, usage: Usage) -> int:
         candidates = await self._db.call(self._db.ledger.quota.own_clips, PREFIX, DROPPABLE)
+        # Clips without activity go first, oldest first: then the ones that may show someone.
+        candidates.sort(key=lambda clip: clip.state is not ClipState.SKIPPED_IDLE)
         for clip in candidates:
             if excess <= 0:
                 break

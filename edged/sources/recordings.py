@@ -175,6 +175,7 @@ async def examine(
         source_key,
         fingerprint,
         source=naming.camera.name,
+        examine=naming.camera.gated,
     )
     clip, created = await db.call(db.ledger.clips.add, new)
     return Examined(Verdict.QUEUED if created else Verdict.KNOWN, clip)

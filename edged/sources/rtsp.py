@@ -202,7 +202,7 @@ class RtspSource:
     async def _queue(
         self, path: Path, start: datetime, duration_s: float, size: int, key: str, *, partial: bool
     ) -> None:
-        new = NewClip(self.name, path, size, start, duration_s, key)
+        new = NewClip(self.name, path, size, start, duration_s, key, examine=self._camera.gated)
         stored, created = await self._db.call(self._db.ledger.clips.add, new)
         if created:
             log.info(

@@ -40,6 +40,8 @@ README_METRICS = (
     "edged_camera_outage_seconds_total",
     "edged_storage_bytes",
     "edged_tokens_today",
+    "edged_recorded_seconds_today",
+    "edged_uploaded_seconds_today",
 )
 REFRESH_S = 5.0  # edged reads the ledger into /metrics this often
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edged.clip import ClipState, NewClip
+from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.results import Tokens
 from edged.ledger.schema import SCHEMA_VERSION, LedgerError
 from edged.ledger.store import Ledger
@@ -51,6 +52,53 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.commit()
     with pytest.raises(LedgerError, match="schema version 99, newer"):
         Ledger(tmp_path)
+
+
+def test_a_version_2_ledger_is_upgraded_in_place_and_keeps_its_clips(tmp_path: Path) -> None:
+    """The release before the activity gate wrote version 2: opened now, it gains the
+    activity table and every clip it had is still there."""
+    Ledger(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "ledger.sqlite3")
+    conn.execute("DROP TABLE activity")
+    conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    conn.execute(
+        "INSERT INTO clips (camera, path, size, state, found_at, updated_at)"
+        " VALUES ('cam', 'old.mp4', 1, 'queued', 1, 1)"
+    )
+    conn.commit()
+    conn.close()
+    ledger = Ledger(tmp_path)
+    assert [clip.path.name for clip in ledger.clips.in_state(ClipState.QUEUED)] == ["old.mp4"]
+    examined, _ = ledger.clips.add(NewClip("cam", Path("new.mp4"), 1, examine=True))
+    found = ClipActivityRecord(10.0, (), 0.0, 0.0, 10)
+    assert ledger.activity.examined(examined.id, found) is ClipState.SKIPPED_IDLE
+    assert ledger.activity.of(examined.id) == found
+    version = ledger.db.row("SELECT value FROM meta WHERE key='schema_version'")
+    assert version is not None and int(version["value"]) == SCHEMA_VERSION == 3
+    ledger.close()
+
+
+def test_the_gate_moves_a_clip_once_and_only_from_examining(ledger: Ledger) -> None:
+    clip, _ = ledger.clips.add(NewClip("cam", Path("a.mp4"), 100, examine=True))
+    assert clip.state is ClipState.EXAMINING
+    assert ledger.uploads.take_for_upload() is None  # not uploaded before it is examined
+    active = ClipActivityRecord(10.0, (3, 4), 12.5, 0.01, 10)
+    assert ledger.activity.examined(clip.id, active) is ClipState.QUEUED
+    assert ledger.activity.examined(clip.id, active) is None  # a second look changes nothing
+    assert not ledger.activity.unreadable(clip.id, "late")
+    taken = ledger.uploads.take_for_upload()
+    assert taken is not None and taken.id == clip.id
+
+
+def test_an_idle_clip_is_kept_and_sent_after_retry(ledger: Ledger) -> None:
+    clip, _ = ledger.clips.add(NewClip("cam", Path("a.mp4"), 100, examine=True))
+    ledger.activity.examined(clip.id, ClipActivityRecord(10.0, (), 1.0, 0.0, 10))
+    idle = ledger.clips.get(clip.id)
+    assert idle is not None and idle.state is ClipState.SKIPPED_IDLE
+    assert ledger.uploads.take_for_upload() is None
+    assert ledger.uploads.retry(every=[ClipState.SKIPPED_IDLE]) == [clip.id]
+    again = ledger.uploads.take_for_upload()
+    assert again is not None and again.id == clip.id and again.exempt
 
 
 def test_same_source_key_is_not_added_twice(ledger: Ledger) -> None:

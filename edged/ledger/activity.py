@@ -1,0 +1,91 @@
+"""What the activity gate found in each clip of a camera with `upload: activity`, and the move
+it makes: examining → queued (activity, or a clip it could not read: never skipped unseen) or
+skipped_idle (kept, listed, sent after `edged retry --skipped`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from edged.clip import ClipState
+from edged.ledger.connection import LedgerConnection
+
+
+@dataclass(frozen=True, slots=True)
+class ClipActivityRecord:
+    """A clip's activity as the ledger keeps it."""
+
+    seconds: float  # of video examined
+    active: tuple[int, ...]  # the active seconds, from the clip's start
+    peak_score: float
+    peak_area: float
+    samples: int  # frames compared
+
+    @property
+    def active_seconds(self) -> int:
+        return len(self.active)
+
+
+class ActivityRecords:
+    def __init__(self, db: LedgerConnection) -> None:
+        self._db = db
+
+    def examined(self, clip_id: int, found: ClipActivityRecord) -> ClipState | None:
+        """Store what was found and move the clip on: queued with activity, skipped_idle
+        without. Returns the new state; None when the clip was no longer examining."""
+        state = ClipState.QUEUED if found.active else ClipState.SKIPPED_IDLE
+        now = self._db.now()
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=?, updated_at=? WHERE id=? AND state=?",
+                (
+                    state,
+                    None if found.active else "no activity",
+                    now,
+                    clip_id,
+                    ClipState.EXAMINING,
+                ),
+            )
+            if not cursor.rowcount:
+                return None
+            conn.execute(
+                "INSERT OR REPLACE INTO activity (clip_id, seconds, active, active_s, peak_score,"
+                " peak_area, samples, examined_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    clip_id,
+                    found.seconds,
+                    json.dumps(list(found.active)),
+                    len(found.active),
+                    found.peak_score,
+                    found.peak_area,
+                    found.samples,
+                    now,
+                ),
+            )
+            detail = f"{len(found.active)} active seconds of {found.seconds:.0f}"
+            self._db.event(conn, clip_id, state.value, detail)
+        return state
+
+    def unreadable(self, clip_id: int, reason: str) -> bool:
+        """The gate could not read the clip: it is queued all the same (the upload's own
+        checks judge the file), so footage is never skipped without being seen."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, updated_at=? WHERE id=? AND state=?",
+                (ClipState.QUEUED, self._db.now(), clip_id, ClipState.EXAMINING),
+            )
+            if cursor.rowcount:
+                self._db.event(conn, clip_id, "queued", f"not examined: {reason}")
+            return bool(cursor.rowcount)
+
+    def of(self, clip_id: int) -> ClipActivityRecord | None:
+        row = self._db.row("SELECT * FROM activity WHERE clip_id=?", (clip_id,))
+        if row is None:
+            return None
+        return ClipActivityRecord(
+            seconds=row["seconds"],
+            active=tuple(int(second) for second in json.loads(row["active"])),
+            peak_score=row["peak_score"],
+            peak_area=row["peak_area"],
+            samples=row["samples"],
+        )

@@ -1,0 +1,183 @@
+"""`upload: activity` on real H.264 recordings: only clips in which something moves are
+uploaded; the others are kept as skipped_idle, shown, and sent on `edged retry --skipped`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from edged.clip import ClipState, NewClip
+from edged.config.model import parse_config
+from edged.emulator import Emulator
+from edged.ledger.store import Ledger
+from edged.ledger.thread import AsyncLedger
+from edged.sources.activity_gate import ActivityGate
+from tests.support.activity_scene import Scene, Walker, write_video
+from tests.support.edged import edged_running, run_edged, write_config
+from tests.support.waiting import eventually
+
+QUIET = Scene(width=320, height=180, fps=5, seconds=12, noise=((0, 2.0),))
+WALK = Walker(3, 5)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("gate")
+    walking = Scene(**{**_fields(QUIET), "walkers": (WALK,)})
+    return {
+        "quiet": write_video(QUIET, folder / "quiet.mp4", keyframe_s=1.0),
+        "walk": write_video(walking, folder / "walk.mp4", keyframe_s=1.0),
+    }
+
+
+def _fields(scene: Scene) -> dict[str, object]:
+    return {name: value for name, value in scene.__dict__.items() if not name.startswith("_")}
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _put(folder: Path, name: str, video: Path) -> Path:
+    """Written as `.part`, then renamed into place, as NVRs do."""
+    part = folder / f"{name}.part"
+    shutil.copyfile(video, part)
+    os.rename(part, folder / name)
+    return folder / name
+
+
+def _accepted(emulator: Emulator) -> set[str]:
+    return {r.file_sha256 for r in emulator.received if r.status == 200 and r.file_sha256}
+
+
+def _camera(folder: Path, extra: str = "") -> str:
+    return (
+        f"cameras:\n  - name: yard\n    folder: {folder}\n    settle: 0.5s\n"
+        f"    upload: activity\n{extra}"
+    )
+
+
+async def test_only_clips_with_activity_are_uploaded_and_the_idle_one_waits_for_retry(
+    emulator: Emulator, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    nvr = tmp_path / "nvr"
+    nvr.mkdir()
+    config = write_config(tmp_path, emulator.url, extra=_camera(nvr))
+    async with edged_running(config):
+        ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
+        try:
+            walk = await asyncio.to_thread(_put, nvr, "walk.mp4", videos["walk"])
+            quiet = await asyncio.to_thread(_put, nvr, "quiet.mp4", videos["quiet"])
+
+            async def states() -> dict[str, str]:
+                rows = await asyncio.to_thread(
+                    ledger.db.rows, "SELECT id, path, state FROM clips ORDER BY id"
+                )
+                return {Path(row["path"]).name: row["state"] for row in rows}
+
+            async def sorted_out() -> bool:
+                found = await states()
+                return found.get("quiet.mp4") == "skipped_idle" and found.get("walk.mp4") in (
+                    "submitted",
+                    "analyzed",
+                    "done",
+                )
+
+            await eventually(sorted_out, timeout_s=30, what="walk uploaded, quiet kept back")
+            assert _accepted(emulator) == {_sha(walk)}
+
+            rows = await asyncio.to_thread(ledger.db.rows, "SELECT id, path FROM clips")
+            ids = {Path(row["path"]).name: row["id"] for row in rows}
+            idle = ledger.activity.of(ids["quiet.mp4"])
+            moving = ledger.activity.of(ids["walk.mp4"])
+            assert idle is not None and idle.active == () and idle.samples == 12
+            assert moving is not None and moving.active
+            assert all(WALK.start_s <= s <= WALK.end_s for s in moving.active), moving.active
+
+            code, out, err = await run_edged("status", "-c", str(config))
+            assert code == 0, err
+            assert "skipped_idle 1" in out
+            assert "video today (UTC): 24 s recorded, 12 s uploaded (50%)" in out, out
+            assert "1 clips without activity kept back" in out
+            code, out, _ = await run_edged(
+                "status", "-c", str(config), "--clip", str(ids["quiet.mp4"])
+            )
+            assert code == 0 and "activity: 0 of 12 seconds (none)" in out, out
+            assert "skipped_idle: 0 active seconds of 12" in out
+
+            code, _, err = await run_edged("retry", "-c", str(config), "--skipped")
+            assert code == 0, err
+            await eventually(
+                lambda: _accepted(emulator) == {_sha(walk), _sha(quiet)},
+                timeout_s=30,
+                what="the idle clip sent after edged retry --skipped",
+            )
+        finally:
+            await asyncio.to_thread(ledger.close)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[AsyncLedger]:
+    ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
+    opened = AsyncLedger(ledger)
+    yield opened
+    await opened.aclose()
+
+
+def _gated(folder: Path) -> tuple:  # type: ignore[type-arg]
+    config = parse_config(f"api: {{api_key: k}}\n{_camera(folder)}", env={})
+    return config.cameras
+
+
+async def _run_gate(db: AsyncLedger, gate: ActivityGate, until: object) -> None:
+    task = asyncio.create_task(gate.run())
+    try:
+        await eventually(until, timeout_s=20, what="the gate to move the clips on")  # type: ignore[arg-type]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_clips_left_examining_are_examined_and_unreadable_ones_are_queued_as_they_are(
+    db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """What a stop or a crash left `examining` is examined when the gate next runs; a file
+    the gate cannot read, or a clip of a camera that no longer uploads by activity, is queued
+    all the same: nothing is skipped unseen."""
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4096))
+    new = [
+        NewClip("yard", videos["quiet"], 1, examine=True),
+        NewClip("yard", videos["walk"], 1, examine=True),
+        NewClip("yard", garbage, 1, examine=True),
+        NewClip("gone-camera", videos["quiet"], 1, examine=True),
+    ]
+    clips = [(await db.call(db.ledger.clips.add, clip))[0] for clip in new]
+    assert {clip.state for clip in clips} == {ClipState.EXAMINING}
+    queued = asyncio.Event()
+    gate = ActivityGate(db, _gated(tmp_path), on_queued=queued.set, poll_s=0.1)
+
+    async def moved_on() -> bool:
+        states = [(await db.call(db.ledger.clips.get, c.id)).state for c in clips]  # type: ignore[union-attr]
+        return ClipState.EXAMINING not in states
+
+    await _run_gate(db, gate, moved_on)
+    states = [(await db.call(db.ledger.clips.get, c.id)).state for c in clips]  # type: ignore[union-attr]
+    assert states == [
+        ClipState.SKIPPED_IDLE,
+        ClipState.QUEUED,
+        ClipState.QUEUED,
+        ClipState.QUEUED,
+    ]
+    assert queued.is_set()
+    events = [await db.call(db.ledger.reports.clip_events, c.id) for c in clips]
+    assert "not examined" in (events[2][-1].detail or "")
+    assert "no longer uploads by activity" in (events[3][-1].detail or "")
+    assert await db.call(db.ledger.activity.of, clips[2].id) is None

@@ -1,0 +1,120 @@
+"""`upload:` and `activity:` of a camera: what is accepted, and what a user is told."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from edged.activity import Polygon, Settings
+from edged.config.model import Config, ConfigError, FolderCamera, RtspCamera, parse_config
+
+
+def parse(text: str) -> Config:
+    return parse_config("api: {api_key: k}\n" + textwrap.dedent(text), env={})
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    return caught.value.problems
+
+
+def test_every_clip_is_uploaded_unless_the_camera_says_otherwise() -> None:
+    config = parse(
+        """\
+        cameras:
+          - {name: door, folder: /nvr}
+          - {name: yard, rtsp: "rtsp://cam/1"}
+        """
+    )
+    assert [(c.upload, c.gated, c.activity) for c in config.cameras] == [
+        ("all", False, None),
+        ("all", False, None),
+    ]
+
+
+def test_an_activity_camera_of_either_kind_with_zones_masks_and_a_percentage() -> None:
+    config = parse(
+        """\
+        cameras:
+          - name: yard
+            rtsp: rtsp://cam/1
+            upload: activity
+            activity:
+              zones: [[[0, 0.4], [1, 0.4], [1, 1], [0, 1]]]
+              masks: [[[0.8, 0], [1, 0], [1, 0.2]]]
+              sensitivity: 0.7
+              min_area: 0.1%
+          - {name: door, folder: /nvr, upload: activity}
+        """
+    )
+    yard, door = config.cameras
+    assert isinstance(yard, RtspCamera) and isinstance(door, FolderCamera)
+    assert yard.gated and door.gated
+    assert yard.activity is not None
+    settings = yard.activity.settings()
+    assert settings.zones == (Polygon(((0, 0.4), (1, 0.4), (1, 1), (0, 1))),)
+    assert settings.masks == (Polygon(((0.8, 0), (1, 0), (1, 0.2))),)
+    assert settings.sensitivity == 0.7 and settings.min_area == pytest.approx(0.001)
+    assert door.activity is None  # the whole picture, at the detector's defaults
+
+
+def test_unusable_zones_and_values_are_each_reported_at_their_key() -> None:
+    found = problems(
+        """\
+        cameras:
+          - name: yard
+            rtsp: rtsp://cam/1
+            upload: activity
+            activity:
+              zones:
+                - [[0, 0], [1, 0]]
+                - [[0, 0], [2, 0], [1, 1]]
+              masks: [[[0, 0], [0.5, 0.5], [1, 1]]]
+              sensitivity: 2
+              min_area: lots%
+        """
+    )
+    joined = "\n".join(found)
+    assert "cameras[0].activity.zones[0]" in joined and "at least 3 points" in joined
+    assert "cameras[0].activity.zones[1]" in joined and "0..1" in joined
+    assert "cameras[0].activity.masks[0]" in joined and "no area" in joined
+    assert "cameras[0].activity.sensitivity" in joined
+    assert "cameras[0].activity.min_area" in joined and "percentage" in joined
+    assert len(found) == 5, found
+
+
+def test_activity_settings_without_the_activity_mode_are_refused() -> None:
+    """Zones that gate nothing would mislead whoever drew them."""
+    found = problems(
+        """\
+        cameras:
+          - name: yard
+            folder: /nvr
+            activity: {sensitivity: 0.5}
+        """
+    )
+    assert found == ["cameras[0].activity (line 5): only used with upload: activity"]
+
+
+def test_an_unknown_upload_mode_names_the_ones_there_are() -> None:
+    found = problems(
+        """\
+        cameras:
+          - {name: yard, folder: /nvr, upload: motion}
+        """
+    )
+    assert len(found) == 1 and "cameras[0].upload" in found[0]
+    assert "'all'" in found[0] and "'activity'" in found[0]
+
+
+def test_the_defaults_are_the_detectors() -> None:
+    config = parse(
+        """\
+        cameras:
+          - {name: yard, folder: /nvr, upload: activity, activity: {}}
+        """
+    )
+    activity = config.cameras[0].activity
+    assert activity is not None and activity.settings() == Settings()
