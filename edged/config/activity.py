@@ -1,6 +1,8 @@
 """A camera's activity gate (`upload: activity`): its zones and masks (polygons in relative
-0..1 coordinates, so they survive a change of resolution), its sensitivity and the smallest
-share of a zone that counts (`min_area`, a fraction or a percentage such as "0.05%").
+0..1 coordinates, so they survive a change of resolution), its sensitivity, the smallest
+share of a zone that counts (`min_area`, a fraction or a percentage such as "0.05%"), and
+how far before and after the activity the neighbouring clips are sent too (`pre_roll`,
+`post_roll`).
 
 Every value is checked here, with the detector's own rules (edged/activity), so a zone that
 cannot be used is a config error with its key path, not a fault at the first clip.
@@ -14,6 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from edged.activity import ActivityError, Polygon, Settings
 from edged.config.base import Section
+from edged.config.fields import Duration
 
 Points = tuple[tuple[float, float], ...]
 
@@ -43,6 +46,10 @@ class ActivityConfig(Section):
     masks: tuple[PolygonPoints, ...] = ()
     sensitivity: Annotated[float, Field(ge=0.0, le=1.0)] = Settings.sensitivity
     min_area: Share = Settings.min_area
+    #: Clips this close before the first active second, or after the last, are sent too:
+    #: someone walking in may show below the threshold in the clip before.
+    pre_roll: Duration = 5.0
+    post_roll: Duration = 5.0
 
     def settings(self) -> Settings:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from edged.clip import ClipState
 from edged.ledger.connection import LedgerConnection
@@ -26,21 +27,36 @@ class ClipActivityRecord:
         return len(self.active)
 
 
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A clip of the same camera found about the same time, as the rolls need it."""
+
+    clip_id: int
+    start: datetime | None
+    duration_s: float | None
+    state: ClipState
+    active: tuple[int, ...] | None  # None: not examined (yet)
+
+
 class ActivityRecords:
     def __init__(self, db: LedgerConnection) -> None:
         self._db = db
 
-    def examined(self, clip_id: int, found: ClipActivityRecord) -> ClipState | None:
-        """Store what was found and move the clip on: queued with activity, skipped_idle
-        without. Returns the new state; None when the clip was no longer examining."""
-        state = ClipState.QUEUED if found.active else ClipState.SKIPPED_IDLE
+    def examined(
+        self, clip_id: int, found: ClipActivityRecord, *, rolled: str | None = None
+    ) -> ClipState | None:
+        """Store what was found and move the clip on: queued with activity (or within a
+        neighbour's roll: `rolled` says which), skipped_idle without. Returns the new state;
+        None when the clip was no longer examining."""
+        sent = bool(found.active) or rolled is not None
+        state = ClipState.QUEUED if sent else ClipState.SKIPPED_IDLE
         now = self._db.now()
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE clips SET state=?, last_error=?, updated_at=? WHERE id=? AND state=?",
                 (
                     state,
-                    None if found.active else "no activity",
+                    None if sent else "no activity",
                     now,
                     clip_id,
                     ClipState.EXAMINING,
@@ -63,8 +79,42 @@ class ActivityRecords:
                 ),
             )
             detail = f"{len(found.active)} active seconds of {found.seconds:.0f}"
+            if rolled is not None and not found.active:
+                detail += f"; {rolled}"
             self._db.event(conn, clip_id, state.value, detail)
         return state
+
+    def neighbours(self, camera: str, found_at: float, within_s: float) -> list[Neighbour]:
+        """The camera's clips found within `within_s` of `found_at` (indexed by camera and
+        found_at), with what the gate found in them."""
+        rows = self._db.rows(
+            "SELECT c.id, c.start_at, c.duration_s, c.state, a.active FROM clips c"
+            " LEFT JOIN activity a ON a.clip_id = c.id"
+            " WHERE c.camera=? AND c.found_at BETWEEN ? AND ? ORDER BY c.id",
+            (camera, found_at - within_s, found_at + within_s),
+        )
+        return [
+            Neighbour(
+                row["id"],
+                datetime.fromisoformat(row["start_at"]) if row["start_at"] else None,
+                row["duration_s"],
+                ClipState(row["state"]),
+                None if row["active"] is None else tuple(json.loads(row["active"])),
+            )
+            for row in rows
+        ]
+
+    def rolled_in(self, clip_id: int, reason: str) -> bool:
+        """An idle clip next to activity goes after all (pre_roll, post_roll): skipped_idle
+        → queued; False when it had moved on."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=NULL, updated_at=? WHERE id=? AND state=?",
+                (ClipState.QUEUED, self._db.now(), clip_id, ClipState.SKIPPED_IDLE),
+            )
+            if cursor.rowcount:
+                self._db.event(conn, clip_id, "queued", reason)
+            return bool(cursor.rowcount)
 
     def unreadable(self, clip_id: int, reason: str) -> bool:
         """The gate could not read the clip: it is queued all the same (the upload's own

@@ -117,6 +117,7 @@ CREATE TABLE activity (
     samples     INTEGER NOT NULL,
     examined_at REAL NOT NULL
 );
+CREATE INDEX clips_by_camera_found ON clips (camera, found_at);
 """
 
 MIGRATIONS: dict[int, str] = {

@@ -5,7 +5,8 @@ Its source adds it as `examining`; this stage examines it (keyframes only, scale
 worker thread: PyAV decodes and scales and numpy compares mostly without the GIL, and the
 recording threads never wait for it), stores what it found, and moves it on: to `queued`
 when something moved in its zones, to `skipped_idle` when nothing did (kept, listed by
-`edged status`, sent after `edged retry --skipped`). A clip it cannot read, or of a camera
+`edged status`, sent after `edged retry --skipped`), unless it is within the rolls of a
+neighbour's activity (edged/sources/activity_rolls.py). A clip it cannot read, or of a camera
 no longer gated after a reload, is queued all the same: footage is never skipped unseen. A
 clip left `examining` by a crash or a stop is examined at the next start.
 """
@@ -16,13 +17,16 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from edged.activity import ClipActivity, ExamineError, Settings, Stopped, examine_file
 from edged.aio import woken
 from edged.clip import Clip, ClipState
+from edged.config.activity import ActivityConfig
 from edged.config.cameras import Camera
 from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.thread import AsyncLedger
+from edged.sources.activity_rolls import Rolls, idle_to_send, rolled_by
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +34,25 @@ log = logging.getLogger(__name__)
 POLL_S = 5.0
 
 
-def gate_settings(cameras: Iterable[Camera]) -> dict[str, Settings]:
-    """The detector's settings of every gated camera, by name."""
-    return {
-        camera.name: (camera.activity.settings() if camera.activity else Settings())
-        for camera in cameras
-        if camera.gated
-    }
+#: Neighbours are looked for among the camera's clips found this close to a clip.
+NEIGHBOURS_FOUND_WITHIN_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class GateRules:
+    settings: Settings
+    rolls: Rolls
+
+
+def gate_rules(cameras: Iterable[Camera]) -> dict[str, GateRules]:
+    """What the gate applies to each gated camera, by name."""
+    rules = {}
+    for camera in cameras:
+        if camera.gated:
+            activity = camera.activity or ActivityConfig()
+            rolls = Rolls(activity.pre_roll, activity.post_roll)
+            rules[camera.name] = GateRules(activity.settings(), rolls)
+    return rules
 
 
 def as_record(found: ClipActivity) -> ClipActivityRecord:
@@ -59,14 +75,14 @@ class ActivityGate:
         poll_s: float = POLL_S,
     ) -> None:
         self._db = db
-        self._settings = gate_settings(cameras)
+        self._rules = gate_rules(cameras)
         self._on_queued = on_queued
         self._poll_s = poll_s
         self.wake = asyncio.Event()
 
     def set_cameras(self, cameras: Iterable[Camera]) -> None:
         """After a reload: the next clips are examined with the new zones and settings."""
-        self._settings = gate_settings(cameras)
+        self._rules = gate_rules(cameras)
 
     async def run(self) -> None:
         stop = threading.Event()
@@ -80,12 +96,12 @@ class ActivityGate:
             stop.set()  # an examination still running in its thread ends at its next frame
 
     async def _examine(self, clip: Clip, stop: threading.Event) -> None:
-        settings = self._settings.get(clip.source or clip.camera)
-        if settings is None:
+        rules = self._rules.get(clip.source or clip.camera)
+        if rules is None:
             await self._pass(clip, "its camera no longer uploads by activity")
             return
         try:
-            found = await asyncio.to_thread(examine_file, clip.path, settings, stop=stop)
+            found = await asyncio.to_thread(examine_file, clip.path, rules.settings, stop=stop)
         except Stopped:
             return
         except ExamineError as exc:
@@ -94,9 +110,30 @@ class ActivityGate:
         except OSError as exc:  # gone or unreadable: the upload's own checks tell which
             await self._pass(clip, f"cannot read the file: {exc.strerror or exc}")
             return
-        state = await self._db.call(self._db.ledger.activity.examined, clip.id, as_record(found))
+        ledger = self._db.ledger
+        others = [
+            other
+            for other in await self._db.call(
+                ledger.activity.neighbours, clip.camera, clip.found_at, NEIGHBOURS_FOUND_WITHIN_S
+            )
+            if other.clip_id != clip.id
+        ]
+        rolled = None
+        if not found.active:
+            by = rolled_by(rules.rolls, clip.start, clip.duration_s, others)
+            rolled = None if by is None else f"within the rolls of clip {by.clip_id}"
+        state = await self._db.call(
+            ledger.activity.examined, clip.id, as_record(found), rolled=rolled
+        )
         if state is None:
             return
+        for other in idle_to_send(rules.rolls, clip.start, found.active, others):
+            reason = f"within the rolls of clip {clip.id}"
+            if await self._db.call(ledger.activity.rolled_in, other.clip_id, reason):
+                log.info(
+                    "activity camera=%s clip=%s: sent too, %s", clip.camera, other.clip_id, reason
+                )
+                self._on_queued()
         log.info(
             "activity camera=%s clip=%s: %d active seconds of %.0f, peak area %.2f%%: %s",
             clip.camera,

@@ -7,7 +7,9 @@ import asyncio
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,10 +46,13 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _put(folder: Path, name: str, video: Path) -> Path:
-    """Written as `.part`, then renamed into place, as NVRs do."""
+def _put(folder: Path, name: str, video: Path, *, ended_ago_s: float) -> Path:
+    """Written as `.part`, then renamed into place, as NVRs do; finished `ended_ago_s` ago
+    (its mtime), which, less its length, is when it was recorded."""
     part = folder / f"{name}.part"
     shutil.copyfile(video, part)
+    ended = time.time() - ended_ago_s
+    os.utime(part, (ended, ended))
     os.rename(part, folder / name)
     return folder / name
 
@@ -68,12 +73,13 @@ async def test_only_clips_with_activity_are_uploaded_and_the_idle_one_waits_for_
 ) -> None:
     nvr = tmp_path / "nvr"
     nvr.mkdir()
-    config = write_config(tmp_path, emulator.url, extra=_camera(nvr))
+    # Recorded a minute apart, beyond each other's rolls (5 s by default).
+    config = write_config(tmp_path, emulator.url, extra=_camera(nvr, "    since: 1d\n"))
     async with edged_running(config):
         ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
         try:
-            walk = await asyncio.to_thread(_put, nvr, "walk.mp4", videos["walk"])
-            quiet = await asyncio.to_thread(_put, nvr, "quiet.mp4", videos["quiet"])
+            walk = await asyncio.to_thread(_put, nvr, "walk.mp4", videos["walk"], ended_ago_s=120)
+            quiet = await asyncio.to_thread(_put, nvr, "quiet.mp4", videos["quiet"], ended_ago_s=60)
 
             async def states() -> dict[str, str]:
                 rows = await asyncio.to_thread(
@@ -130,8 +136,8 @@ async def db(tmp_path: Path) -> AsyncIterator[AsyncLedger]:
     await opened.aclose()
 
 
-def _gated(folder: Path) -> tuple:  # type: ignore[type-arg]
-    config = parse_config(f"api: {{api_key: k}}\n{_camera(folder)}", env={})
+def _gated(folder: Path, extra: str = "") -> tuple:  # type: ignore[type-arg]
+    config = parse_config(f"api: {{api_key: k}}\n{_camera(folder, extra)}", env={})
     return config.cameras
 
 
@@ -181,3 +187,46 @@ async def test_clips_left_examining_are_examined_and_unreadable_ones_are_queued_
     assert "not examined" in (events[2][-1].detail or "")
     assert "no longer uploads by activity" in (events[3][-1].detail or "")
     assert await db.call(db.ledger.activity.of, clips[2].id) is None
+
+
+async def test_the_idle_neighbours_within_the_rolls_go_too_whatever_the_order(
+    db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """Four 12 s clips in a row, someone walking through the second from its 3rd to its 8th
+    second; rolls of 5 s take the first and the third, not the fourth. Examined last to
+    first: the third is taken back from skipped_idle, the first is sent as it is examined."""
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    files = {"a": videos["quiet"], "b": videos["walk"], "c": videos["quiet"], "d": videos["quiet"]}
+    starts = {name: t0 + timedelta(seconds=12 * index) for index, name in enumerate(files)}
+    ids = {}
+    for name in ("d", "c", "b", "a"):
+        new = NewClip("yard", files[name], 1, starts[name], 12.0, name, examine=True)
+        ids[name] = (await db.call(db.ledger.clips.add, new))[0].id
+    rolls = "    activity: {pre_roll: 5s, post_roll: 5s}\n"
+    gate = ActivityGate(db, _gated(tmp_path, rolls), on_queued=lambda: None, poll_s=0.1)
+
+    async def states() -> dict[str, ClipState]:
+        found = {}
+        for name, clip_id in ids.items():
+            clip = await db.call(db.ledger.clips.get, clip_id)
+            assert clip is not None
+            found[name] = clip.state
+        return found
+
+    async def examined() -> bool:
+        return ClipState.EXAMINING not in (await states()).values()
+
+    await _run_gate(db, gate, examined)
+    assert await states() == {
+        "a": ClipState.QUEUED,
+        "b": ClipState.QUEUED,
+        "c": ClipState.QUEUED,
+        "d": ClipState.SKIPPED_IDLE,
+    }
+    details = {
+        name: [event.detail for event in await db.call(db.ledger.reports.clip_events, clip_id)]
+        for name, clip_id in ids.items()
+    }
+    assert f"within the rolls of clip {ids['b']}" in details["c"][-1]  # taken back
+    assert f"within the rolls of clip {ids['b']}" in details["a"][-1]  # sent as examined
+    assert details["d"][-1] == "0 active seconds of 12"
