@@ -30,6 +30,7 @@ from edged.config.fields import (
     Timeout,
     TimeZone,
 )
+from edged.config.frigate import FrigateGateConfig
 from edged.config.problems import Problem
 from edged.config.units import Duration, Size, parse_duration
 from edged.nvr_presets import PRESETS, PathTemplate
@@ -68,9 +69,9 @@ def _safe_camera_name(value: str) -> str:
 
 SafeCameraName = Annotated[CameraName, AfterValidator(_safe_camera_name)]
 Preset = Literal["frigate", "zoneminder", "blueiris", "synology", "custom"]
-#: What of a camera is uploaded: every clip, or only clips with activity (the others are
-#: kept as skipped_idle).
-UploadMode = Literal["all", "activity"]
+#: What of a camera is uploaded: every clip; only clips with activity; or (a Frigate folder)
+#: only recordings around Frigate's review items. The others are kept as skipped_idle.
+UploadMode = Literal["all", "activity", "frigate"]
 
 
 class _CameraBase(Section):
@@ -85,8 +86,9 @@ class _CameraBase(Section):
 
     @property
     def gated(self) -> bool:
-        """Its clips are examined for activity before they are queued."""
-        return self.upload == "activity"
+        """Its clips are examined (for activity, or against Frigate's reviews) before they
+        are queued."""
+        return self.upload != "all"
 
 
 class FolderCamera(_CameraBase):
@@ -103,6 +105,7 @@ class FolderCamera(_CameraBase):
     settle: Duration = 5.0
     since: Since = "start"
     cameras: tuple[str, ...] | None = None
+    frigate: FrigateGateConfig | None = None
 
     @property
     def since_s(self) -> float | None:
@@ -156,6 +159,7 @@ class CameraConfig(Section):
     settle: Duration = 5.0
     since: Since = "start"
     cameras: tuple[str, ...] | None = None
+    frigate: FrigateGateConfig | None = None
     # RTSP cameras.
     clip_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
@@ -186,8 +190,21 @@ class CameraConfig(Section):
             for key in wrong
             if key in given
         ]
-        if "activity" in given and data.get("upload") != "activity":
+        upload = data.get("upload")
+        if "activity" in given and upload != "activity":
             problems.append((("activity",), "only used with upload: activity"))
+        if folder and "frigate" in given and upload != "frigate":
+            problems.append((("frigate",), "only used with upload: frigate"))
+        if upload == "frigate" and folder:
+            if data.get("preset") != "frigate":
+                message = "upload: frigate needs preset: frigate (Frigate's recordings folder)"
+                problems.append((("upload",), message))
+            if "frigate" not in given:
+                message = "missing: upload: frigate needs a frigate: section (its MQTT broker)"
+                problems.append((("frigate",), message))
+        if upload == "frigate" and rtsp:
+            message = "frigate is for a Frigate recordings folder (folder: with preset: frigate)"
+            problems.append((("upload",), message))
         if folder:
             preset = data.get("preset")
             if preset == "custom" and "path_regex" not in given:

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError
 
+from edged.config.activity import ActivityConfig
 from edged.config.alerts import (
     CameraFilter,
     QuietHoursConfig,
@@ -30,6 +31,7 @@ from edged.config.alerts import (
 from edged.config.base import Section
 from edged.config.cameras import BudgetConfig, Camera, CameraConfig, FolderCamera, RtspCamera
 from edged.config.fields import HttpUrl, ImagePath, Text, split_host_port
+from edged.config.frigate import FrigateGateConfig
 from edged.config.problems import (
     SECRET_KEYS,
     ConfigError,
@@ -170,6 +172,9 @@ _SECTIONS: dict[Loc, type[ConfigModel]] = {
     ("callback",): CallbackConfig,
     ("persons",): PersonConfig,
     ("cameras",): CameraConfig,
+    ("cameras", "activity"): ActivityConfig,
+    ("cameras", "frigate"): FrigateGateConfig,
+    ("cameras", "budget"): BudgetConfig,
     ("storage",): StorageConfig,
     ("alerts",): AlertsConfig,
     ("metrics",): MetricsConfig,

@@ -1,6 +1,7 @@
 """The secrets a config holds: what the log formatter must hide, and whether the file leaks them.
 
-Secrets are the API key, webhook secrets, MQTT passwords and the passwords in camera URLs.
+Secrets are the API key, webhook secrets, MQTT passwords (of the sinks and of Frigate's
+broker) and the passwords in camera URLs.
 Whoever can read the config file can read a secret written into it; one given as `${ENV}` or
 `*_file` is not in the file, so only a secret whose value appears in the file's text counts.
 """
@@ -11,7 +12,7 @@ import stat
 from pathlib import Path
 from urllib.parse import unquote
 
-from edged.config.cameras import RtspCamera
+from edged.config.cameras import FolderCamera, RtspCamera
 from edged.config.model import Config
 from edged.config.sinks import MqttSinkConfig, WebhookSinkConfig
 from edged.logs import url_password
@@ -25,6 +26,10 @@ def config_secrets(config: Config) -> dict[str, str]:
             found[f"alerts.sinks[{index}].secret"] = sink.secret.get_secret_value()
         if isinstance(sink, MqttSinkConfig) and sink.password is not None:
             found[f"alerts.sinks[{index}].password"] = sink.password.get_secret_value()
+    for index, camera in enumerate(config.cameras):
+        frigate = camera.frigate if isinstance(camera, FolderCamera) else None
+        if frigate is not None and frigate.password is not None:
+            found[f"cameras[{index}].frigate.password"] = frigate.password.get_secret_value()
     urls = {"api.base_url": config.api.base_url, "callback.public_url": config.callback.public_url}
     for index, sink in enumerate(config.alerts.sinks):
         if isinstance(sink, WebhookSinkConfig):

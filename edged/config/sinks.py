@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from edged.config.alerts import CommandArgv, existing_file
+from edged.config.alerts import CommandArgv
 from edged.config.base import Section
-from edged.config.fields import Argv, ConfigPath, HttpUrl, Secret, Text, Timeout
+from edged.config.broker import BrokerConfig
+from edged.config.fields import Argv, HttpUrl, Secret, Text, Timeout
 from edged.config.problems import Problem
 from edged.config.units import Duration
 from edged.signing import SECRET_PREFIX, signing_key
@@ -40,31 +41,16 @@ class WebhookSinkConfig(Section):
         return problems
 
 
-class MqttSinkConfig(Section):
+class MqttSinkConfig(BrokerConfig):
     """Publishes each alert to an MQTT broker under topic_prefix."""
 
-    secret_files = ("password",)
-
     type: Literal["mqtt"] = "mqtt"
-    host: Text
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
     topic_prefix: Text = "edged"
-    username: str | None = None
-    password: Secret | None = None
-    tls: bool = False
-    ca_file: Annotated[ConfigPath, AfterValidator(existing_file)] | None = None
     discovery: bool = False
     discovery_prefix: Text = "homeassistant"
     #: A camera that edged has not heard from for this long is shown offline (None: only
     #: open outages count).
     camera_offline_after: Duration | None = 900.0
-
-    @classmethod
-    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
-        problems = super().prepare(data, context)
-        if data.get("ca_file") is not None and data.get("tls") is not True:
-            problems.append((("ca_file",), "only used with tls: true"))
-        return problems
 
 
 class CommandSinkConfig(Section):

@@ -116,6 +116,19 @@ class ActivityRecords:
                 self._db.event(conn, clip_id, "queued", reason)
             return bool(cursor.rowcount)
 
+    def judged(self, clip_id: int, send: bool, reason: str) -> bool:
+        """Decided without an examination (Frigate's reviews): examining → queued or
+        skipped_idle, with the reason; False when it had moved on."""
+        state = ClipState.QUEUED if send else ClipState.SKIPPED_IDLE
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE clips SET state=?, last_error=?, updated_at=? WHERE id=? AND state=?",
+                (state, None if send else reason, self._db.now(), clip_id, ClipState.EXAMINING),
+            )
+            if cursor.rowcount:
+                self._db.event(conn, clip_id, state.value, reason)
+            return bool(cursor.rowcount)
+
     def unreadable(self, clip_id: int, reason: str) -> bool:
         """The gate could not read the clip: it is queued all the same (the upload's own
         checks judge the file), so footage is never skipped without being seen."""

@@ -105,7 +105,8 @@ CREATE TABLE callback_tokens (
 """
 
 # Version 3: what the activity gate found in a clip (cameras with `upload: activity`): its
-# active seconds from the clip's start, the peak score and area, how many frames it compared.
+# active seconds from the clip's start, the peak score and area, how many frames it compared;
+# and Frigate's review items, for the cameras with `upload: frigate`.
 ACTIVITY = """
 CREATE TABLE activity (
     clip_id     INTEGER PRIMARY KEY REFERENCES clips (id),
@@ -118,6 +119,16 @@ CREATE TABLE activity (
     examined_at REAL NOT NULL
 );
 CREATE INDEX clips_by_camera_found ON clips (camera, found_at);
+CREATE TABLE reviews (
+    id         TEXT PRIMARY KEY, -- Frigate's review id
+    camera     TEXT NOT NULL,    -- Frigate's camera name
+    start_at   REAL NOT NULL,
+    end_at     REAL,             -- NULL while the review is open
+    severity   TEXT NOT NULL,
+    objects    TEXT NOT NULL,    -- JSON list of labels
+    updated_at REAL NOT NULL
+);
+CREATE INDEX reviews_by_camera ON reviews (camera, start_at);
 """
 
 MIGRATIONS: dict[int, str] = {

@@ -21,6 +21,7 @@ from edged.ledger.outbox import Outbox
 from edged.ledger.quota import QuotaRecords
 from edged.ledger.reports import Reports
 from edged.ledger.results import ResultRecords
+from edged.ledger.reviews import ReviewRecords
 from edged.ledger.uploads import UploadRecords
 from edged.ledger.verdict_stats import VerdictStats
 
@@ -35,6 +36,7 @@ class Ledger:
         self.clips = ClipRecords(self.db)
         self.uploads = UploadRecords(self.db)
         self.activity = ActivityRecords(self.db)
+        self.reviews = ReviewRecords(self.db)
         self.outbox = Outbox(self.db)
         self.verdicts = VerdictStats(self.db, self.meta)
         self.results = ResultRecords(self.db, self.outbox, self.verdicts)

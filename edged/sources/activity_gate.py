@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -23,10 +24,13 @@ from edged.activity import ClipActivity, ExamineError, Settings, Stopped, examin
 from edged.aio import woken
 from edged.clip import Clip, ClipState
 from edged.config.activity import ActivityConfig
-from edged.config.cameras import Camera
+from edged.config.cameras import Camera, FolderCamera
+from edged.config.frigate import FrigateGateConfig
 from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.thread import AsyncLedger
 from edged.sources.activity_rolls import Rolls, idle_to_send, rolled_by
+from edged.sources.frigate_reviews import FrigateReviews
+from edged.sources.review_rules import decide, window
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +49,23 @@ class GateRules:
 
 
 def gate_rules(cameras: Iterable[Camera]) -> dict[str, GateRules]:
-    """What the gate applies to each gated camera, by name."""
+    """What the gate applies to each camera with `upload: activity`, by name."""
     rules = {}
     for camera in cameras:
-        if camera.gated:
+        if camera.upload == "activity":
             activity = camera.activity or ActivityConfig()
             rolls = Rolls(activity.pre_roll, activity.post_roll)
             rules[camera.name] = GateRules(activity.settings(), rolls)
     return rules
+
+
+def frigate_cameras(cameras: Iterable[Camera]) -> dict[str, FrigateGateConfig]:
+    """The `frigate:` of each camera with `upload: frigate`, by name."""
+    return {
+        camera.name: camera.frigate
+        for camera in cameras
+        if isinstance(camera, FolderCamera) and camera.upload == "frigate" and camera.frigate
+    }
 
 
 def as_record(found: ClipActivity) -> ClipActivityRecord:
@@ -73,18 +86,36 @@ class ActivityGate:
         *,
         on_queued: Callable[[], None],
         poll_s: float = POLL_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
+        cameras = tuple(cameras)
         self._rules = gate_rules(cameras)
         self._on_queued = on_queued
         self._poll_s = poll_s
+        self._clock = clock
         self.wake = asyncio.Event()
+        self._frigate = frigate_cameras(cameras)
+        self.reviews = {
+            name: FrigateReviews(db, name, config, on_review=self.wake.set)
+            for name, config in self._frigate.items()
+        }
 
     def set_cameras(self, cameras: Iterable[Camera]) -> None:
-        """After a reload: the next clips are examined with the new zones and settings."""
+        """After a reload: the next clips are examined with the new zones and settings; a
+        change of Frigate's broker takes effect at the next restart."""
+        cameras = tuple(cameras)
         self._rules = gate_rules(cameras)
+        if frigate_cameras(cameras) != self._frigate:
+            log.warning("config reloaded; changes to frigate: take effect at the next restart")
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for name, subscriber in self.reviews.items():
+                group.create_task(subscriber.run(), name=f"frigate-reviews-{name}")
+            group.create_task(self._examine_all(), name="activity-gate")
+
+    async def _examine_all(self) -> None:
         stop = threading.Event()
         try:
             while True:
@@ -96,7 +127,11 @@ class ActivityGate:
             stop.set()  # an examination still running in its thread ends at its next frame
 
     async def _examine(self, clip: Clip, stop: threading.Event) -> None:
-        rules = self._rules.get(clip.source or clip.camera)
+        name = clip.source or clip.camera
+        if name in self.reviews:
+            await self._judge(clip, self._frigate[name], self.reviews[name])
+            return
+        rules = self._rules.get(name)
         if rules is None:
             await self._pass(clip, "its camera no longer uploads by activity")
             return
@@ -145,6 +180,37 @@ class ActivityGate:
         )
         if state is ClipState.QUEUED:
             self._on_queued()
+
+    async def _judge(self, clip: Clip, config: FrigateGateConfig, heard: FrigateReviews) -> None:
+        """By Frigate's review items around the recording (edged/sources/review_rules.py)."""
+        if clip.start is None or clip.duration_s is None:
+            decision = decide(config, None, None, (), connected_since=None, now=self._clock())
+        else:
+            begin, end = window(config, clip.start, clip.duration_s)
+            reviews = await self._db.call(self._db.ledger.reviews.around, clip.camera, begin, end)
+            decision = decide(
+                config,
+                clip.start,
+                clip.duration_s,
+                reviews,
+                connected_since=heard.connected_since,
+                now=self._clock(),
+            )
+        if decision.send is None:
+            return
+        moved = await self._db.call(
+            self._db.ledger.activity.judged, clip.id, decision.send, decision.reason
+        )
+        if moved:
+            log.info(
+                "frigate camera=%s clip=%s: %s: %s",
+                clip.camera,
+                clip.id,
+                "sent" if decision.send else "kept back",
+                decision.reason,
+            )
+            if decision.send:
+                self._on_queued()
 
     async def _pass(self, clip: Clip, reason: str) -> None:
         if await self._db.call(self._db.ledger.activity.unreadable, clip.id, reason):

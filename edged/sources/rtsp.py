@@ -57,6 +57,7 @@ class RtspSource:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = camera.name
+        self._gated = camera.gated  # its clips are examined before they are queued
         self._db = db
         self.shown_url = Redactor()(camera.rtsp)
         self._storage_dir = storage_dir
@@ -202,7 +203,7 @@ class RtspSource:
     async def _queue(
         self, path: Path, start: datetime, duration_s: float, size: int, key: str, *, partial: bool
     ) -> None:
-        new = NewClip(self.name, path, size, start, duration_s, key, examine=self._camera.gated)
+        new = NewClip(self.name, path, size, start, duration_s, key, examine=self._gated)
         stored, created = await self._db.call(self._db.ledger.clips.add, new)
         if created:
             log.info(

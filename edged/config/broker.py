@@ -1,0 +1,31 @@
+"""An MQTT broker edged connects to: for the MQTT alert sink, and for Frigate's reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from edged.config.alerts import existing_file
+from edged.config.base import Section
+from edged.config.fields import ConfigPath, Secret, Text
+from edged.config.problems import Problem
+
+
+class BrokerConfig(Section):
+    secret_files = ("password",)
+
+    host: Text
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    password: Secret | None = None
+    tls: bool = False
+    ca_file: Annotated[ConfigPath, AfterValidator(existing_file)] | None = None
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        problems = super().prepare(data, context)
+        if data.get("ca_file") is not None and data.get("tls") is not True:
+            problems.append((("ca_file",), "only used with tls: true"))
+        return problems
