@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from edged.clip import NewClip
+from edged.clip import ClipState, NewClip
 from edged.config.model import StorageConfig
 from edged.emulator import Emulator
+from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.results import Tokens
 from edged.ledger.store import LEDGER_FILE, Ledger
 from edged.ledger.thread import AsyncLedger
@@ -47,13 +48,13 @@ async def db(tmp_path: Path) -> AsyncIterator[AsyncLedger]:
     await handle.aclose()
 
 
-async def rtsp_clip(db: AsyncLedger, storage: Path, minute: int) -> int:
+async def rtsp_clip(db: AsyncLedger, storage: Path, minute: int, *, examine: bool = False) -> int:
     """A clip as the RTSP source leaves it: under storage/clips, keyed by its path."""
     start = T0 + timedelta(minutes=minute)
     path = clips_root(storage) / "cam" / f"{start:%Y-%m-%d}" / f"{start:%H%M%S}.mp4"
     await asyncio.to_thread(make_clip, path, seconds=1.0)
     size = path.stat().st_size
-    new = NewClip("cam", path, size, start, 1.0, source_key(storage, path))
+    new = NewClip("cam", path, size, start, 1.0, source_key(storage, path), examine=examine)
     clip, _ = await db.call(db.ledger.clips.add, new)
     return clip.id
 
@@ -118,6 +119,25 @@ async def test_over_quota_the_oldest_unsent_clips_are_dropped_never_nvr_files(
 
     again = await quota.enforce()  # within the quota now: nothing more goes
     assert again.used_bytes == usage.used_bytes and quota.stats.dropped == 3
+
+
+async def test_over_quota_clips_without_activity_go_before_older_ones_that_may_show_someone(
+    db: AsyncLedger, tmp_path: Path
+):
+    storage = tmp_path / "state"
+    older = [await rtsp_clip(db, storage, minute) for minute in range(0, 3)]
+    idle = [await rtsp_clip(db, storage, minute, examine=True) for minute in range(3, 5)]
+    for clip_id in idle:  # a gate found nothing in them
+        found = ClipActivityRecord(1.0, (), 0.0, 0.0, 1)
+        assert await db.call(db.ledger.activity.examined, clip_id, found) is ClipState.SKIPPED_IDLE
+    size = (await db.call(db.ledger.clips.get, older[0])).size  # type: ignore[union-attr]
+    quota = StorageQuota(db, StorageConfig(dir=storage, max_bytes=2 * size + size // 2))
+
+    await quota.enforce()
+
+    now = await states(db)
+    assert [now[c] for c in idle] == ["dropped", "dropped"]
+    assert [now[c] for c in older] == ["dropped", "queued", "queued"]  # then the oldest
 
 
 async def test_uploaded_clips_are_kept_for_keep_uploaded_unless_space_is_needed(tmp_path: Path):
