@@ -22,10 +22,12 @@ class ClipState(enum.StrEnum):
     SKIPPED_BUDGET = "skipped_budget"  # over a daily budget: kept, sent after `edged retry`
     SKIPPED_SCHEDULE = "skipped_schedule"  # outside the camera's upload hours: likewise
     SKIPPED_IDLE = "skipped_idle"  # no activity (`upload: activity`): likewise
+    IN_EVENT = "in_event"  # to be sent, held for its camera's event clip
+    MERGED = "merged"  # its footage went into an event clip, which is sent in its place
 
 
 #: States a clip never leaves on its own.
-FINAL_STATES = frozenset({ClipState.DONE, ClipState.FAILED, ClipState.DROPPED})
+FINAL_STATES = frozenset({ClipState.DONE, ClipState.FAILED, ClipState.DROPPED, ClipState.MERGED})
 
 #: States in which a clip's analysis may still arrive: it is being uploaded or was submitted,
 #: or it waits to be sent again (a resubmission after a timeout or a failure) while a late

@@ -35,6 +35,12 @@ def _share(value: object) -> object:
     return value
 
 
+def _at_least_a_minute(value: float) -> float:
+    if value < 60:
+        raise ValueError(f"at least 1m, so that an event holds more than one clip, got {value:g}s")
+    return value
+
+
 PolygonPoints = Annotated[Points, AfterValidator(_polygon)]
 Share = Annotated[float, BeforeValidator(_share), Field(gt=0.0, le=1.0)]
 
@@ -50,6 +56,9 @@ class ActivityConfig(Section):
     #: someone walking in may show below the threshold in the clip before.
     pre_roll: Duration = 5.0
     post_roll: Duration = 5.0
+    #: Consecutive clips that go are joined into one upload (an event clip), up to max_event.
+    events: bool = True
+    max_event: Annotated[Duration, AfterValidator(_at_least_a_minute)] = 600.0
 
     def settings(self) -> Settings:
         try:

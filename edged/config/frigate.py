@@ -26,3 +26,6 @@ class FrigateGateConfig(BrokerConfig):
     wait: Duration = 30.0
     pre_roll: Duration = 5.0
     post_roll: Duration = 5.0
+    #: Consecutive recordings that go are joined into one upload, up to max_event.
+    events: bool = True
+    max_event: Annotated[Duration, Field(ge=60)] = 600.0

@@ -43,13 +43,18 @@ class ActivityRecords:
         self._db = db
 
     def examined(
-        self, clip_id: int, found: ClipActivityRecord, *, rolled: str | None = None
+        self,
+        clip_id: int,
+        found: ClipActivityRecord,
+        *,
+        rolled: str | None = None,
+        sent_to: ClipState = ClipState.QUEUED,
     ) -> ClipState | None:
         """Store what was found and move the clip on: queued with activity (or within a
         neighbour's roll: `rolled` says which), skipped_idle without. Returns the new state;
         None when the clip was no longer examining."""
         sent = bool(found.active) or rolled is not None
-        state = ClipState.QUEUED if sent else ClipState.SKIPPED_IDLE
+        state = sent_to if sent else ClipState.SKIPPED_IDLE
         now = self._db.now()
         with self._db.transaction() as conn:
             cursor = conn.execute(
@@ -104,22 +109,26 @@ class ActivityRecords:
             for row in rows
         ]
 
-    def rolled_in(self, clip_id: int, reason: str) -> bool:
+    def rolled_in(
+        self, clip_id: int, reason: str, *, sent_to: ClipState = ClipState.QUEUED
+    ) -> bool:
         """An idle clip next to activity goes after all (pre_roll, post_roll): skipped_idle
         → queued; False when it had moved on."""
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE clips SET state=?, last_error=NULL, updated_at=? WHERE id=? AND state=?",
-                (ClipState.QUEUED, self._db.now(), clip_id, ClipState.SKIPPED_IDLE),
+                (sent_to, self._db.now(), clip_id, ClipState.SKIPPED_IDLE),
             )
             if cursor.rowcount:
-                self._db.event(conn, clip_id, "queued", reason)
+                self._db.event(conn, clip_id, sent_to.value, reason)
             return bool(cursor.rowcount)
 
-    def judged(self, clip_id: int, send: bool, reason: str) -> bool:
+    def judged(
+        self, clip_id: int, send: bool, reason: str, *, sent_to: ClipState = ClipState.QUEUED
+    ) -> bool:
         """Decided without an examination (Frigate's reviews): examining → queued or
         skipped_idle, with the reason; False when it had moved on."""
-        state = ClipState.QUEUED if send else ClipState.SKIPPED_IDLE
+        state = sent_to if send else ClipState.SKIPPED_IDLE
         with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE clips SET state=?, last_error=?, updated_at=? WHERE id=? AND state=?",

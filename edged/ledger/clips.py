@@ -27,36 +27,42 @@ class ClipRecords:
         A clip whose `source_key` is already known is not added again: the
         existing record is returned with created=False.
         """
+        with self._db.transaction() as conn:
+            return self.add_in(conn, new)
+
+    def add_in(
+        self, conn: sqlite3.Connection, new: NewClip, *, detail: str | None = None
+    ) -> tuple[Clip, bool]:
+        """`add`, inside the caller's transaction (an event clip with its members)."""
         now = self._db.now()
         state = ClipState.EXAMINING if new.examine else ClipState.QUEUED
-        with self._db.transaction() as conn:
-            if new.source_key is not None:
-                row = conn.execute(
-                    "SELECT * FROM clips WHERE source_key=?", (new.source_key,)
-                ).fetchone()
-                if row is not None:
-                    return clip_from_row(row), False
-            cursor = conn.execute(
-                "INSERT INTO clips (camera, source, path, size, start_at, duration_s, source_key,"
-                " fingerprint, state, found_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new.camera,
-                    new.source,
-                    str(new.path),
-                    new.size,
-                    new.start.isoformat() if new.start else None,
-                    new.duration_s,
-                    new.source_key,
-                    new.fingerprint,
-                    state,
-                    now,
-                    now,
-                ),
-            )
-            clip_id = int(cursor.lastrowid or 0)
-            self._db.event(conn, clip_id, state.value, None)
-            row = conn.execute("SELECT * FROM clips WHERE id=?", (clip_id,)).fetchone()
+        if new.source_key is not None:
+            row = conn.execute(
+                "SELECT * FROM clips WHERE source_key=?", (new.source_key,)
+            ).fetchone()
+            if row is not None:
+                return clip_from_row(row), False
+        cursor = conn.execute(
+            "INSERT INTO clips (camera, source, path, size, start_at, duration_s, source_key,"
+            " fingerprint, state, found_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                new.camera,
+                new.source,
+                str(new.path),
+                new.size,
+                new.start.isoformat() if new.start else None,
+                new.duration_s,
+                new.source_key,
+                new.fingerprint,
+                state,
+                now,
+                now,
+            ),
+        )
+        clip_id = int(cursor.lastrowid or 0)
+        self._db.event(conn, clip_id, state.value, detail)
+        row = conn.execute("SELECT * FROM clips WHERE id=?", (clip_id,)).fetchone()
         return clip_from_row(row), True
 
     def get(self, clip_id: int) -> Clip | None:

@@ -2,10 +2,11 @@
 `--clip` trace), the daemon's shutdown and the MQTT camera status read.
 
 Each has one definition here: a *pending* clip is one edged still has work for
-(`PENDING_STATES`: examining, queued, retrying, expired, uploading, submitted or analyzed),
-*today* is the UTC day (`edged.schedule.utc_day_start`, the service's billing day), and a
-clip's steps are the five timestamps of `CLIP_STEPS`. All of them are blocking: the daemon
-calls them on the ledger's thread, `edged status` on a connection of its own.
+(`PENDING_STATES`: examining, in an event, queued, retrying, expired, uploading, submitted
+or analyzed), *today* is the UTC day (`edged.schedule.utc_day_start`, the service's billing
+day), and a clip's steps are the five timestamps of `CLIP_STEPS`. All of them are
+blocking: the daemon calls them on the ledger's thread, `edged status` on a connection of
+its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from edged.schedule import utc_day_start
 #: Clips edged still has work for: the oldest of them is "the oldest pending clip".
 PENDING_STATES = (
     ClipState.EXAMINING,
+    ClipState.IN_EVENT,
     *sorted(PENDING_UPLOAD_STATES),
     ClipState.UPLOADING,
     ClipState.SUBMITTED,

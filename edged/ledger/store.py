@@ -15,6 +15,7 @@ from pathlib import Path
 from edged.ledger.activity import ActivityRecords
 from edged.ledger.clips import ClipRecords
 from edged.ledger.connection import LEDGER_FILE, LedgerConnection
+from edged.ledger.event_clips import EventRecords
 from edged.ledger.meta import MetaRecords
 from edged.ledger.outages import OutageRecords
 from edged.ledger.outbox import Outbox
@@ -37,6 +38,7 @@ class Ledger:
         self.uploads = UploadRecords(self.db)
         self.activity = ActivityRecords(self.db)
         self.reviews = ReviewRecords(self.db)
+        self.event_clips = EventRecords(self.db, self.clips)
         self.outbox = Outbox(self.db)
         self.verdicts = VerdictStats(self.db, self.meta)
         self.results = ResultRecords(self.db, self.outbox, self.verdicts)

@@ -181,7 +181,14 @@ async def build_pipeline(
     )
     callbacks.on_pause = uploader.pause
     quota = StorageQuota(db, config.storage)
-    gate = ActivityGate(db, config.cameras, on_queued=uploader.wake.set)
+    settings = upload_settings(config)
+    gate = ActivityGate(
+        db,
+        config.cameras,
+        on_queued=uploader.wake.set,
+        storage_dir=config.storage.dir,
+        upload_limits=(settings.max_file_bytes, settings.max_duration_s),
+    )
 
     def clip_added() -> None:
         gate.wake.set()

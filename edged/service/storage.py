@@ -146,7 +146,8 @@ class StorageQuota:
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
         ledger = self._db.ledger
         cutoff = self._clock() - self._keep_s
-        done = [ClipState.DONE]
+        # A clip merged into an event clip is done with: the event clip holds its footage.
+        done = [ClipState.DONE, ClipState.MERGED]
         expired = await self._db.call(ledger.quota.own_clips, PREFIX, done, done_before=cutoff)
         for clip in expired:
             await self._delete(clip, "uploaded and analysed")

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from edged.activity import ClipActivity, ExamineError, Settings, Stopped, examine_file
 from edged.aio import woken
@@ -29,6 +30,8 @@ from edged.config.frigate import FrigateGateConfig
 from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.thread import AsyncLedger
 from edged.sources.activity_rolls import Rolls, idle_to_send, rolled_by
+from edged.sources.event_maker import EventMaker
+from edged.sources.event_rules import Limits
 from edged.sources.frigate_reviews import FrigateReviews
 from edged.sources.review_rules import decide, window
 
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 POLL_S = 5.0
 
 
+#: An event whose next clip has not been judged within a clip's length, the post-roll (and
+#: Frigate's wait) and this margin is closed without it.
+QUIET_MARGIN_S = 15.0
 #: Neighbours are looked for among the camera's clips found this close to a clip.
 NEIGHBOURS_FOUND_WITHIN_S = 3600.0
 
@@ -46,6 +52,7 @@ NEIGHBOURS_FOUND_WITHIN_S = 3600.0
 class GateRules:
     settings: Settings
     rolls: Rolls
+    events: bool = True
 
 
 def gate_rules(cameras: Iterable[Camera]) -> dict[str, GateRules]:
@@ -55,7 +62,7 @@ def gate_rules(cameras: Iterable[Camera]) -> dict[str, GateRules]:
         if camera.upload == "activity":
             activity = camera.activity or ActivityConfig()
             rolls = Rolls(activity.pre_roll, activity.post_roll)
-            rules[camera.name] = GateRules(activity.settings(), rolls)
+            rules[camera.name] = GateRules(activity.settings(), rolls, activity.events)
     return rules
 
 
@@ -66,6 +73,26 @@ def frigate_cameras(cameras: Iterable[Camera]) -> dict[str, FrigateGateConfig]:
         for camera in cameras
         if isinstance(camera, FolderCamera) and camera.upload == "frigate" and camera.frigate
     }
+
+
+def event_limits(
+    cameras: Iterable[Camera], max_bytes: int, max_duration_s: float
+) -> dict[str, Limits]:
+    """The event limits of every gated camera whose clips are joined into events: its
+    max_event and the API's limits; an event not continued for a while is closed anyway."""
+    limits = {}
+    for camera in cameras:
+        gate: ActivityConfig | FrigateGateConfig | None = None
+        if camera.upload == "activity":
+            gate = camera.activity or ActivityConfig()
+        elif isinstance(camera, FolderCamera) and camera.upload == "frigate":
+            gate = camera.frigate
+        if gate is None or not gate.events:
+            continue
+        waits = gate.wait if isinstance(gate, FrigateGateConfig) else 0.0
+        quiet_after_s = gate.post_roll + waits + QUIET_MARGIN_S
+        limits[camera.name] = Limits(min(gate.max_event, max_duration_s), max_bytes, quiet_after_s)
+    return limits
 
 
 def as_record(found: ClipActivity) -> ClipActivityRecord:
@@ -85,11 +112,21 @@ class ActivityGate:
         cameras: Iterable[Camera],
         *,
         on_queued: Callable[[], None],
+        storage_dir: Path,
+        upload_limits: tuple[int, float] = (1 << 62, float("inf")),
         poll_s: float = POLL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._db = db
         cameras = tuple(cameras)
+        self._upload_limits = upload_limits
+        self._events = EventMaker(
+            db,
+            storage_dir,
+            event_limits(cameras, *upload_limits),
+            on_queued=on_queued,
+            clock=clock,
+        )
         self._rules = gate_rules(cameras)
         self._on_queued = on_queued
         self._poll_s = poll_s
@@ -106,6 +143,7 @@ class ActivityGate:
         change of Frigate's broker takes effect at the next restart."""
         cameras = tuple(cameras)
         self._rules = gate_rules(cameras)
+        self._events.set_limits(event_limits(cameras, *self._upload_limits))
         if frigate_cameras(cameras) != self._frigate:
             log.warning("config reloaded; changes to frigate: take effect at the next restart")
 
@@ -122,6 +160,7 @@ class ActivityGate:
                 waiting = await self._db.call(self._db.ledger.clips.in_state, ClipState.EXAMINING)
                 for clip in waiting:
                     await self._examine(clip, stop)
+                await self._events.close_due()
                 await woken(self.wake, self._poll_s)
         finally:
             stop.set()  # an examination still running in its thread ends at its next frame
@@ -157,14 +196,17 @@ class ActivityGate:
         if not found.active:
             by = rolled_by(rules.rolls, clip.start, clip.duration_s, others)
             rolled = None if by is None else f"within the rolls of clip {by.clip_id}"
+        sent_to = self._sent_to(name)
         state = await self._db.call(
-            ledger.activity.examined, clip.id, as_record(found), rolled=rolled
+            ledger.activity.examined, clip.id, as_record(found), rolled=rolled, sent_to=sent_to
         )
         if state is None:
             return
         for other in idle_to_send(rules.rolls, clip.start, found.active, others):
             reason = f"within the rolls of clip {clip.id}"
-            if await self._db.call(ledger.activity.rolled_in, other.clip_id, reason):
+            if await self._db.call(
+                ledger.activity.rolled_in, other.clip_id, reason, sent_to=sent_to
+            ):
                 log.info(
                     "activity camera=%s clip=%s: sent too, %s", clip.camera, other.clip_id, reason
                 )
@@ -199,7 +241,11 @@ class ActivityGate:
         if decision.send is None:
             return
         moved = await self._db.call(
-            self._db.ledger.activity.judged, clip.id, decision.send, decision.reason
+            self._db.ledger.activity.judged,
+            clip.id,
+            decision.send,
+            decision.reason,
+            sent_to=self._sent_to(clip.source or clip.camera),
         )
         if moved:
             log.info(
@@ -211,6 +257,10 @@ class ActivityGate:
             )
             if decision.send:
                 self._on_queued()
+
+    def _sent_to(self, name: str) -> ClipState:
+        """In an event (joined with its neighbours once the event is over), or queued."""
+        return ClipState.IN_EVENT if name in self._events.cameras else ClipState.QUEUED
 
     async def _pass(self, clip: Clip, reason: str) -> None:
         if await self._db.call(self._db.ledger.activity.unreadable, clip.id, reason):

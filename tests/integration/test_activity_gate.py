@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import av
 import pytest
 
 from edged.clip import ClipState, NewClip
@@ -128,6 +129,42 @@ async def test_only_clips_with_activity_are_uploaded_and_the_idle_one_waits_for_
             await asyncio.to_thread(ledger.close)
 
 
+async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
+    emulator: Emulator, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """An NVR's four 12 s recordings in a row, someone in the second: the service gets one
+    upload, the event clip of the first three (the walk and its rolls), 36 s long, and not
+    the recordings themselves; the NVR's files are left as they were."""
+    nvr = tmp_path / "nvr"
+    nvr.mkdir()
+    config = write_config(tmp_path, emulator.url, extra=_camera(nvr, "    since: 1d\n"))
+    names = {"a.mp4": "quiet", "b.mp4": "walk", "c.mp4": "quiet", "d.mp4": "quiet"}
+    async with edged_running(config):
+        ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
+        try:
+            for index, (name, video) in enumerate(names.items()):
+                ago = 100 - 12 * index  # each ends where the next one starts
+                await asyncio.to_thread(_put, nvr, name, videos[video], ended_ago_s=ago)
+
+            def uploads() -> list[str]:
+                return [r.file_sha256 for r in emulator.received if r.status == 200]
+
+            await eventually(lambda: len(uploads()) == 1, timeout_s=40, what="one upload")
+            rows = await asyncio.to_thread(
+                ledger.db.rows, "SELECT id, path, state, duration_s FROM clips ORDER BY id"
+            )
+            by_name = {Path(row["path"]).name: row for row in rows}
+            assert [by_name[n]["state"] for n in names] == ["merged"] * 3 + ["skipped_idle"]
+            (event,) = [
+                row for row in rows if row["path"].endswith(f"/{by_name['a.mp4']['id']}.mp4")
+            ]
+            assert event["duration_s"] == pytest.approx(36.0, abs=0.3)
+            assert uploads() == [_sha(Path(event["path"]))]
+            assert {_sha(nvr / n) for n in names} == {_sha(videos[v]) for v in names.values()}
+        finally:
+            await asyncio.to_thread(ledger.close)
+
+
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[AsyncLedger]:
     ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
@@ -168,11 +205,13 @@ async def test_clips_left_examining_are_examined_and_unreadable_ones_are_queued_
     clips = [(await db.call(db.ledger.clips.add, clip))[0] for clip in new]
     assert {clip.state for clip in clips} == {ClipState.EXAMINING}
     queued = asyncio.Event()
-    gate = ActivityGate(db, _gated(tmp_path), on_queued=queued.set, poll_s=0.1)
+    gate = ActivityGate(
+        db, _gated(tmp_path), on_queued=queued.set, storage_dir=tmp_path / "state", poll_s=0.1
+    )
 
     async def moved_on() -> bool:
         states = [(await db.call(db.ledger.clips.get, c.id)).state for c in clips]  # type: ignore[union-attr]
-        return ClipState.EXAMINING not in states
+        return not {ClipState.EXAMINING, ClipState.IN_EVENT} & set(states)
 
     await _run_gate(db, gate, moved_on)
     states = [(await db.call(db.ledger.clips.get, c.id)).state for c in clips]  # type: ignore[union-attr]
@@ -202,8 +241,11 @@ async def test_the_idle_neighbours_within_the_rolls_go_too_whatever_the_order(
     for name in ("d", "c", "b", "a"):
         new = NewClip("yard", files[name], 1, starts[name], 12.0, name, examine=True)
         ids[name] = (await db.call(db.ledger.clips.add, new))[0].id
-    rolls = "    activity: {pre_roll: 5s, post_roll: 5s}\n"
-    gate = ActivityGate(db, _gated(tmp_path, rolls), on_queued=lambda: None, poll_s=0.1)
+    rolls = "    activity: {pre_roll: 5s, post_roll: 5s, events: false}\n"
+    cameras = _gated(tmp_path, rolls)
+    gate = ActivityGate(
+        db, cameras, on_queued=lambda: None, storage_dir=tmp_path / "state", poll_s=0.1
+    )
 
     async def states() -> dict[str, ClipState]:
         found = {}
@@ -230,3 +272,69 @@ async def test_the_idle_neighbours_within_the_rolls_go_too_whatever_the_order(
     assert f"within the rolls of clip {ids['b']}" in details["c"][-1]  # taken back
     assert f"within the rolls of clip {ids['b']}" in details["a"][-1]  # sent as examined
     assert details["d"][-1] == "0 active seconds of 12"
+
+
+async def test_an_event_is_one_upload_of_its_clips_joined_and_the_clips_are_merged(
+    db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same four clips with events on: the first three (the walk and its rolls) become
+    one event clip under storage.dir, 36 s long from the first one's start, queued; they are
+    merged into it; the fourth, idle, ended the event and stays kept back."""
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    files = {"a": videos["quiet"], "b": videos["walk"], "c": videos["quiet"], "d": videos["quiet"]}
+    ids = {}
+    for index, name in enumerate(files):
+        start = t0 + timedelta(seconds=12 * index)
+        new = NewClip("yard", files[name], 1, start, 12.0, name, examine=True)
+        ids[name] = (await db.call(db.ledger.clips.add, new))[0].id
+    storage = tmp_path / "state"
+    cameras = _gated(tmp_path, "    activity: {pre_roll: 5s, post_roll: 5s}\n")
+    queued = asyncio.Event()
+    gate = ActivityGate(db, cameras, on_queued=queued.set, storage_dir=storage, poll_s=0.1)
+
+    async def event_clip() -> bool:
+        return bool(await db.call(db.ledger.clips.in_state, ClipState.QUEUED))
+
+    await _run_gate(db, gate, event_clip)
+    (event,) = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
+    assert event.path.is_relative_to(storage) and event.path.exists()
+    assert event.start == t0 and event.duration_s == pytest.approx(36.0, abs=0.3)
+    assert event.camera == "yard" and queued.is_set()
+    assert await db.call(db.ledger.event_clips.members, event.id) == [ids[n] for n in "abc"]
+    for name in "abc":
+        member = await db.call(db.ledger.clips.get, ids[name])
+        assert member is not None and member.state is ClipState.MERGED
+    idle = await db.call(db.ledger.clips.get, ids["d"])
+    assert idle is not None and idle.state is ClipState.SKIPPED_IDLE
+    with av.open(str(event.path)) as joined:
+        frames = sum(1 for _ in joined.decode(video=0))
+    assert frames == 3 * 12 * QUIET.fps  # every frame of the three, in one file
+
+
+async def test_clips_that_cannot_be_joined_are_sent_one_by_one(
+    db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """A camera whose resolution changed mid-event: no event clip, each clip queued alone
+    (the walk, the smaller walk, and the quiet clip within their post-roll; the last quiet
+    clip, beyond it, ends the event)."""
+    small = Scene(**{**_fields(QUIET), "width": 160, "height": 90, "walkers": (WALK,)})
+    other = await asyncio.to_thread(write_video, small, tmp_path / "small.mp4", keyframe_s=1.0)
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    ids = []
+    for index, path in enumerate((videos["walk"], other, videos["quiet"], videos["quiet"])):
+        start = t0 + timedelta(seconds=12 * index)
+        new = NewClip("yard", path, 1, start, 12.0, f"k{index}", examine=True)
+        ids.append((await db.call(db.ledger.clips.add, new))[0].id)
+    cameras = _gated(tmp_path, "    activity: {pre_roll: 5s, post_roll: 5s}\n")
+    gate = ActivityGate(
+        db, cameras, on_queued=lambda: None, storage_dir=tmp_path / "state", poll_s=0.1
+    )
+
+    async def sent() -> bool:
+        return len(await db.call(db.ledger.clips.in_state, ClipState.QUEUED)) == 3
+
+    await _run_gate(db, gate, sent)
+    queued = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
+    assert [clip.id for clip in queued] == ids[:3]
+    events = await db.call(db.ledger.reports.clip_events, ids[0])
+    assert "not joined into an event clip" in (events[-1].detail or "")

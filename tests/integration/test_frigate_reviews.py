@@ -128,11 +128,11 @@ async def test_recordings_go_by_frigates_reviews(
 
             async def decided() -> bool:
                 found = await states()
-                return len(found) == 3 and "examining" not in found.values()
+                return len(found) == 3 and not {"examining", "in_event"} & set(found.values())
 
             await eventually(decided, timeout_s=40, what="the three recordings judged")
             found = await states()
-            assert found[str(door_seen)] in ("queued", "uploading", "submitted", "done")
+            assert found[str(door_seen)] in ("queued", "uploading", "submitted", "analyzed", "done")
             assert found[str(door_empty)] == "skipped_idle"
             assert found[str(yard_car)] == "skipped_idle"  # a car, not a person
             await eventually(
@@ -144,7 +144,8 @@ async def test_recordings_go_by_frigates_reviews(
                 what="only the recording with a person uploaded",
             )
             reasons = await asyncio.to_thread(
-                ledger.db.rows, "SELECT detail FROM events WHERE kind IN ('queued', 'skipped_idle')"
+                ledger.db.rows,
+                "SELECT detail FROM events WHERE kind IN ('queued', 'in_event', 'skipped_idle')",
             )
             details = [row["detail"] for row in reasons if row["detail"]]
             assert any("Frigate review r-door (alert: person)" in d for d in details), details
@@ -170,7 +171,8 @@ async def test_a_recording_edged_may_have_missed_the_reviews_of_is_sent(
     camera = (
         f"cameras:\n  - name: nvr\n    folder: {root}\n    preset: frigate\n    since: 1d\n"
         "    settle: 0.5s\n    upload: frigate\n"
-        "    frigate: {host: 127.0.0.1, port: 9, wait: 1s, pre_roll: 1s, post_roll: 1s}\n"
+        "    frigate: {host: 127.0.0.1, port: 9, wait: 1s, pre_roll: 1s, post_roll: 1s,"
+        " events: false}\n"
     )
     config = write_config(tmp_path, emulator.url, extra=camera)
     async with edged_running(config):

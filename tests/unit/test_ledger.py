@@ -62,6 +62,7 @@ def test_a_version_2_ledger_is_upgraded_in_place_and_keeps_its_clips(tmp_path: P
     conn.execute("DROP TABLE activity")
     conn.execute("DROP INDEX clips_by_camera_found")
     conn.execute("DROP TABLE reviews")
+    conn.execute("DROP TABLE event_members")
     conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     conn.execute(
         "INSERT INTO clips (camera, path, size, state, found_at, updated_at)"

@@ -1,0 +1,143 @@
+"""Event clips made: each camera's held clips, once their event is over, joined into one file
+under storage.dir (never in an NVR folder) and queued in their place.
+
+The file is written beside its final name, fsynced and renamed (edged/media/concat.py), and
+only then does one transaction queue it and mark its members merged; a crash before that
+leaves the members held, and the event is joined again. An event of one clip, or of clips
+that cannot be joined without transcoding, is sent clip by clip. Blocking work (PyAV) runs in
+a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from edged.clip import Clip, ClipState, NewClip
+from edged.ledger.thread import AsyncLedger
+from edged.media.concat import ConcatError, concat_clips
+from edged.sources.event_rules import Limits, Piece, due
+from edged.sources.rtsp_files import clips_root, source_key
+
+log = logging.getLogger(__name__)
+
+#: Neighbours are looked for among the camera's clips found this close to the event.
+FOUND_WITHIN_S = 3600.0
+
+
+def events_root(storage_dir: Path) -> Path:
+    """Beside the cameras' folders, never one of them: a camera name cannot start with a dot,
+    and the RTSP recovery, which looks for clips in the cameras' folders, does not come here.
+    Under the configured camera's name (checked), not a name read from an NVR's paths; a
+    crash between the rename and the ledger leaves a file the next try of the same event (the
+    same first clip) writes over."""
+    return clips_root(storage_dir) / ".events"
+
+
+def as_piece(clip: Clip) -> Piece | None:
+    if clip.start is None or clip.duration_s is None:
+        return None
+    return Piece(clip.id, clip.start, clip.duration_s, clip.size, clip.state, clip.found_at)
+
+
+class EventMaker:
+    def __init__(
+        self,
+        db: AsyncLedger,
+        storage_dir: Path,
+        limits: Mapping[str, Limits],
+        *,
+        on_queued: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = db
+        self._storage_dir = storage_dir
+        self._limits = limits
+        self._on_queued = on_queued
+        self._clock = clock
+
+    @property
+    def cameras(self) -> frozenset[str]:
+        """The cameras whose clips are joined into events."""
+        return frozenset(self._limits)
+
+    def set_limits(self, limits: Mapping[str, Limits]) -> None:
+        self._limits = limits
+
+    async def close_due(self) -> None:
+        """Join and queue every event that is over."""
+        ledger = self._db.ledger
+        held = await self._db.call(ledger.clips.in_state, ClipState.IN_EVENT)
+        by_camera: dict[str, list[Clip]] = defaultdict(list)
+        for clip in held:
+            by_camera[clip.camera].append(clip)
+        for camera, clips in by_camera.items():
+            limits = self._limits.get(clips[0].source or camera)
+            timeless = [clip for clip in clips if as_piece(clip) is None]
+            if limits is None or timeless:
+                # No longer gated (a reload), or without a time to order them by: one by one.
+                gone = [clip.id for clip in (clips if limits is None else timeless)]
+                await self._release(camera, gone, "sent on its own")
+                if limits is None:
+                    continue
+            pieces = [piece for clip in clips if (piece := as_piece(clip)) is not None]
+            if not pieces:
+                continue
+            nearby = await self._db.call(
+                ledger.activity.neighbours, camera, max(p.found_at for p in pieces), FOUND_WITHIN_S
+            )
+            others = [
+                Piece(n.clip_id, n.start, n.duration_s, 0, n.state, 0.0)
+                for n in nearby
+                if n.start is not None and n.duration_s is not None
+            ]
+            for group in due(pieces, others, limits, self._clock()):
+                await self._close(camera, [c for c in clips if c.id in {p.clip_id for p in group}])
+
+    async def _close(self, camera: str, members: list[Clip]) -> None:
+        members.sort(key=lambda clip: (clip.start or 0, clip.id))
+        ids = [clip.id for clip in members]
+        if len(members) == 1:
+            await self._release(camera, ids, "an event of one clip: sent as it is")
+            return
+        first = members[0]
+        output = events_root(self._storage_dir) / (first.source or camera) / f"{first.id}.mp4"
+        try:
+            joined = await asyncio.to_thread(concat_clips, [c.path for c in members], output)
+        except ConcatError as exc:
+            await self._release(camera, ids, f"not joined into an event clip: {exc}")
+            return
+        except OSError as exc:
+            reason = f"not joined into an event clip: {exc.strerror or exc}"
+            await self._release(camera, ids, reason)
+            return
+        event = NewClip(
+            camera,
+            joined.path,
+            joined.size,
+            first.start,
+            joined.duration_s,
+            source_key(self._storage_dir, joined.path),
+            source=first.source,
+        )
+        clip = await self._db.call(self._db.ledger.event_clips.merge, ids, event)
+        log.info(
+            "event clip camera=%s clip=%s: %d clips, %.0f s from %s",
+            camera,
+            clip.id,
+            len(ids),
+            joined.duration_s,
+            first.start.isoformat() if first.start else "-",
+        )
+        self._on_queued()
+
+    async def _release(self, camera: str, ids: list[int], reason: str) -> None:
+        if not ids:
+            return
+        if await self._db.call(self._db.ledger.event_clips.release, ids, reason):
+            log.info("camera=%s clips %s: %s", camera, ids, reason)
+            self._on_queued()

@@ -1,0 +1,90 @@
+"""When a camera's held clips become an event clip: pure, clips and times in, groups out.
+
+Held clips (`in_event`: to be sent, with their activity or their rolls) that follow one
+another without a gap are one event. An event is over, and is joined and queued, when:
+
+- footage after it was judged not worth sending (a clip of the camera that starts where the
+  event ends, kept back idle or sent on its own): the activity is over, its post-roll too;
+- it reached `max_event` (or the API's limits on length and size): it is closed there, and
+  what follows starts the next one;
+- nothing came after it for a clip's length and `quiet_after_s` (the camera stopped, or its
+  next clip is still being judged for that long): footage must not wait for ever.
+
+Each clip is judged when it is finished, so an event ends at the end of the clip in which
+its post-roll passed, not sooner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from edged.clip import ClipState
+
+#: Clips further apart than this are not one event (recorders leave ~a frame between clips).
+GAP_S = 2.0
+#: States in which a clip is still being judged, or held: not yet footage "after" an event.
+UNDECIDED = frozenset({ClipState.EXAMINING, ClipState.IN_EVENT})
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A clip of one camera as the event rules see it."""
+
+    clip_id: int
+    start: datetime
+    duration_s: float
+    size: int
+    state: ClipState
+    found_at: float
+
+    @property
+    def begin(self) -> float:
+        return self.start.timestamp()
+
+    @property
+    def end(self) -> float:
+        return self.begin + self.duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_event_s: float
+    max_bytes: int
+    #: Beyond one clip's length: how long the next clip may take to be found and judged
+    #: (the post-roll, Frigate's wait, a margin) before the event is closed without it.
+    quiet_after_s: float
+
+
+def runs(held: Sequence[Piece], limits: Limits) -> list[list[Piece]]:
+    """Held clips in order of time, cut where there is a gap or a limit would be passed."""
+    groups: list[list[Piece]] = []
+    for piece in sorted(held, key=lambda p: p.begin):
+        group = groups[-1] if groups else None
+        if group is not None and piece.begin - group[-1].end <= GAP_S:
+            length = piece.end - group[0].begin
+            size = sum(p.size for p in group) + piece.size
+            if length <= limits.max_event_s and size <= limits.max_bytes:
+                group.append(piece)
+                continue
+        groups.append([piece])
+    return groups
+
+
+def due(
+    held: Sequence[Piece], others: Iterable[Piece], limits: Limits, now: float
+) -> list[list[Piece]]:
+    """The events of one camera that are over now."""
+    judged_after = [p.begin for p in others if p.state not in UNDECIDED]
+    groups = runs(held, limits)
+    over = []
+    for index, group in enumerate(groups):
+        end = group[-1].end
+        followed = index + 1 < len(groups)  # a gap or a limit ended it
+        judged = any(begin >= end - GAP_S for begin in judged_after)
+        longest = max(p.duration_s for p in group)
+        quiet = now - max(p.found_at for p in group) >= longest + limits.quiet_after_s
+        if followed or judged or quiet:
+            over.append(group)
+    return over
