@@ -124,6 +124,9 @@ def format_report(report: StatusReport, now: float | None = None) -> str:
             + (f" ({share:.0%})" if share is not None else "")
             + f", {footage.skipped_idle} clips without activity kept back"
         )
+        if footage.events:
+            per_event = footage.tokens_per_event or 0
+            lines.append(f"events today: {footage.events}, {per_event:.0f} tokens per event")
     if report.last_errors:
         lines.append("last errors:")
         lines += [

@@ -70,11 +70,17 @@ class Tokens:
 
 @dataclass(frozen=True, slots=True)
 class Footage:
-    """Seconds of video today (the UTC day): found, and accepted by the service."""
+    """Seconds of video in a day (UTC): found, and accepted by the service."""
 
-    recorded_s: float  # of clips found today
-    uploaded_s: float  # of clips whose upload was accepted today
-    skipped_idle: int  # clips found today kept back for no activity
+    recorded_s: float  # of clips found that day (an event clip's footage counted once)
+    uploaded_s: float  # of clips whose upload was accepted that day
+    skipped_idle: int  # clips found that day kept back for no activity
+    events: int = 0  # event clips made that day
+    event_tokens: int = 0  # the tokens their analyses used
+
+    @property
+    def tokens_per_event(self) -> float | None:
+        return self.event_tokens / self.events if self.events else None
 
     @property
     def uploaded_share(self) -> float | None:
@@ -185,16 +191,45 @@ class Reports:
 
     def footage_today(self, now: float) -> Footage:
         day = utc_day_start(now)
+        return self.footage_between(day, day + 86400.0)
+
+    def footage_between(self, start: float, end: float) -> Footage:
+        day = (start, end)  # each `?` pair below
+        found = "(found_at >= ? AND found_at < ?)"
+        event = "id IN (SELECT event_id FROM event_members)"
         row = self._db.row(
-            "SELECT TOTAL(CASE WHEN found_at >= ? THEN duration_s END) AS recorded,"
-            " TOTAL(CASE WHEN upload_finished_at >= ? THEN duration_s END) AS uploaded,"
-            " COUNT(CASE WHEN found_at >= ? AND state=? THEN 1 END) AS idle FROM clips"
-            " WHERE found_at >= ? OR upload_finished_at >= ?",
-            (day, day, day, ClipState.SKIPPED_IDLE, day, day),
+            f"SELECT TOTAL(CASE WHEN {found} AND NOT {event} THEN duration_s END) AS recorded,"
+            " TOTAL(CASE WHEN upload_finished_at >= ? AND upload_finished_at < ?"
+            " THEN duration_s END) AS uploaded,"
+            f" COUNT(CASE WHEN {found} AND state=? THEN 1 END) AS idle,"
+            f" COUNT(CASE WHEN {found} AND {event} THEN 1 END) AS events FROM clips"
+            f" WHERE {found} OR (upload_finished_at >= ? AND upload_finished_at < ?)",
+            (*day, *day, *day, ClipState.SKIPPED_IDLE, *day, *day, *day),
+        )
+        tokens = self._db.row(
+            # TOTAL, not SUM: a sum of hostile counts must not overflow.
+            "SELECT TOTAL(r.tokens_total) AS n FROM results r JOIN clips c ON c.id = r.clip_id"
+            " WHERE c.found_at >= ? AND c.found_at < ?"
+            " AND c.id IN (SELECT event_id FROM event_members)",
+            (start, end),
         )
         if row is None:
             return Footage(0.0, 0.0, 0)
-        return Footage(float(row["recorded"]), float(row["uploaded"]), int(row["idle"]))
+        return Footage(
+            float(row["recorded"]),
+            float(row["uploaded"]),
+            int(row["idle"]),
+            int(row["events"]),
+            int(tokens["n"]) if tokens is not None else 0,
+        )
+
+    def tokens_between(self, start: float, end: float) -> int:
+        row = self._db.row(
+            "SELECT TOTAL(tokens_total) AS n FROM results"
+            " WHERE received_at >= ? AND received_at < ?",
+            (start, end),
+        )
+        return int(row["n"]) if row is not None else 0
 
     def tokens(self, now: float) -> Tokens:
         rows = self._db.rows(

@@ -5,7 +5,8 @@
     sources → activity gate → uploader (and the expirer) → callback listener → analyzer
     → alert delivery
 
-then the upkeep: the storage quota, the metrics and the systemd watchdog. `Pipeline` runs
+then the upkeep: the storage quota, the metrics, the daily report line and the systemd
+watchdog. `Pipeline` runs
 them as one task each in the daemon's TaskGroup and stops them in this order, which is the
 one that loses nothing: `stop_sources` (no new clips), `finish_uploads` (those in flight
 get the grace period), `drain_results` (the results of those uploads are on their way:
@@ -31,6 +32,7 @@ from edged.ledger.thread import AsyncLedger
 from edged.results.callback_server import CallbackServer
 from edged.results.listener import CallbackApp
 from edged.results.rejections import Rejections
+from edged.service.daily_report import DailyReport
 from edged.service.health import HealthInputs, health_app, ledger_writable
 from edged.service.metrics import Metrics
 from edged.service.sdnotify import Notifier, Watchdog
@@ -82,6 +84,7 @@ class Pipeline:
     delivery: AlertDelivery
     # The upkeep.
     quota: StorageQuota
+    daily: DailyReport
     metrics: Metrics
     watchdog: Watchdog
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -111,6 +114,7 @@ class Pipeline:
             "expirer": self.expirer.run(),
             "metrics": self.metrics.run(),
             "storage": self.quota.run(),
+            "daily-report": self.daily.run(),
             "watchdog": self.watchdog.run(),
         }
         self.tasks = {name: group.create_task(run, name=name) for name, run in stages.items()}
@@ -207,6 +211,7 @@ async def build_pipeline(
         analyzer=analyzer,
         delivery=delivery,
         quota=quota,
+        daily=DailyReport(db),
         metrics=metrics,
         watchdog=Watchdog(notifier, lambda: ledger_writable(db)),
     )

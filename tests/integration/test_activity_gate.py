@@ -20,6 +20,8 @@ from edged.config.model import parse_config
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
+from edged.schedule import utc_day_start
+from edged.service.daily_report import DailyReport
 from edged.sources.activity_gate import ActivityGate
 from tests.support.activity_scene import Scene, Walker, write_video
 from tests.support.edged import edged_running, run_edged, write_config
@@ -161,6 +163,17 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
             assert event["duration_s"] == pytest.approx(36.0, abs=0.3)
             assert uploads() == [_sha(Path(event["path"]))]
             assert {_sha(nvr / n) for n in names} == {_sha(videos[v]) for v in names.values()}
+
+            code, out, err = await run_edged("status", "-c", str(config))
+            assert code == 0, err
+            assert "video today (UTC): 48 s recorded, 36 s uploaded (75%)" in out, out
+            assert "merged 3" in out and "events today: 1" in out, out
+            day = utc_day_start(time.time())
+            reading = AsyncLedger(ledger)
+            line = await DailyReport(reading).report(day)
+            await reading.aclose()  # closes the test's ledger too (closed again below)
+            assert "48 s of video recorded, 36 s uploaded (75%)" in line, line
+            assert "1 clips without activity kept back, 1 events" in line, line
         finally:
             await asyncio.to_thread(ledger.close)
 
