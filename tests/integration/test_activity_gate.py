@@ -20,9 +20,11 @@ from edged.config.model import parse_config
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
+from edged.media.concat import concat_clips
 from edged.schedule import utc_day_start
 from edged.service.daily_report import DailyReport
 from edged.sources.activity_gate import ActivityGate
+from edged.sources.event_maker import events_root
 from tests.support.activity_scene import Scene, Walker, write_video
 from tests.support.edged import edged_running, run_edged, write_config
 from tests.support.waiting import eventually
@@ -351,3 +353,36 @@ async def test_clips_that_cannot_be_joined_are_sent_one_by_one(
     assert [clip.id for clip in queued] == ids[:3]
     events = await db.call(db.ledger.reports.clip_events, ids[0])
     assert "not joined into an event clip" in (events[-1].detail or "")
+
+
+async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_start(
+    db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """A kill after the event file was renamed into place but before the ledger had it: the
+    members are still held, so the next run joins them again into the same file name and
+    queues one event clip; a leftover `.part` of a kill mid-join is written over."""
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    storage = tmp_path / "state"
+    ids = []
+    for index, video in enumerate(("walk", "quiet", "quiet")):
+        start = t0 + timedelta(seconds=12 * index)
+        new = NewClip("yard", videos[video], 1, start, 12.0, f"k{index}", examine=True)
+        ids.append((await db.call(db.ledger.clips.add, new))[0].id)
+    for clip_id in ids[:2]:  # as a run that was killed left them: examined, held
+        await db.call(db.ledger.db.rows, "UPDATE clips SET state='in_event' WHERE id=?", (clip_id,))
+    leftover = events_root(storage) / "yard" / f"{ids[0]}.mp4"
+    await asyncio.to_thread(concat_clips, [videos["walk"], videos["quiet"]], leftover)
+    (leftover.parent / f"{ids[0]}.mp4.part").write_bytes(b"half a join")
+    cameras = _gated(tmp_path, "    activity: {pre_roll: 5s, post_roll: 5s}\n")
+    gate = ActivityGate(db, cameras, on_queued=lambda: None, storage_dir=storage, poll_s=0.1)
+
+    async def one_event() -> bool:
+        return len(await db.call(db.ledger.clips.in_state, ClipState.QUEUED)) == 1
+
+    await _run_gate(db, gate, one_event)
+    (event,) = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
+    assert event.path == leftover and event.duration_s == pytest.approx(24.0, abs=0.3)
+    assert await db.call(db.ledger.event_clips.members, event.id) == ids[:2]
+    assert not (leftover.parent / f"{ids[0]}.mp4.part").exists()
+    states = [(await db.call(db.ledger.clips.get, i)).state for i in ids]  # type: ignore[union-attr]
+    assert states == [ClipState.MERGED, ClipState.MERGED, ClipState.SKIPPED_IDLE]
