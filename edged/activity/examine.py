@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import av.error
@@ -121,20 +122,24 @@ def examine_frames(
 
 
 def examine_file(
-    path: Path,
+    path: Path | BinaryIO,
     settings: Settings | None = None,
     *,
+    options: Mapping[str, str] | None = None,
     decode: Decode = Decode.KEYFRAMES,
     detector: Detector | None = None,
     width: int = DEFAULT_WIDTH,
     sample_fps: float = 2.0,
     stop: threading.Event | None = None,
 ) -> ClipActivity:
-    """Examine a recording file; blocking."""
+    """Examine a recording file (a path, or a file already opened); blocking. `options` go
+    to FFmpeg's open (e.g. a format whitelist)."""
+    name = path if isinstance(path, Path) else getattr(path, "name", "recording")
     try:
-        with av.open(str(path)) as container:
+        source = str(path) if isinstance(path, Path) else path
+        with av.open(source, "r", options=dict(options or {})) as container:
             if not container.streams.video:
-                raise ExamineError(f"{path}: no video stream")
+                raise ExamineError(f"{name}: no video stream")
             stream = container.streams.video[0]
             if decode is Decode.KEYFRAMES:
                 stream.codec_context.skip_frame = "NONKEY"
@@ -149,7 +154,7 @@ def examine_file(
                 stop=stop,
             )
     except av.error.FFmpegError as error:
-        raise ExamineError(f"{path}: cannot be decoded ({error})") from error
+        raise ExamineError(f"{name}: cannot be decoded ({error})") from error
 
 
 def _time_of(frame: av.VideoFrame) -> float | None:

@@ -106,10 +106,28 @@ class MqttSink:
         await self._ready.wait()
 
     async def run(self) -> None:
-        tls = await asyncio.to_thread(self._tls_context) if self._broker.tls else None
+        tls: ssl.SSLContext | None = None
         failures = 0
         while True:
             connects = self._connects
+            if self._broker.tls and tls is None:
+                try:
+                    tls = await asyncio.to_thread(self._tls_context)
+                except (ssl.SSLError, OSError) as exc:
+                    # A CA file that is not one: the alerts wait (the other sinks go on), and
+                    # edged does not stop at every start.
+                    failures += 1
+                    log.error(
+                        "mqtt sink=%s cannot set up TLS for %s:%d: %s",
+                        self.name,
+                        self._broker.host,
+                        self._broker.port,
+                        exc,
+                    )
+                    await asyncio.sleep(
+                        full_jitter(failures, base_s=self._backoff[0], cap_s=self._backoff[1])
+                    )
+                    continue
             try:
                 await self._connection(tls)
             except* aiomqtt.MqttError as group:

@@ -13,6 +13,21 @@ from edged.config.fields import ConfigPath, Secret, Text
 from edged.config.problems import Problem
 
 
+def _topic_prefix(value: str) -> str:
+    # Wildcards and NUL make every topic under it an invalid name for MQTT, and paho refuses
+    # them only when edged subscribes or publishes: a typo would stop edged at every start.
+    bad = sorted({char for char in value if char in "#+\x00"})
+    if bad:
+        raise ValueError(f"a topic prefix may not hold {' '.join(map(repr, bad))}, got {value!r}")
+    if value.startswith("/") or value.endswith("/"):
+        raise ValueError(f"a topic prefix neither starts nor ends with '/', got {value!r}")
+    return value
+
+
+#: The start of the topics edged uses: MQTT topic levels, no wildcards.
+TopicPrefix = Annotated[Text, AfterValidator(_topic_prefix)]
+
+
 class BrokerConfig(Section):
     secret_files = ("password",)
 

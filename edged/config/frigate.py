@@ -12,14 +12,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from edged.config.broker import BrokerConfig
+from edged.config.broker import BrokerConfig, TopicPrefix
 from edged.config.fields import Duration, Text
 
 Severity = Literal["alert", "detection"]
 
 
 class FrigateGateConfig(BrokerConfig):
-    topic_prefix: Text = "frigate"
+    topic_prefix: TopicPrefix = "frigate"
     labels: Annotated[tuple[Text, ...], Field(min_length=1)] = ("person",)
     severities: Annotated[tuple[Severity, ...], Field(min_length=1)] = ("alert", "detection")
     #: How long a recording without a review waits for one before it is kept back.

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from edged.config.alerts import CommandArgv
 from edged.config.base import Section
-from edged.config.broker import BrokerConfig
+from edged.config.broker import BrokerConfig, TopicPrefix
 from edged.config.fields import Argv, HttpUrl, Secret, Text, Timeout
 from edged.config.problems import Problem
 from edged.config.units import Duration
@@ -45,7 +45,7 @@ class MqttSinkConfig(BrokerConfig):
     """Publishes each alert to an MQTT broker under topic_prefix."""
 
     type: Literal["mqtt"] = "mqtt"
-    topic_prefix: Text = "edged"
+    topic_prefix: TopicPrefix = "edged"
     discovery: bool = False
     discovery_prefix: Text = "homeassistant"
     #: A camera that edged has not heard from for this long is shown offline (None: only

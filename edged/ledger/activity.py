@@ -5,6 +5,8 @@ skipped_idle (kept, listed, sent after `edged retry --skipped`)."""
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,10 +51,13 @@ class ActivityRecords:
         *,
         rolled: str | None = None,
         sent_to: ClipState = ClipState.QUEUED,
+        takes: Sequence[int] = (),
     ) -> ClipState | None:
         """Store what was found and move the clip on: queued with activity (or within a
-        neighbour's roll: `rolled` says which), skipped_idle without. Returns the new state;
-        None when the clip was no longer examining."""
+        neighbour's roll: `rolled` says which), skipped_idle without; and, in the same
+        transaction, the idle neighbours its rolls `takes` back (so a crash in between
+        cannot lose them). Returns the new state; None when the clip was no longer
+        examining."""
         sent = bool(found.active) or rolled is not None
         state = sent_to if sent else ClipState.SKIPPED_IDLE
         now = self._db.now()
@@ -87,6 +92,8 @@ class ActivityRecords:
             if rolled is not None and not found.active:
                 detail += f"; {rolled}"
             self._db.event(conn, clip_id, state.value, detail)
+            for other in takes:
+                self._take_back(conn, other, f"within the rolls of clip {clip_id}", sent_to)
         return state
 
     def neighbours(self, camera: str, found_at: float, within_s: float) -> list[Neighbour]:
@@ -115,13 +122,18 @@ class ActivityRecords:
         """An idle clip next to activity goes after all (pre_roll, post_roll): skipped_idle
         → queued; False when it had moved on."""
         with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE clips SET state=?, last_error=NULL, updated_at=? WHERE id=? AND state=?",
-                (sent_to, self._db.now(), clip_id, ClipState.SKIPPED_IDLE),
-            )
-            if cursor.rowcount:
-                self._db.event(conn, clip_id, sent_to.value, reason)
-            return bool(cursor.rowcount)
+            return self._take_back(conn, clip_id, reason, sent_to)
+
+    def _take_back(
+        self, conn: sqlite3.Connection, clip_id: int, reason: str, sent_to: ClipState
+    ) -> bool:
+        cursor = conn.execute(
+            "UPDATE clips SET state=?, last_error=NULL, updated_at=? WHERE id=? AND state=?",
+            (sent_to, self._db.now(), clip_id, ClipState.SKIPPED_IDLE),
+        )
+        if cursor.rowcount:
+            self._db.event(conn, clip_id, sent_to.value, reason)
+        return bool(cursor.rowcount)
 
     def judged(
         self, clip_id: int, send: bool, reason: str, *, sent_to: ClipState = ClipState.QUEUED

@@ -4,6 +4,7 @@ restart still knows the reviews a waiting recording is judged by."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 
 from edged.ledger.connection import LedgerConnection
@@ -24,14 +25,23 @@ class ReviewRecords:
         self._db = db
 
     def upsert(self, review: Review) -> None:
-        """A review as its latest message has it; an end once heard is kept."""
+        """A review as its messages have it. A later message of the same id may add to it
+        (an end, objects, the alert severity) but never take away: its camera and start
+        stay, its objects are the union, an alert stays an alert, and of two ends the later
+        counts (an ended review is not opened again). A forged message cannot turn a
+        person's review into nothing."""
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO reviews (id, camera, start_at, end_at, severity, objects,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-                " camera=excluded.camera, start_at=excluded.start_at,"
-                " end_at=COALESCE(excluded.end_at, reviews.end_at), severity=excluded.severity,"
-                " objects=excluded.objects, updated_at=excluded.updated_at",
+                " end_at=CASE WHEN reviews.end_at IS NULL THEN excluded.end_at"
+                " WHEN excluded.end_at IS NULL THEN reviews.end_at"
+                " ELSE MAX(reviews.end_at, excluded.end_at) END,"
+                " severity=CASE WHEN 'alert' IN (reviews.severity, excluded.severity)"
+                " THEN 'alert' ELSE reviews.severity END,"
+                " objects=(SELECT json_group_array(value) FROM (SELECT value FROM"
+                " json_each(reviews.objects) UNION SELECT value FROM json_each(excluded.objects))),"
+                " updated_at=excluded.updated_at",
                 (
                     review.id,
                     review.camera,
@@ -50,19 +60,29 @@ class ReviewRecords:
             " AND (end_at IS NULL OR end_at > ?) ORDER BY start_at",
             (camera, end, start),
         )
-        return [
-            Review(
-                row["id"],
-                row["camera"],
-                row["start_at"],
-                row["end_at"],
-                row["severity"],
-                tuple(str(label) for label in json.loads(row["objects"])),
-            )
-            for row in rows
-        ]
+        return [_review(row) for row in rows]
 
-    def prune(self, ended_before: float) -> int:
-        """Reviews that ended long ago judge no recording any more."""
+    def get(self, review_id: str) -> Review | None:
+        row = self._db.row("SELECT * FROM reviews WHERE id=?", (review_id,))
+        return _review(row) if row is not None else None
+
+    def prune(self, before: float) -> int:
+        """Reviews that ended, or began if they never ended, before `before` judge no
+        recording any more."""
         with self._db.transaction() as conn:
-            return conn.execute("DELETE FROM reviews WHERE end_at < ?", (ended_before,)).rowcount
+            cursor = conn.execute(
+                "DELETE FROM reviews WHERE end_at < ? OR (end_at IS NULL AND start_at < ?)",
+                (before, before),
+            )
+            return cursor.rowcount
+
+
+def _review(row: sqlite3.Row) -> Review:
+    return Review(
+        row["id"],
+        row["camera"],
+        row["start_at"],
+        row["end_at"],
+        row["severity"],
+        tuple(str(label) for label in json.loads(row["objects"])),
+    )

@@ -129,6 +129,7 @@ CREATE TABLE reviews (
     updated_at REAL NOT NULL
 );
 CREATE INDEX reviews_by_camera ON reviews (camera, start_at);
+CREATE INDEX reviews_by_end ON reviews (end_at);
 CREATE TABLE event_members (
     member_id INTEGER PRIMARY KEY REFERENCES clips (id), -- merged into:
     event_id  INTEGER NOT NULL REFERENCES clips (id)      -- the event clip sent in its place

@@ -1,23 +1,28 @@
 """Consecutive clips of one camera joined into one MP4, without transcoding (event clips).
 
-The promise: `concat_clips(inputs, output)` writes `output` (through a `.part` beside it,
-fsynced, then renamed) with the video, and the audio when every input has the same, of each
-input in order, their timestamps shifted so that each input starts where the one before it
-ended. Inputs whose video differs (codec, size) cannot be joined without transcoding: that
-raises `ConcatError` and writes nothing. Blocking (PyAV): run it in a worker thread.
+The promise: `concat_clips(members, output)` opens each member as the upload does (a regular
+file, still the recording the ledger has, a video container: edged/media/recording_files.py)
+and writes `output` (through a `.part` beside it, fsynced, then renamed) with the video, and
+the audio when every member has the same, of each member in order, each stream shifted to
+start where its last packet in the member before ended. Members whose video differs (codec,
+size) cannot be joined without transcoding: that raises `ConcatError` and writes nothing.
+Blocking (PyAV): run it in a worker thread.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import av.error
 
+from edged.clip import Clip
 from edged.errors import EdgedError
+from edged.media.recording_files import FORMAT_OPTIONS, is_video_container, open_recording
 
 
 class ConcatError(EdgedError):
@@ -48,13 +53,15 @@ def _duration_s(container: av.container.InputContainer) -> float:
     raise ConcatError(f"{container.name}: its length is unknown")
 
 
-def concat_clips(inputs: list[Path], output: Path) -> Joined:
-    if not inputs:
+def concat_clips(members: Sequence[Clip], output: Path) -> Joined:
+    """Raises ConcatError, or RecordingChanged when a member's file is no longer its
+    recording (edged/media/recording_files.py)."""
+    if not members:
         raise ConcatError("nothing to join")
     part = output.with_name(output.name + ".part")
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        total_s = _write(inputs, part)
+        total_s = _write(members, part)
         with open(part, "rb") as written:
             os.fsync(written.fileno())
         os.replace(part, output)
@@ -65,19 +72,25 @@ def concat_clips(inputs: list[Path], output: Path) -> Joined:
             os.close(fd)
     except av.error.FFmpegError as exc:
         part.unlink(missing_ok=True)
-        raise ConcatError(f"joining {len(inputs)} clips into {output.name}: {exc}") from exc
+        raise ConcatError(f"joining {len(members)} clips into {output.name}: {exc}") from exc
     except BaseException:
         part.unlink(missing_ok=True)
         raise
     return Joined(output, total_s, output.stat().st_size)
 
 
-def _write(inputs: list[Path], part: Path) -> float:
-    opened = [av.open(str(path)) for path in inputs]
+def _write(members: Sequence[Clip], part: Path) -> float:
+    files: list[BinaryIO] = []
+    opened: list[av.container.InputContainer] = []
     try:
-        for container, path in zip(opened, inputs, strict=True):
+        for clip in members:
+            files.append(open_recording(clip))
+            opened.append(av.open(files[-1], "r", options=FORMAT_OPTIONS))
+        for container, clip in zip(opened, members, strict=True):
+            if not is_video_container(container.format.name):
+                raise ConcatError(f"{clip.path.name}: not a video container")
             if not container.streams.video:
-                raise ConcatError(f"{path.name}: no video stream")
+                raise ConcatError(f"{clip.path.name}: no video stream")
         shapes = {_shape(container) for container in opened}
         if len({video for video, _ in shapes}) > 1:
             raise ConcatError("the clips' video differs (codec or size): not joined")
@@ -86,34 +99,48 @@ def _write(inputs: list[Path], part: Path) -> float:
         with av.open(str(part), "w", format="mp4") as out:
             video_out = out.add_stream_from_template(first.streams.video[0])
             audio_out = out.add_stream_from_template(first.streams.audio[0]) if with_audio else None
-            offset_s = 0.0
+            # Per output stream: where its next packet goes (the last dts plus its duration),
+            # in the input's time base. Each stream of each clip is shifted to start there, so
+            # timestamps only go forward even when a clip's audio starts before its video
+            # (AAC's priming) or ends after it.
+            next_dts: dict[int, int] = {}
+            total_s = 0.0
             for container in opened:
-                _copy(container, out, video_out, audio_out, offset_s)
-                offset_s += _duration_s(container)
-        return offset_s
+                _copy(container, video_out, audio_out, next_dts, out)
+                total_s += _duration_s(container)
+        return total_s
     finally:
         for container in opened:
             container.close()
+        for handle in files:
+            handle.close()
 
 
 def _copy(
     container: av.container.InputContainer,
-    out: av.container.OutputContainer,
     video_out: av.stream.Stream,
     audio_out: av.stream.Stream | None,
-    offset_s: float,
+    next_dts: dict[int, int],
+    out: av.container.OutputContainer,
 ) -> None:
     video_in = container.streams.video[0]
     audio_in = container.streams.audio[0] if audio_out is not None else None
     streams = [stream for stream in (video_in, audio_in) if stream is not None]
+    shifts: dict[int, int] = {}
     for packet in container.demux(*streams):
         if packet.dts is None or packet.size == 0:
             continue  # the demuxer's flush packet
         target = video_out if packet.stream is video_in else audio_out
-        assert target is not None and packet.time_base is not None
-        shift = round(Fraction(offset_s).limit_denominator(1_000_000) / packet.time_base)
+        assert target is not None
+        key = target.index
+        if key not in shifts:  # this stream's first packet in this clip
+            shifts[key] = next_dts.get(key, packet.dts) - packet.dts
+        shift = shifts[key]
         packet.dts += shift
         if packet.pts is not None:
             packet.pts += shift
+        next_dts[key] = max(
+            next_dts.get(key, packet.dts), packet.dts + max(packet.duration or 1, 1)
+        )
         packet.stream = target
         out.mux(packet)

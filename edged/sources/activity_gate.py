@@ -29,6 +29,7 @@ from edged.config.cameras import Camera, FolderCamera
 from edged.config.frigate import FrigateGateConfig
 from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.thread import AsyncLedger
+from edged.media.recording_files import FORMAT_OPTIONS, RecordingChanged, open_recording
 from edged.sources.activity_rolls import Rolls, idle_to_send, rolled_by
 from edged.sources.event_maker import EventMaker
 from edged.sources.event_rules import Limits
@@ -37,6 +38,8 @@ from edged.sources.review_rules import decide, window
 
 log = logging.getLogger(__name__)
 
+#: An examination that takes longer (a stalled network share) is given up: the clip is sent.
+EXAMINE_TIMEOUT_S = 120.0
 #: How often the ledger is looked at for clips to examine when nothing wakes the gate.
 POLL_S = 5.0
 
@@ -95,6 +98,12 @@ def event_limits(
     return limits
 
 
+def examine_clip(clip: Clip, settings: Settings, stop: threading.Event) -> ClipActivity:
+    """Blocking: the clip's file opened as the upload opens it, then examined."""
+    with open_recording(clip) as handle:
+        return examine_file(handle, settings, options=FORMAT_OPTIONS, stop=stop)
+
+
 def as_record(found: ClipActivity) -> ClipActivityRecord:
     return ClipActivityRecord(
         seconds=found.seconds,
@@ -133,8 +142,9 @@ class ActivityGate:
         self._clock = clock
         self.wake = asyncio.Event()
         self._frigate = frigate_cameras(cameras)
+        self._frigate_now = self._frigate  # as the latest reload has them
         self.reviews = {
-            name: FrigateReviews(db, name, config, on_review=self.wake.set)
+            name: FrigateReviews(db, name, config, on_review=self.wake.set, on_queued=on_queued)
             for name, config in self._frigate.items()
         }
 
@@ -144,7 +154,8 @@ class ActivityGate:
         cameras = tuple(cameras)
         self._rules = gate_rules(cameras)
         self._events.set_limits(event_limits(cameras, *self._upload_limits))
-        if frigate_cameras(cameras) != self._frigate:
+        self._frigate_now = frigate_cameras(cameras)
+        if self._frigate_now != self._frigate:
             log.warning("config reloaded; changes to frigate: take effect at the next restart")
 
     async def run(self) -> None:
@@ -160,6 +171,8 @@ class ActivityGate:
                 waiting = await self._db.call(self._db.ledger.clips.in_state, ClipState.EXAMINING)
                 for clip in waiting:
                     await self._examine(clip, stop)
+                    # Between clips too: a backlog must not hold back the events it ends.
+                    await self._events.close_due()
                 await self._events.close_due()
                 await woken(self.wake, self._poll_s)
         finally:
@@ -167,16 +180,26 @@ class ActivityGate:
 
     async def _examine(self, clip: Clip, stop: threading.Event) -> None:
         name = clip.source or clip.camera
-        if name in self.reviews:
-            await self._judge(clip, self._frigate[name], self.reviews[name])
+        if name in self._frigate_now:
+            if name in self.reviews:
+                await self._judge(clip, self._frigate_now[name], self.reviews[name])
+            else:  # made a Frigate camera by a reload: its reviews are heard after a restart
+                await self._pass(clip, "Frigate's reviews are heard from the next restart")
             return
         rules = self._rules.get(name)
         if rules is None:
             await self._pass(clip, "its camera no longer uploads by activity")
             return
         try:
-            found = await asyncio.to_thread(examine_file, clip.path, rules.settings, stop=stop)
+            async with asyncio.timeout(EXAMINE_TIMEOUT_S):
+                found = await asyncio.to_thread(examine_clip, clip, rules.settings, stop)
         except Stopped:
+            return
+        except RecordingChanged as exc:  # the upload's own check fails it, with the reason
+            await self._pass(clip, str(exc))
+            return
+        except TimeoutError:  # a stalled share: the thread ends at its next frame, or stays
+            await self._pass(clip, f"its examination took more than {EXAMINE_TIMEOUT_S:.0f}s")
             return
         except ExamineError as exc:
             await self._pass(clip, str(exc))
@@ -197,20 +220,24 @@ class ActivityGate:
             by = rolled_by(rules.rolls, clip.start, clip.duration_s, others)
             rolled = None if by is None else f"within the rolls of clip {by.clip_id}"
         sent_to = self._sent_to(name)
+        takes = [
+            other.clip_id for other in idle_to_send(rules.rolls, clip.start, found.active, others)
+        ]
         state = await self._db.call(
-            ledger.activity.examined, clip.id, as_record(found), rolled=rolled, sent_to=sent_to
+            ledger.activity.examined,
+            clip.id,
+            as_record(found),
+            rolled=rolled,
+            sent_to=sent_to,
+            takes=takes,
         )
         if state is None:
             return
-        for other in idle_to_send(rules.rolls, clip.start, found.active, others):
-            reason = f"within the rolls of clip {clip.id}"
-            if await self._db.call(
-                ledger.activity.rolled_in, other.clip_id, reason, sent_to=sent_to
-            ):
-                log.info(
-                    "activity camera=%s clip=%s: sent too, %s", clip.camera, other.clip_id, reason
-                )
-                self._on_queued()
+        if takes:
+            log.info(
+                "activity camera=%s clip=%s: its rolls take clips %s", clip.camera, clip.id, takes
+            )
+            self._on_queued()
         log.info(
             "activity camera=%s clip=%s: %d active seconds of %.0f, peak area %.2f%%: %s",
             clip.camera,

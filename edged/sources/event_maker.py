@@ -20,6 +20,7 @@ from pathlib import Path
 from edged.clip import Clip, ClipState, NewClip
 from edged.ledger.thread import AsyncLedger
 from edged.media.concat import ConcatError, concat_clips
+from edged.media.recording_files import RecordingChanged
 from edged.sources.event_rules import Limits, Piece, due
 from edged.sources.rtsp_files import clips_root, source_key
 
@@ -107,8 +108,8 @@ class EventMaker:
         first = members[0]
         output = events_root(self._storage_dir) / (first.source or camera) / f"{first.id}.mp4"
         try:
-            joined = await asyncio.to_thread(concat_clips, [c.path for c in members], output)
-        except ConcatError as exc:
+            joined = await asyncio.to_thread(concat_clips, members, output)
+        except (ConcatError, RecordingChanged) as exc:
             await self._release(camera, ids, f"not joined into an event clip: {exc}")
             return
         except OSError as exc:

@@ -4,7 +4,8 @@ Frigate publishes one message per change of a review item (`new`, `update`, `end
 item `before` and `after` the change (docs/docs/integrations/mqtt.md in Frigate). Anyone who
 may publish on the broker can send anything there, so a message is read only if it has that
 shape: a JSON object under 64 KiB, a known type, an `after` with a short id and camera name,
-finite times (an end not before the start), and at most 64 short labels. Anything else is
+finite times within a day of edged's clock (an end not before the start), and at most 64
+short labels. Anything else is
 refused with the reason, and changes nothing.
 """
 
@@ -17,6 +18,9 @@ from typing import Any
 from edged.ledger.reviews import Review
 
 MAX_MESSAGE_BYTES = 64 * 1024
+#: A review's times must be this close to edged's clock: a forged item far in the past or
+#: future would judge recordings it has nothing to do with.
+MAX_SKEW_S = 86400.0
 MAX_NAME = 128
 MAX_LABELS = 64
 TYPES = frozenset({"new", "update", "end"})
@@ -42,7 +46,7 @@ def _time(value: object, key: str) -> float:
     return float(value)
 
 
-def parse_review(payload: bytes) -> Review:
+def parse_review(payload: bytes, now: float) -> Review:
     """The review item a message describes, as it is after the change."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ReviewMessageError(f"{len(payload)} bytes, more than a review item takes")
@@ -67,6 +71,9 @@ def parse_review(payload: bytes) -> Review:
         raise ReviewMessageError("after.end_time: an end message without an end time")
     if end is not None and end < start:
         raise ReviewMessageError("after.end_time: before its start_time")
+    for key, moment in (("after.start_time", start), ("after.end_time", end)):
+        if moment is not None and abs(moment - now) > MAX_SKEW_S:
+            raise ReviewMessageError(f"{key}: more than a day from this box's clock")
     data = after.get("data")
     objects = data.get("objects", []) if isinstance(data, dict) else None
     if not isinstance(objects, list) or len(objects) > MAX_LABELS:

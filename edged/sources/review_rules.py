@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from edged.clip import ClipState
 from edged.config.frigate import FrigateGateConfig
+from edged.ledger.activity import Neighbour
 from edged.ledger.reviews import Review
 
 
@@ -25,6 +27,16 @@ class Decision:
 
 
 WAIT = Decision(None, "waiting for Frigate's review items")
+#: An open review item reaches to now, but no further than this after its start: one whose
+#: end was never heard (a broker drop, a forged item) must not send every recording for ever.
+MAX_OPEN_S = 6 * 3600.0
+
+
+def reach(review: Review, now: float) -> float:
+    """Where the review ends, for judging recordings."""
+    if review.end_at is not None:
+        return review.end_at
+    return min(now, review.start_at + MAX_OPEN_S)
 
 
 def window(config: FrigateGateConfig, start: datetime, duration_s: float) -> tuple[float, float]:
@@ -36,6 +48,25 @@ def matches(config: FrigateGateConfig, review: Review) -> bool:
     return review.severity in config.severities and any(
         label in config.labels for label in review.objects
     )
+
+
+def rescued(
+    config: FrigateGateConfig, review: Review, recordings: Iterable[Neighbour], now: float
+) -> list[int]:
+    """The recordings kept back that a review heard since takes back: it overlaps them (with
+    the rolls). A review that arrives late, or gains a person later, still sends them."""
+    if not matches(config, review):
+        return []
+    found = []
+    for recording in recordings:
+        if recording.state is not ClipState.SKIPPED_IDLE:
+            continue
+        if recording.start is None or recording.duration_s is None:
+            continue
+        begin, end = window(config, recording.start, recording.duration_s)
+        if review.start_at < end and reach(review, now) > begin:
+            found.append(recording.clip_id)
+    return found
 
 
 def decide(
@@ -51,8 +82,7 @@ def decide(
         return Decision(True, "its time is unknown: sent without a review")
     begin, end = window(config, start, duration_s)
     for review in reviews:
-        review_end = review.end_at if review.end_at is not None else now
-        if matches(config, review) and review.start_at < end and review_end > begin:
+        if matches(config, review) and review.start_at < end and reach(review, now) > begin:
             labels = ", ".join(label for label in review.objects if label in config.labels)
             return Decision(True, f"Frigate review {review.id} ({review.severity}: {labels})")
     waited = now >= end + config.wait

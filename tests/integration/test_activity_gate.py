@@ -371,7 +371,8 @@ async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_
     for clip_id in ids[:2]:  # as a run that was killed left them: examined, held
         await db.call(db.ledger.db.rows, "UPDATE clips SET state='in_event' WHERE id=?", (clip_id,))
     leftover = events_root(storage) / "yard" / f"{ids[0]}.mp4"
-    await asyncio.to_thread(concat_clips, [videos["walk"], videos["quiet"]], leftover)
+    held = [await db.call(db.ledger.clips.get, clip_id) for clip_id in ids[:2]]
+    await asyncio.to_thread(concat_clips, held, leftover)
     (leftover.parent / f"{ids[0]}.mp4.part").write_bytes(b"half a join")
     cameras = _gated(tmp_path, "    activity: {pre_roll: 5s, post_roll: 5s}\n")
     gate = ActivityGate(db, cameras, on_queued=lambda: None, storage_dir=storage, poll_s=0.1)

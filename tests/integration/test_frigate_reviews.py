@@ -199,19 +199,20 @@ async def test_a_recording_edged_may_have_missed_the_reviews_of_is_sent(
         (b'{"type":"new","after":{"id":"r","camera":"d","start_time":NaN}}', "NaN"),
         (review_message("new", "r", "door", 1.0, None, ["person"] * 65), "objects"),
         (b" " * (64 * 1024 + 1), "bytes"),
+        (review_message("new", "r", "door", 1.0 + 2 * 86400, None, ["person"]), "a day"),
     ],
 )
 def test_a_message_that_is_not_a_review_item_is_refused_with_its_reason(
     payload: bytes, why: str
 ) -> None:
     with pytest.raises(ReviewMessageError, match=why):
-        parse_review(payload)
+        parse_review(payload, now=1.0)
 
 
 def test_frigates_documented_message_is_read() -> None:
     review_id, start = "1718987129.308396-fqk5ka", 1718987129.308396
     message = review_message("update", review_id, "front_cam", start, None, ["person", "car"])
-    review = parse_review(message)
+    review = parse_review(message, now=start + 30)
     assert (review.id, review.camera, review.start_at, review.end_at) == (
         review_id,
         "front_cam",
