@@ -81,6 +81,15 @@ async def _drive(
             if clip.state is ClipState.ANALYZED:
                 await db.call(ledger.results.mark_done, clip.id)
                 continue
+            if clip.state in (ClipState.EXAMINING, ClipState.IN_EVENT, ClipState.MERGED):
+                # `edged run` has this recording in hand: its gate, or its event clip.
+                events = await db.call(ledger.reports.clip_events, clip.id)
+                print(
+                    f"clip {clip.id} {clip.state}: {events[-1].detail if events else ''}"
+                    "; `edged run` sends it (edged status --clip shows its way)",
+                    file=sys.stderr,
+                )
+                return 1
             if clip.state in (ClipState.DROPPED, *RETRYABLE_STATES - {ClipState.EXPIRED}):
                 print(f"clip {clip.id} {clip.state}: {clip.last_error}", file=sys.stderr)
                 print(f"  put it back in the queue with: edged retry {clip.id}", file=sys.stderr)

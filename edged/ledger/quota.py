@@ -34,6 +34,20 @@ class QuotaRecords:
         rows = self._db.conn.execute(query + " ORDER BY c.id", params).fetchall()
         return [clip_from_row(row) for row in rows]
 
+    def merged_and_sent(self, key_prefix: str, done_before: float) -> list[Clip]:
+        """Clips edged wrote itself, merged into an event clip that is done (before
+        `done_before`), whose file was not deleted yet: the event clip holds their footage,
+        and until it is done theirs is kept."""
+        rows = self._db.rows(
+            "SELECT c.* FROM clips c JOIN event_members m ON m.member_id = c.id"
+            " JOIN clips e ON e.id = m.event_id"
+            " WHERE c.source_key >= ? AND c.source_key < ? AND c.state = ? AND e.state = ?"
+            " AND e.done_at <= ? AND NOT EXISTS (SELECT 1 FROM events x"
+            " WHERE x.clip_id = c.id AND x.kind = 'file_deleted') ORDER BY c.id",
+            (key_prefix, key_prefix + "\U0010ffff", ClipState.MERGED, ClipState.DONE, done_before),
+        )
+        return [clip_from_row(row) for row in rows]
+
     def mark_dropped(self, clip_id: int, reason: str, from_states: Iterable[ClipState]) -> bool:
         """A clip given up unsent (the storage quota); False if it moved on meanwhile."""
         wanted = list(from_states)

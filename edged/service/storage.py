@@ -146,11 +146,13 @@ class StorageQuota:
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
         ledger = self._db.ledger
         cutoff = self._clock() - self._keep_s
-        # A clip merged into an event clip is done with: the event clip holds its footage.
-        done = [ClipState.DONE, ClipState.MERGED]
+        done = [ClipState.DONE]
         expired = await self._db.call(ledger.quota.own_clips, PREFIX, done, done_before=cutoff)
         for clip in expired:
             await self._delete(clip, "uploaded and analysed")
+        merged = await self._db.call(ledger.quota.merged_and_sent, PREFIX, cutoff)
+        for clip in merged:
+            await self._delete(clip, "sent within its event clip")
         for clip in await self._db.call(ledger.quota.own_clips, PREFIX, [ClipState.DROPPED]):
             await self._delete(clip, "dropped")  # a crash came between the drop and the delete
         usage = await asyncio.to_thread(measure, self._root)

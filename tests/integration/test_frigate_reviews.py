@@ -19,9 +19,13 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from edged.clip import ClipState, NewClip
+from edged.config.frigate import FrigateGateConfig
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
+from edged.ledger.thread import AsyncLedger
 from edged.sources.frigate_messages import ReviewMessageError, parse_review
+from edged.sources.frigate_reviews import FrigateReviews
 from tests.support.activity_scene import Scene, write_video
 from tests.support.edged import edged_running, write_config
 from tests.support.mqtt import Mosquitto
@@ -220,3 +224,32 @@ def test_frigates_documented_message_is_read() -> None:
         None,
     )
     assert review.objects == ("person", "car") and review.severity == "alert"
+
+
+async def test_a_review_heard_after_its_recording_was_kept_back_sends_it(tmp_path: Path) -> None:
+    """edged was restarted in the middle of a review: its recording was judged without it and
+    kept back; the review's end, heard now, takes it back (and only it)."""
+    ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
+    db = AsyncLedger(ledger)
+    try:
+        t0 = math.floor(time.time()) - 120
+        clips = []
+        for index, offset in enumerate((0, 60)):
+            start = datetime.fromtimestamp(t0 + offset, UTC)
+            new = NewClip("front_door", tmp_path / f"{index}.mp4", 1, start, 10.0, f"k{index}",
+                          source="nvr", examine=True)  # fmt: skip
+            clip, _ = await db.call(ledger.clips.add, new)
+            judged = await db.call(ledger.activity.judged, clip.id, False, "no review")
+            assert judged
+            clips.append(clip.id)
+        config = FrigateGateConfig(host="127.0.0.1", events=False)
+        queued = asyncio.Event()
+        subscriber = FrigateReviews(db, "nvr", config, on_review=lambda: None, on_queued=queued.set)
+        message = review_message("end", "late", "front_door", t0 + 2, t0 + 5, ["person"])
+        await subscriber._heard(message)
+        states = [(await db.call(ledger.clips.get, c)).state for c in clips]  # type: ignore[union-attr]
+        assert states == [ClipState.QUEUED, ClipState.SKIPPED_IDLE] and queued.is_set()
+        events = await db.call(ledger.reports.clip_events, clips[0])
+        assert "Frigate review late heard after it was kept back" in (events[-1].detail or "")
+    finally:
+        await db.aclose()

@@ -140,6 +140,38 @@ async def test_over_quota_clips_without_activity_go_before_older_ones_that_may_s
     assert [now[c] for c in older] == ["dropped", "queued", "queued"]  # then the oldest
 
 
+async def test_the_files_of_clips_merged_into_an_event_go_only_once_the_event_clip_is_done(
+    db: AsyncLedger, tmp_path: Path
+):
+    """Until its event clip is analysed, a merged clip's footage is kept: if the event clip
+    failed, nothing would be left of it."""
+    storage = tmp_path / "state"
+    members = [await rtsp_clip(db, storage, minute, examine=True) for minute in range(2)]
+    for clip_id in members:
+        found = ClipActivityRecord(1.0, (0,), 9.0, 0.1, 1)
+        assert await db.call(
+            db.ledger.activity.examined, clip_id, found, sent_to=ClipState.IN_EVENT
+        )
+    paths = [(await db.call(db.ledger.clips.get, c)).path for c in members]  # type: ignore[union-attr]
+    event_path = clips_root(storage) / ".events" / "cam" / f"{members[0]}.mp4"
+    await asyncio.to_thread(make_clip, event_path, seconds=2.0)
+    event = NewClip(
+        "cam", event_path, event_path.stat().st_size, T0, 2.0, source_key(storage, event_path)
+    )
+    event_clip = await db.call(db.ledger.event_clips.merge, members, event)
+    quota = StorageQuota(db, StorageConfig(dir=storage))  # keep_uploaded: 0, at once
+
+    await quota.enforce()
+    assert all(path.exists() for path in paths)  # the event clip is not done yet
+
+    await done(db, event_clip.id)
+    await quota.enforce()
+    assert not any(path.exists() for path in paths)
+    assert not event_path.exists()  # done itself, like any clip of edged's own
+    for clip_id in members:
+        assert "file_deleted" in await events(db, clip_id)
+
+
 async def test_uploaded_clips_are_kept_for_keep_uploaded_unless_space_is_needed(tmp_path: Path):
     storage = tmp_path / "state"
     clock = Clock()

@@ -118,3 +118,58 @@ def test_the_defaults_are_the_detectors() -> None:
     )
     activity = config.cameras[0].activity
     assert activity is not None and activity.settings() == Settings()
+
+
+@pytest.mark.parametrize(
+    ("camera", "expected"),
+    [
+        (
+            "{name: n, folder: /x, upload: frigate}",
+            [
+                "cameras[0].upload (line 3): upload: frigate needs preset: frigate (Frigate's"
+                " recordings folder)",
+                "cameras[0].frigate (line 3): missing: upload: frigate needs a frigate: section"
+                " (its MQTT broker)",
+            ],
+        ),
+        (
+            '{name: n, rtsp: "rtsp://cam/1", upload: frigate}',
+            [
+                "cameras[0].upload (line 3): frigate is for a Frigate recordings folder"
+                " (folder: with preset: frigate)"
+            ],
+        ),
+        (
+            "{name: n, folder: /x, preset: frigate, upload: frigate,"
+            " frigate: {host: h, topic_prefix: 'front/#'}}",
+            [
+                "cameras[0].frigate.topic_prefix (line 3): a topic prefix may not hold '#', got"
+                " 'front/#'"
+            ],
+        ),
+        (
+            "{name: n, folder: /x, preset: frigate, frigate: {host: h}}",
+            ["cameras[0].frigate (line 3): only used with upload: frigate"],
+        ),
+    ],
+    ids=["no-preset-no-section", "rtsp", "wildcard-prefix", "frigate-without-the-mode"],
+)
+def test_frigate_mode_mistakes_are_reported_at_their_key(camera: str, expected: list[str]) -> None:
+    assert problems(f"cameras:\n  - {camera}\n") == expected
+
+
+def test_a_frigate_camera_with_its_broker() -> None:
+    config = parse(
+        """\
+        cameras:
+          - name: nvr
+            folder: /media/frigate/recordings
+            preset: frigate
+            upload: frigate
+            frigate: {host: mqtt.lan, password: s3cret, labels: [person, dog], wait: 1m}
+        """
+    )
+    camera = config.cameras[0]
+    assert isinstance(camera, FolderCamera) and camera.gated and camera.frigate is not None
+    assert camera.frigate.labels == ("person", "dog") and camera.frigate.wait == 60.0
+    assert camera.frigate.severities == ("alert", "detection") and camera.frigate.events
