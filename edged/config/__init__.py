@@ -4,5 +4,5 @@
 (over `units`: durations, sizes), `problems` the source (YAML with line marks, ${ENV}, *_file
 secrets) and the wording of problems, `secrets` which values are secret, `notes` and
 `listener_role` what a config implies. Imports only the floor modules (`edged.schedule`,
-`edged.nvr_presets`, ...).
+`edged.nvr`, ...).
 """

@@ -33,7 +33,7 @@ from edged.config.fields import (
 from edged.config.frigate import FrigateGateConfig
 from edged.config.problems import Problem
 from edged.config.units import Duration, Size, parse_duration
-from edged.nvr_presets import PRESETS, PathTemplate
+from edged.nvr.presets import PRESETS, PathTemplate
 from edged.schedule import Budget, HourRange
 
 

@@ -22,7 +22,7 @@ from edged.ledger.thread import AsyncLedger
 from edged.media.probe import ClipRejected, probe_video
 from edged.media.regular_files import TRANSIENT_ERRNOS, kind_of, opened_regular
 from edged.media.source_check import fingerprint_of
-from edged.nvr_presets import PathTemplate, camera_allowed
+from edged.nvr.presets import PathTemplate, camera_allowed
 
 #: Generous limits for telling whether a file is complete; the uploader applies the
 #: configured API limits later and fails the clip with a clear reason.

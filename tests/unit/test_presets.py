@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edged.nvr_presets import (
+from edged.nvr.presets import (
     PRESETS,
     PathInfo,
     PathTemplate,

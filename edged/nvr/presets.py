@@ -23,7 +23,7 @@ of the NVR's own folder).
 
 Local times (zoneminder, blueiris, synology's fallback, custom without `epoch` or `z`) are read
 in `timezone` (an IANA name), else in the machine's local zone, DST rules included. Every start
-is returned in UTC. How the groups become a start (DST edges, epochs) is `nvr_times`.
+is returned in UTC. How the groups become a start (DST edges, epochs) is `nvr.times`.
 
 Camera names must be edged camera names, `[A-Za-z0-9_.-]+`: accents are dropped and every run
 of other characters becomes `_` ("Front Door" -> "Front_Door", "Caméra 2" -> "Camera_2").
@@ -40,7 +40,7 @@ from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edged.names import did_you_mean
-from edged.nvr_times import TIME_GROUPS, start_of, time_groups_problem
+from edged.nvr.times import TIME_GROUPS, start_of, time_groups_problem
 
 PRESETS: frozenset[str] = frozenset({"frigate", "zoneminder", "blueiris", "synology", "custom"})
 

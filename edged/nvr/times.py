@@ -1,6 +1,6 @@
 """The start of a recording, in UTC, from the named groups its path matched.
 
-The groups are those of a path template (`nvr_presets`): `Y` (4-digit year) or `y` (2-digit,
+The groups are those of a path template (`nvr.presets`): `Y` (4-digit year) or `y` (2-digit,
 20yy), `m`, `d`; `H` (24-hour) or `I` with `p` (AM/PM); `M`, `S`, `f` (fraction of a second);
 `z` (`Z`, `+02`, `+0200`, `+02:00`); `epoch` (seconds, or milliseconds when longer than 11
 digits). The epoch wins; when it is garbage, the date and time are used. A date without an
