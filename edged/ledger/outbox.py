@@ -1,7 +1,7 @@
 """The alert outbox in the ledger: one row per (alert, sink), delivered at least once.
 
-`NewAlert` is a row to add, `Alert` a row read back: its body is read once (`Alert.body`),
-and `payload_json` keeps the stored text, the bytes a webhook signs. All of it is
+`NewAlert` is a row to add, `Alert` a row read back: its body is parsed once, when first read
+(`Alert.body`), and `payload_json` keeps the stored text, the bytes a webhook signs. All of it is
 blocking and runs on the ledger's thread; the rules on what is sent (cooldown, max_per_hour)
 are the alert policy's, which reads the sent alerts from here. States: pending → sent,
 or suppressed (cooldown, max_per_hour), or failed (undeliverable past alerts.retry_max_age).
@@ -31,21 +31,26 @@ class Alert:
     payload_json: str  # the body every sink sends, fixed when the alert is created
     attempts: int
     created_at: float
-    _body: AlertBody | ValueError = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        try:
-            body: AlertBody | ValueError = AlertBody.from_json(self.payload_json)
-        except ValueError as exc:  # a row no edged wrote: its deliveries fail, one by one
-            body = exc
-        object.__setattr__(self, "_body", body)
+    # The body parsed, or why the stored text is not one: read on first use (in delivery, on
+    # the loop), not on the ledger's thread for every row read back.
+    _body: AlertBody | ValueError | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def body(self) -> AlertBody:
-        """The stored body, read once; raises ValueError when the stored text is not one."""
-        if isinstance(self._body, ValueError):
-            raise self._body
-        return self._body
+        """The stored body, parsed once on first use; raises ValueError when the stored text
+        is not one."""
+        body = self._body
+        if body is None:
+            try:
+                body = AlertBody.from_json(self.payload_json)
+            except ValueError as exc:  # a row no edged wrote: its deliveries fail, one by one
+                body = exc
+            object.__setattr__(self, "_body", body)
+        if isinstance(body, ValueError):
+            raise body
+        return body
 
 
 @dataclass(frozen=True, slots=True)
