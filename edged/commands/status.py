@@ -72,8 +72,8 @@ def build_report(ledger: Ledger, error_count: int = 5) -> StatusReport:
         tokens_total=tokens.total,
         tokens_today=tokens.today,
         outages=[
-            OutageLine(row["camera"], row["started_at"], row["ended_at"], row["reason"])
-            for row in ledger.outages.recent_outages()
+            OutageLine(outage.camera, outage.started_at, outage.ended_at, outage.reason)
+            for outage in ledger.outages.recent_outages()
         ],
         paused=ledger.meta.pause(),
         without_verdict=ledger.verdicts.total(),

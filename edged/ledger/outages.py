@@ -6,10 +6,21 @@ it often quotes the camera's URL, and `edged status` shows it to whoever may rea
 
 from __future__ import annotations
 
-import sqlite3
+from dataclasses import dataclass
 
 from edged.ledger.connection import LedgerConnection
 from edged.logs import redact
+
+
+@dataclass(frozen=True, slots=True)
+class OutageRecord:
+    """One outage as stored: `ended_at` is None while the camera is still away."""
+
+    id: int
+    camera: str
+    started_at: float
+    ended_at: float | None
+    reason: str
 
 
 class OutageRecords:
@@ -46,10 +57,16 @@ class OutageRecords:
             )
             return int(cursor.lastrowid or 0)
 
-    def recent_outages(self, limit: int = 10) -> list[sqlite3.Row]:
+    def recent_outages(self, limit: int = 10) -> list[OutageRecord]:
         """The latest outages, open ones first, then by start (newest first)."""
-        return self._db.conn.execute(
+        rows = self._db.rows(
             "SELECT id, camera, started_at, ended_at, reason FROM outages"
             " ORDER BY ended_at IS NOT NULL, started_at DESC LIMIT ?",
             (limit,),
-        ).fetchall()
+        )
+        return [
+            OutageRecord(
+                row["id"], row["camera"], row["started_at"], row["ended_at"], row["reason"]
+            )
+            for row in rows
+        ]
