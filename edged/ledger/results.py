@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from edged.clip import AWAITING_RESULT_STATES, ClipState
 from edged.ledger.connection import LedgerConnection
 from edged.ledger.outbox import NewAlert, Outbox
+from edged.ledger.reports import CLIP_STEPS
 from edged.ledger.schema import LedgerError
 from edged.ledger.verdict_stats import VerdictStats
 
@@ -24,7 +25,8 @@ class Tokens:
 
 @dataclass(frozen=True, slots=True)
 class ClipTimings:
-    """When a clip's last attempt passed each step (the columns of `reports.CLIP_STEPS`)."""
+    """When a clip's last attempt passed each step: one field per column of
+    `reports.CLIP_STEPS`, in its order (`timings` selects those columns)."""
 
     found_at: float
     upload_started_at: float | None
@@ -35,6 +37,9 @@ class ClipTimings:
     def at(self, column: str) -> float | None:
         moment: float | None = getattr(self, column)
         return moment
+
+
+_STEP_COLUMNS = ", ".join(column for column, _ in CLIP_STEPS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +74,7 @@ class ResultRecords:
         )
 
     def timings(self, clip_id: int) -> ClipTimings | None:
-        row = self._db.conn.execute(
-            "SELECT found_at, upload_started_at, upload_finished_at, callback_at, done_at"
-            " FROM clips WHERE id=?",
-            (clip_id,),
-        ).fetchone()
+        row = self._db.row(f"SELECT {_STEP_COLUMNS} FROM clips WHERE id=?", (clip_id,))
         return ClipTimings(**dict(row)) if row else None
 
     def record_result(
