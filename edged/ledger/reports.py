@@ -63,7 +63,7 @@ class OutageTotal:
 
 
 @dataclass(frozen=True, slots=True)
-class Tokens:
+class TokenTotals:
     total: int
     today: int  # since the start of the UTC day
 
@@ -231,7 +231,7 @@ class Reports:
         )
         return int(row["n"]) if row is not None else 0
 
-    def tokens(self, now: float) -> Tokens:
+    def tokens(self, now: float) -> TokenTotals:
         rows = self._db.rows(
             # TOTAL (a float), not SUM: a sum of hostile counts must not overflow and stop edged.
             "SELECT TOTAL(tokens_total) AS n,"
@@ -239,7 +239,7 @@ class Reports:
             " FROM results",
             (utc_day_start(now),),
         )
-        return Tokens(int(rows[0]["n"]), int(rows[0]["today"])) if rows else Tokens(0, 0)
+        return TokenTotals(int(rows[0]["n"]), int(rows[0]["today"])) if rows else TokenTotals(0, 0)
 
     def recent_errors(self, count: int) -> list[ClipError]:
         """The last errors of clips that failed, wait, expired or were skipped, latest first."""
