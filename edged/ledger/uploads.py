@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
-from edged.clip import Clip, ClipState
+from edged.clip import PENDING_UPLOAD_STATES, Clip, ClipState
 from edged.ledger.clips import clip_from_row
 from edged.ledger.connection import LedgerConnection
 from edged.schedule import DayUsage
@@ -26,6 +26,10 @@ RETRYABLE_STATES = frozenset(
         ClipState.SKIPPED_IDLE,
     }
 )
+
+#: `PENDING_UPLOAD_STATES` as SQL parameters, in a stable order, and their placeholders.
+_PENDING_UPLOAD = tuple(sorted(PENDING_UPLOAD_STATES))
+_PENDING_UPLOAD_IN = f"state IN ({', '.join('?' for _ in _PENDING_UPLOAD)})"
 
 
 def new_callback_token() -> str:
@@ -59,8 +63,9 @@ class UploadRecords:
         """Claim the oldest clip due for upload: it becomes `uploading`, its attempt is counted
         before the work runs (so a crash still counts), and it gets a fresh callback token."""
         now = self._db.now()
-        due = "(state=? OR (state IN (?, ?) AND COALESCE(next_attempt_at, 0) <= ?))"
-        params: list[Any] = [ClipState.QUEUED, ClipState.RETRY_WAIT, ClipState.EXPIRED, now]
+        # Waiting for upload: a queued clip at once, one that waits for a retry when it is due.
+        due = f"({_PENDING_UPLOAD_IN} AND (state=? OR COALESCE(next_attempt_at, 0) <= ?))"
+        params: list[Any] = [*_PENDING_UPLOAD, ClipState.QUEUED, now]
         if clip_id is not None:
             due += " AND id=?"
             params.append(clip_id)
@@ -101,8 +106,9 @@ class UploadRecords:
     def next_due_at(self) -> float | None:
         """When the earliest waiting retry becomes due (None: nothing waits)."""
         row = self._db.conn.execute(
-            "SELECT MIN(COALESCE(next_attempt_at, 0)) AS due FROM clips WHERE state IN (?, ?, ?)",
-            (ClipState.QUEUED, ClipState.RETRY_WAIT, ClipState.EXPIRED),
+            "SELECT MIN(COALESCE(next_attempt_at, 0)) AS due FROM clips"
+            f" WHERE {_PENDING_UPLOAD_IN}",
+            _PENDING_UPLOAD,
         ).fetchone()
         return row["due"] if row and row["due"] is not None else None
 
