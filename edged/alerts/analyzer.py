@@ -113,7 +113,8 @@ def build_alerts(
     reading: Reading | None = None,
 ) -> list[outbox.NewAlert]:
     """The alerts of `matches`, one per sink. Pass the clip's `reading` when there is one: its
-    summary, title and threat level are then not worked out again (on the ledger's thread)."""
+    summary, title and threat level are then not worked out again (in the worker thread that
+    builds the alerts)."""
     summary = reading.summary if reading is not None else summarize(text)
     title = reading.title if reading is not None else None
     threat_level = reading.threat_level if reading is not None else None

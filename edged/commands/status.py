@@ -1,4 +1,4 @@
-"""`edged status` and `edged retry`: read (or requeue in) the ledger, safe while the daemon runs."""
+"""`edged status`: what the ledger says, read on its own connection, safe while the daemon runs."""
 
 from __future__ import annotations
 
