@@ -27,7 +27,7 @@ from edged.aio import serving
 from edged.clip import ClipState
 from edged.config.model import parse_config
 from edged.emulator import EmulatorOptions, run_emulator
-from edged.ledger.store import Ledger
+from edged.ledger.store import LEDGER_FILE, Ledger
 from edged.media.samples import make_clip
 from edged.service.daemon import run_daemon
 
@@ -139,7 +139,7 @@ async def _watch(ledger_dir: Path, printer: WebhookPrinter) -> bool:
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while time.monotonic() < deadline:
-            if ledger is None and (ledger_dir / "ledger.sqlite3").exists():
+            if ledger is None and (ledger_dir / LEDGER_FILE).exists():
                 ledger = await asyncio.to_thread(Ledger, ledger_dir)
             if ledger is not None:
                 for clip_id, path, state in await asyncio.to_thread(ledger.reports.clip_states):
