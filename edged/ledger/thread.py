@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from edged.aio import within
 from edged.ledger.reserve import is_disk_full, release_reserve
 from edged.ledger.store import Ledger
 
@@ -52,6 +55,18 @@ class AsyncLedger:
                 storage_dir,
             )
             await asyncio.sleep(self._full_retry_s)
+
+    async def writable(self, timeout_s: float) -> bool:
+        """A real write transaction (the health probe): proves the ledger's thread, the file
+        and the disk. False when it fails, or has not committed within `timeout_s` (on a full
+        disk it waits, as every call does)."""
+        try:
+            await within(
+                self.call(self.ledger.meta.set, "health_probe", str(time.time())), timeout_s
+            )
+        except (TimeoutError, OSError, sqlite3.Error):
+            return False
+        return True
 
     async def aclose(self) -> None:
         await self.call(self.ledger.close)

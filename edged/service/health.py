@@ -4,7 +4,6 @@ public callback listener."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,7 +12,6 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from edged.aio import within
 from edged.ledger.thread import AsyncLedger
 from edged.service.metrics import Metrics
 from edged.upload.api_codes import PAUSE_ADVICE, PauseReason
@@ -34,13 +32,7 @@ class HealthInputs:
 
 async def ledger_writable(db: AsyncLedger) -> bool:
     """A real write transaction: proves the ledger's thread, the file and the disk."""
-    try:
-        await within(
-            db.call(db.ledger.meta.set, "health_probe", str(time.time())), LEDGER_PROBE_TIMEOUT_S
-        )
-    except (TimeoutError, OSError, sqlite3.Error):
-        return False
-    return True
+    return await db.writable(LEDGER_PROBE_TIMEOUT_S)
 
 
 async def health_report(db: AsyncLedger, inputs: HealthInputs) -> tuple[bool, dict[str, Any]]:
