@@ -18,7 +18,7 @@ import pytest
 
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
-from tests.corpus.cases import AB, Case, generated, load, verdict_block
+from tests.support.corpus import AB, Case, generated, load, verdict_block
 from tests.support.edged import edged_running, hostile_config, run_edged
 from tests.support.ledger import query, queue_clip, reached
 from tests.support.waiting import until

@@ -15,7 +15,7 @@ import pytest
 
 from edged.emulator import Emulator
 from edged.ledger.store import Ledger
-from tests.corpus.cases import verdict_block
+from tests.support.corpus import verdict_block
 from tests.support.edged import edged_running, hostile_config
 from tests.support.ledger import all_sent, queue_clip
 from tests.support.mqtt import PREFIX, Mosquitto, watching

@@ -9,7 +9,7 @@ import unicodedata
 import pytest
 
 from edged.results.matcher import read_result, select_present
-from tests.corpus.cases import Case, generated, load
+from tests.support.corpus import Case, generated, load
 
 CORPUS = load()
 GENERATED = generated()

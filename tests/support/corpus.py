@@ -1,5 +1,5 @@
-"""The result corpus (results.yaml) and the generated hostile texts, shared by the unit test of
-the matcher and the end-to-end test through the emulator and `edged run`."""
+"""The result corpus (tests/corpus/results.yaml) and the generated hostile texts, shared by the
+unit test of the matcher and the end-to-end tests through the emulator and `edged run`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import yaml
 
 from edged.results.verdict import MAX_TEXT_CHARS
 
+#: The corpus itself: data, beside the tests that read it.
+CORPUS_FILE = Path(__file__).resolve().parents[1] / "corpus" / "results.yaml"
 AB = ("Alice", "Bob")
 
 
@@ -33,7 +35,7 @@ class Case:
 
 
 def load() -> list[Case]:
-    raw = yaml.safe_load((Path(__file__).parent / "results.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load(CORPUS_FILE.read_text(encoding="utf-8"))
     cases = []
     for item in raw:
         text, names = item["text"], tuple(item.get("names", AB))
