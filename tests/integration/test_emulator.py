@@ -40,7 +40,7 @@ def fast(**changes: Any) -> EmulatorOptions:
     return dataclasses.replace(quick, **changes)
 
 
-class Receiver:
+class CallbackReceiver:
     """A stand-in for edged's callback listener: records bodies, answers scripted statuses."""
 
     def __init__(self) -> None:
@@ -67,8 +67,8 @@ class Receiver:
 
 
 @pytest.fixture
-async def callback_receiver() -> AsyncIterator[Receiver]:
-    callback_receiver = Receiver()
+async def callback_receiver() -> AsyncIterator[CallbackReceiver]:
+    callback_receiver = CallbackReceiver()
     app = web.Application()
     app.router.add_post("/callbacks/{clip}/{token}", callback_receiver.handle)
     runner = web.AppRunner(app, access_log=None)
@@ -92,7 +92,9 @@ async def clip(path: Path, title: str | None = None, seconds: float = 1.0) -> Pa
     return await asyncio.to_thread(make_clip, path, seconds=seconds, title=title)
 
 
-def request_fields(callback_receiver: Receiver | None = None, **extra: Any) -> dict[str, Any]:
+def request_fields(
+    callback_receiver: CallbackReceiver | None = None, **extra: Any
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "user_prompt": "Describe what happens. Say which reference persons appear.",
         "system_prompt": "You are a security camera analyst.",
@@ -138,7 +140,7 @@ def persons_block(text: str) -> dict[str, dict[str, Any]]:
 
 
 async def test_upload_file_acks_then_calls_back_with_person_from_title(
-    tmp_path: Path, session: aiohttp.ClientSession, callback_receiver: Receiver
+    tmp_path: Path, session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     video = await clip(tmp_path / "front-door.mp4", title="Alice at the door")
     async with run_emulator(fast(api_key=KEY)) as emu:
@@ -192,7 +194,7 @@ async def test_upload_file_sync_finds_person_from_file_name(
 
 
 async def test_url_endpoints_use_the_last_path_segment(
-    session: aiohttp.ClientSession, callback_receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     video_url = "https://cdn.example.com/clips/alice-front.mp4?signature=abc"
     async with run_emulator(fast()) as emu:
@@ -273,7 +275,7 @@ VARIANT_SHAPES: dict[
 
 @pytest.mark.parametrize("envelope", list(VARIANT_SHAPES))
 async def test_envelope_variants(
-    envelope: str, session: aiohttp.ClientSession, callback_receiver: Receiver
+    envelope: str, session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     code, ack_part, task_key, place, extra = VARIANT_SHAPES[envelope]
     text = "A car parks in the driveway."
@@ -322,7 +324,7 @@ async def test_fail_next_and_error_rate(session: aiohttp.ClientSession) -> None:
 
 
 async def test_error_envelope_with_http_200(
-    tmp_path: Path, session: aiohttp.ClientSession, callback_receiver: Receiver
+    tmp_path: Path, session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     video = await clip(tmp_path / "a.mp4")
     options = fast(error_envelope_rate=1.0, envelope="code0000")
@@ -436,7 +438,7 @@ async def test_unparsable_bodies_are_400(tmp_path: Path, session: aiohttp.Client
 
 
 async def test_duplicate_callbacks(
-    session: aiohttp.ClientSession, callback_receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     fields = request_fields(callback_receiver, video_url="https://cdn.example.com/a.mp4")
     async with run_emulator(fast(duplicate_callbacks=2)) as emu:
@@ -447,7 +449,9 @@ async def test_duplicate_callbacks(
     assert [c.copy for c in emu.callbacks_sent] == [0, 1, 2]
 
 
-async def test_drop_callbacks(session: aiohttp.ClientSession, callback_receiver: Receiver) -> None:
+async def test_drop_callbacks(
+    session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
+) -> None:
     fields = request_fields(callback_receiver, video_url="https://cdn.example.com/a.mp4")
     async with run_emulator(fast(drop_callbacks=True)) as emu:
         status, dropped, _ = await post(session, emu, URL_ENDPOINT, json=fields)
@@ -462,7 +466,7 @@ async def test_drop_callbacks(session: aiohttp.ClientSession, callback_receiver:
 
 
 async def test_callback_is_retried_after_500(
-    session: aiohttp.ClientSession, callback_receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     callback_receiver.statuses = [500]
     fields = request_fields(callback_receiver, video_url="https://cdn.example.com/a.mp4")
@@ -475,7 +479,7 @@ async def test_callback_is_retried_after_500(
 
 
 async def test_unreachable_callback_is_retried_then_given_up(
-    session: aiohttp.ClientSession, callback_receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     url = callback_receiver.callback_url()
     gone = url.replace(
@@ -499,7 +503,7 @@ async def test_dropped_connection(tmp_path: Path, session: aiohttp.ClientSession
 
 
 async def test_control_endpoints(
-    session: aiohttp.ClientSession, callback_receiver: Receiver
+    session: aiohttp.ClientSession, callback_receiver: CallbackReceiver
 ) -> None:
     async with run_emulator(fast()) as emu:
         control = emu.url + "/_emulator"
