@@ -26,7 +26,8 @@ _PAUSES = frozenset(reason.value for reason in PauseReason)
 class HealthInputs:
     tasks: Mapping[str, asyncio.Task[Any]]
     cameras: tuple[str, ...]
-    #: Extra reasons to report unhealthy (e.g. results without a verdict), by name.
+    #: What an operator should know that does not make edged unhealthy (a Frigate broker
+    #: not connected: recordings are sent without reviews), by name.
     warnings: Callable[[], dict[str, str]] = dict
 
 

@@ -123,7 +123,9 @@ class Pipeline:
         """/metrics and /healthz on metrics.listen (if set) until `stack` closes."""
         if self.config.metrics.listen is None:
             return
-        inputs = HealthInputs(self.tasks, tuple(c.name for c in self.config.cameras))
+        inputs = HealthInputs(
+            self.tasks, tuple(c.name for c in self.config.cameras), warnings=self.gate.warnings
+        )
         host, port = split_host_port(self.config.metrics.listen)
         app = health_app(self.db, self.metrics, inputs)
         await stack.enter_async_context(

@@ -148,6 +148,21 @@ class ActivityGate:
             for name, config in self._frigate.items()
         }
 
+    def warnings(self) -> dict[str, str]:
+        """For /healthz: Frigate subscribers that are not connected, or that refused
+        messages."""
+        found = {}
+        for name, heard in self.reviews.items():
+            if heard.connected_since is None:
+                found[f"frigate.{name}"] = (
+                    f"not connected to {heard.broker}: recordings are sent without reviews"
+                )
+            elif heard.refused:
+                found[f"frigate.{name}"] = (
+                    f"{heard.refused} messages on {heard.topic} were not review items"
+                )
+        return found
+
     def set_cameras(self, cameras: Iterable[Camera]) -> None:
         """After a reload: the next clips are examined with the new zones and settings; a
         change of Frigate's broker takes effect at the next restart."""

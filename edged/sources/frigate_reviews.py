@@ -65,6 +65,10 @@ class FrigateReviews:
         self._pruned_at = float("-inf")
 
     @property
+    def broker(self) -> str:
+        return f"{self._config.host}:{self._config.port}"
+
+    @property
     def topic(self) -> str:
         return f"{self._config.topic_prefix}/reviews"
 

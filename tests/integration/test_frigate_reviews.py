@@ -16,8 +16,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import aiomqtt
 import pytest
+import yaml
 
 from edged.clip import ClipState, NewClip
 from edged.config.frigate import FrigateGateConfig
@@ -188,6 +190,13 @@ async def test_a_recording_edged_may_have_missed_the_reviews_of_is_sent(
             timeout_s=30,
             what="the recording sent without reviews",
         )
+        listen = yaml.safe_load(config.read_text())["metrics"]["listen"]
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://{listen}/healthz") as response,
+        ):
+            health = await response.json()
+        assert "not connected to 127.0.0.1:9" in health["warnings"]["frigate.nvr"], health
 
 
 @pytest.mark.parametrize(
