@@ -76,15 +76,23 @@ def due(
     held: Sequence[Piece], others: Iterable[Piece], limits: Limits, now: float
 ) -> list[list[Piece]]:
     """The events of one camera that are over now."""
+    others = list(others)
     judged_after = [p.begin for p in others if p.state not in UNDECIDED]
     groups = runs(held, limits)
     over = []
     for index, group in enumerate(groups):
         end = group[-1].end
-        followed = index + 1 < len(groups)  # a gap or a limit ended it
+        following = groups[index + 1] if index + 1 < len(groups) else None
+        if following is not None and following[0].begin - end <= GAP_S:
+            over.append(group)  # cut by max_event or the API's limits: what follows goes next
+            continue
+        # The clip right after it is still being judged (clips are not always judged in the
+        # order of their time: a folder's catch-up, a restart): it may yet continue the event.
+        if any(p.state is ClipState.EXAMINING and abs(p.begin - end) <= GAP_S for p in others):
+            continue
         judged = any(begin >= end - GAP_S for begin in judged_after)
         longest = max(p.duration_s for p in group)
         quiet = now - max(p.found_at for p in group) >= longest + limits.quiet_after_s
-        if followed or judged or quiet:
+        if following is not None or judged or quiet:
             over.append(group)
     return over

@@ -1,0 +1,45 @@
+"""When a camera's held clips become an event clip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from edged.clip import ClipState
+from edged.sources.event_rules import Limits, Piece, due
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+LIMITS = Limits(max_event_s=600.0, max_bytes=1 << 40, quiet_after_s=20.0)
+
+
+def piece(clip_id: int, index: int, state: ClipState, found_at: float = 0.0) -> Piece:
+    return Piece(clip_id, T0 + timedelta(seconds=10 * index), 10.0, 1, state, found_at)
+
+
+def test_an_event_is_over_once_the_clip_after_it_is_judged_not_to_go() -> None:
+    held = [piece(1, 0, ClipState.IN_EVENT), piece(2, 1, ClipState.IN_EVENT)]
+    now = T0.timestamp() + 30
+    assert due(held, [piece(3, 2, ClipState.EXAMINING, now)], LIMITS, now) == []
+    (over,) = due(held, [piece(3, 2, ClipState.SKIPPED_IDLE, now)], LIMITS, now)
+    assert [p.clip_id for p in over] == [1, 2]
+
+
+def test_a_later_clip_judged_first_does_not_close_an_event_the_next_one_may_continue() -> None:
+    """A catch-up gave the clips ids out of their order: the clip right after the event is
+    still examining while a later one was already judged idle."""
+    held = [piece(1, 0, ClipState.IN_EVENT)]
+    others = [piece(2, 1, ClipState.EXAMINING), piece(3, 2, ClipState.SKIPPED_IDLE)]
+    assert due(held, others, LIMITS, T0.timestamp() + 40) == []
+
+
+def test_max_event_cuts_an_event_and_what_follows_starts_the_next() -> None:
+    limits = Limits(max_event_s=25.0, max_bytes=1 << 40, quiet_after_s=20.0)
+    held = [piece(i, i, ClipState.IN_EVENT) for i in range(1, 5)]
+    now = T0.timestamp() + 60
+    over = due(held, [piece(9, 5, ClipState.EXAMINING, now)], limits, now)
+    assert [[p.clip_id for p in group] for group in over] == [[1, 2]]  # the rest may go on
+
+
+def test_an_event_nothing_follows_is_closed_after_a_quiet_while() -> None:
+    held = [piece(1, 0, ClipState.IN_EVENT, found_at=T0.timestamp() + 10)]
+    assert due(held, [], LIMITS, T0.timestamp() + 30) == []
+    assert len(due(held, [], LIMITS, T0.timestamp() + 41)) == 1
