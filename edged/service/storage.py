@@ -189,27 +189,38 @@ class StorageQuota:
                 else f"storage.min_free {self._min_free} (free {usage.free_bytes})"
             )
             reason = f"dropped by the storage quota before upload ({clip.state}): {limit}"
-            moved = await self._db.call(
-                self._db.ledger.quota.mark_dropped, clip.id, reason, DROPPABLE
+            drop = asyncio.ensure_future(
+                self._db.call(self._db.ledger.quota.mark_dropped, clip.id, reason, DROPPABLE)
             )
+            try:
+                moved = await asyncio.shield(drop)
+            except asyncio.CancelledError:
+                # Stopped while the ledger thread ran the drop: a drop that committed still
+                # gets its line (its file goes at the next start), then the stop goes on.
+                if await drop:
+                    self._dropped(clip, limit)
+                raise
             if not moved:
                 continue  # taken for upload meanwhile
-            self.stats.dropped += 1
-            # The file comes first: repeated log lines are grouped by their first argument
-            # (edged/logs.py), and each drop loses a clip, so each gets a line of its own.
-            log.error(
-                "%s: storage full: dropped camera=%s clip=%s (never uploaded; %s)",
-                clip.path,
-                clip.camera,
-                clip.id,
-                limit,
-            )
+            self._dropped(clip, limit)
             excess -= await self._delete(clip, "dropped")
         if excess > 0:
             log.error(
                 "storage still %d bytes over its limits: nothing more edged may delete", excess
             )
         return excess
+
+    def _dropped(self, clip: Clip, limit: str) -> None:
+        self.stats.dropped += 1
+        # The file comes first: repeated log lines are grouped by their first argument
+        # (edged/logs.py), and each drop loses a clip, so each gets a line of its own.
+        log.error(
+            "%s: storage full: dropped camera=%s clip=%s (never uploaded; %s)",
+            clip.path,
+            clip.camera,
+            clip.id,
+            limit,
+        )
 
     async def _delete(self, clip: Clip, why: str) -> int:
         """Remove the clip's file (only ever under storage.dir/clips); bytes freed."""
