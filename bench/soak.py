@@ -41,6 +41,7 @@ from pathlib import Path
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edged.aio import serving
 from edged.alerts.model import alert_id_for
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
 from edged.media.samples import make_clip
@@ -143,14 +144,9 @@ class AlertReceiver:
     async def serve(self) -> AsyncIterator[AlertReceiver]:
         app = web.Application()
         app.router.add_post("/hook", self._hook)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
+        async with serving(app, "127.0.0.1", 0, shutdown_timeout_s=5.0) as runner:
             self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
             yield self
-        finally:
-            await runner.cleanup()
 
 
 def _write_like_nvr(scratch: Path, folder: Path, number: int) -> Path:

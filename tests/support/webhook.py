@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from edged.aio import serving
 from edged.alerts.webhook import sign
 
 SECRET = "s3cret"
@@ -73,14 +74,9 @@ class Receiver:
     async def serve(self) -> AsyncIterator[Receiver]:
         app = web.Application()
         app.router.add_post("/hook", self._hook)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
+        async with serving(app, "127.0.0.1", 0, shutdown_timeout_s=5.0) as runner:
             self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
             yield self
-        finally:
-            await runner.cleanup()
 
 
 @pytest.fixture
