@@ -75,6 +75,9 @@ def config_with(tmp_path: Path, api_url: str, *, sinks: str, extra: str = "") ->
         f"storage: {{dir: {tmp_path / 'state'}}}\n"
         f"alerts:\n  cooldown: 0s\n{extra}  sinks:\n{sinks}"
         f"instance: {INSTANCE}\n"
+        # Not the default 127.0.0.1:9464: two tests at once (or anything else on the box)
+        # would meet there.
+        f"metrics: {{listen: 127.0.0.1:{free_port()}}}\n"
     )
     return path
 

@@ -61,6 +61,7 @@ def mqtt_config(tmp_path: Path, api_url: str, port: int, *, extra_sinks: str = "
         "    - {type: log}\n"
         f"{extra_sinks}"
         f"instance: {INSTANCE}\n"
+        f"metrics: {{listen: 127.0.0.1:{free_port()}}}\n"  # not the default port, shared
     )
     return path
 
