@@ -23,7 +23,8 @@ from aiohttp.http_writer import StreamWriter
 from aiohttp.payload import Payload
 
 CHUNK_BYTES = 1 << 20
-#: Bytes handed to one loop.sendfile call: the unit of progress and of the stall timeout.
+#: Bytes read ahead at once for sendfile, which then sends them a chunk at a time (the unit
+#: of progress and of the stall timeout, as on the threaded path).
 SENDFILE_SLICE_BYTES = 16 << 20
 #: How much of a slice one read of the read-ahead takes.
 READ_AHEAD_CHUNK = 1 << 20
@@ -118,23 +119,31 @@ class FilePayload(Payload):
                 asyncio.to_thread(_read_ahead, fd, sent + count, SENDFILE_SLICE_BYTES)
             )
             try:
-                async with asyncio.timeout(self._stall_timeout_s):
-                    done = await loop.sendfile(transport, self._handle, sent, count)
+                # The slice (read ahead) goes in pieces of a chunk, each with its own stall
+                # timeout: a slow but steady link is not a stalled one.
+                end = sent + count
+                while sent < end:
+                    piece = min(CHUNK_BYTES, end - sent)
+                    try:
+                        async with asyncio.timeout(self._stall_timeout_s):
+                            done = await loop.sendfile(transport, self._handle, sent, piece)
+                    except TimeoutError as exc:
+                        stalled = f"upload stalled for {self._stall_timeout_s:.0f}s"
+                        raise UploadStalled(stalled) from exc
+                    # What went past aiohttp's writer, in its accounts: the bytes on the
+                    # wire and the declared length left for the closing boundary.
+                    writer.output_size += done
+                    if writer.length is not None:
+                        writer.length -= done
+                    sent += done
+                    if done < piece:
+                        shrank = f"{self._path} shrank while uploading ({sent} of {self._length})"
+                        raise OSError(shrank)
+                    if self._progress is not None:
+                        self._progress(sent, self._length)
                 await ahead
-            except TimeoutError as exc:
-                raise UploadStalled(f"upload stalled for {self._stall_timeout_s:.0f}s") from exc
             finally:
                 ahead.cancel()
-            # What went past aiohttp's writer, in its accounts: the bytes on the wire and
-            # the declared length left for the closing boundary.
-            writer.output_size += done
-            if writer.length is not None:
-                writer.length -= done
-            sent += done
-            if done < count:
-                raise OSError(f"{self._path} shrank while uploading ({sent} of {self._length})")
-            if self._progress is not None:
-                self._progress(sent, self._length)
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         raise TypeError("a video payload has no text form")
