@@ -10,6 +10,8 @@ import asyncio
 import email.parser
 import email.policy
 import json
+import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,3 +199,44 @@ async def test_a_recording_name_with_spaces_and_accents_reaches_the_service_inta
     assert ack.ok
     [received] = emulator.received
     assert received.file_name == name
+
+
+async def test_a_slow_but_steady_link_is_not_a_stalled_upload(tmp_path: Path) -> None:
+    """A service that reads about 5 MiB a second, with a stall timeout of 2 s: a 12 MiB clip
+    takes longer than that to go, yet bytes move all the time, so it must go through (the
+    stall timeout counts per chunk, not per 16 MiB read-ahead slice)."""
+    received = bytearray()
+
+    async def slow_service(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            found = re.search(rb"(?i)content-length: *(\d+)", head)
+            assert found is not None
+            while len(received) < int(found.group(1)):
+                data = await reader.read(512 * 1024)
+                if not data:
+                    return
+                received.extend(data)
+                await asyncio.sleep(0.1)
+            answer = b'{"code": "0000", "msg": "ok", "data": {"taskId": "t-1"}}'
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: " + str(len(answer)).encode() + b"\r\n\r\n" + answer
+            )  # fmt: skip
+            await writer.drain()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(slow_service, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(os.urandom(12 << 20))
+    try:
+        async with ApiClient(f"http://127.0.0.1:{port}", "k", request_timeout_s=2) as api:
+            envelope = await api.upload_file(clip, REQUEST)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert envelope.task_id == "t-1"
+    assert clip.read_bytes() in bytes(received)  # the whole clip, as it is on disk
