@@ -15,6 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from edged.clip import Clip, ClipState, NewClip
@@ -37,6 +38,11 @@ def events_root(storage_dir: Path) -> Path:
     crash between the rename and the ledger leaves a file the next try of the same event (the
     same first clip) writes over."""
     return clips_root(storage_dir) / ".events"
+
+
+def active_until(piece: Piece, active: tuple[int, ...] | None) -> float | None:
+    """The end of the clip's last active second, in epoch seconds."""
+    return piece.begin + max(active) + 1 if active else None
 
 
 def as_piece(clip: Clip) -> Piece | None:
@@ -91,6 +97,10 @@ class EventMaker:
             nearby = await self._db.call(
                 ledger.activity.neighbours, camera, max(p.found_at for p in pieces), FOUND_WITHIN_S
             )
+            found = {n.clip_id: n.active for n in nearby}
+            pieces = [
+                replace(p, active_until=active_until(p, found.get(p.clip_id))) for p in pieces
+            ]
             others = [
                 Piece(n.clip_id, n.start, n.duration_s, 0, n.state, 0.0)
                 for n in nearby

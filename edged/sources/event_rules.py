@@ -3,8 +3,10 @@
 Held clips (`in_event`: to be sent, with their activity or their rolls) that follow one
 another without a gap are one event. An event is over, and is joined and queued, when:
 
+- its own footage reaches past its last activity by the post-roll (`upload: activity`; an RTSP
+  camera examined live ends its clip there): the activity is over, its post-roll too;
 - footage after it was judged not worth sending (a clip of the camera that starts where the
-  event ends, kept back idle or sent on its own): the activity is over, its post-roll too;
+  event ends, kept back idle or sent on its own);
 - it reached `max_event` (or the API's limits on length and size): it is closed there, and
   what follows starts the next one;
 - nothing came after it for a clip's length and `quiet_after_s` (the camera stopped, or its
@@ -24,6 +26,8 @@ from edged.clip import ClipState
 
 #: Clips further apart than this are not one event (recorders leave ~a frame between clips).
 GAP_S = 2.0
+#: Clip lengths come from timestamps, which jitter by a few ticks around a keyframe.
+SLACK_S = 0.05
 #: States in which a clip is still being judged, or held: not yet footage "after" an event.
 UNDECIDED = frozenset({ClipState.EXAMINING, ClipState.IN_EVENT})
 
@@ -38,6 +42,9 @@ class Piece:
     size: int
     state: ClipState
     found_at: float
+    #: The end of its last active second (epoch seconds); None when it had none, or was not
+    #: examined for activity (Frigate's reviews decide those).
+    active_until: float | None = None
 
     @property
     def begin(self) -> float:
@@ -55,6 +62,9 @@ class Limits:
     #: Beyond one clip's length: how long the next clip may take to be found and judged
     #: (the post-roll, Frigate's wait, a margin) before the event is closed without it.
     quiet_after_s: float
+    #: `upload: activity`: an event is over once its footage reaches this far past its last
+    #: activity. None: only what follows it says so (Frigate's reviews).
+    post_roll_s: float | None = None
 
 
 def runs(held: Sequence[Piece], limits: Limits) -> list[list[Piece]]:
@@ -86,6 +96,9 @@ def due(
         if following is not None and following[0].begin - end <= GAP_S:
             over.append(group)  # cut by max_event or the API's limits: what follows goes next
             continue
+        if post_roll_passed(group, limits):
+            over.append(group)
+            continue
         # The clip right after it is still being judged (clips are not always judged in the
         # order of their time: a folder's catch-up, a restart): it may yet continue the event.
         if any(p.state is ClipState.EXAMINING and abs(p.begin - end) <= GAP_S for p in others):
@@ -96,3 +109,13 @@ def due(
         if following is not None or judged or quiet:
             over.append(group)
     return over
+
+
+def post_roll_passed(group: Sequence[Piece], limits: Limits) -> bool:
+    """The group's own footage reaches past its last activity by the post-roll."""
+    if limits.post_roll_s is None:
+        return False
+    active_until = [p.active_until for p in group if p.active_until is not None]
+    if not active_until:
+        return False
+    return group[-1].end + SLACK_S >= max(active_until) + limits.post_roll_s

@@ -166,6 +166,15 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
 
             # The emulator notes an upload before it answers; edged records it after.
             await eventually(event_sent, timeout_s=30, what="the event clip's upload recorded")
+
+            async def all_judged() -> bool:
+                rows = await asyncio.to_thread(
+                    ledger.db.rows, "SELECT 1 FROM clips WHERE state='examining'"
+                )
+                return not rows
+
+            # The event closes by its own post-roll, before the last recording is judged.
+            await eventually(all_judged, timeout_s=30, what="every recording judged")
             rows = await asyncio.to_thread(
                 ledger.db.rows, "SELECT id, path, state, duration_s FROM clips ORDER BY id"
             )
@@ -318,7 +327,7 @@ async def test_an_event_is_one_upload_of_its_clips_joined_and_the_clips_are_merg
 ) -> None:
     """The same four clips with events on: the first three (the walk and its rolls) become
     one event clip under storage.dir, 36 s long from the first one's start, queued; they are
-    merged into it; the fourth, idle, ended the event and stays kept back."""
+    merged into it; the fourth, idle and beyond the post-roll, stays kept back."""
     t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     files = {"a": videos["quiet"], "b": videos["walk"], "c": videos["quiet"], "d": videos["quiet"]}
     ids = {}
@@ -331,10 +340,11 @@ async def test_an_event_is_one_upload_of_its_clips_joined_and_the_clips_are_merg
     queued = asyncio.Event()
     gate = ActivityGate(db, cameras, on_queued=queued.set, storage_dir=storage, poll_s=0.1)
 
-    async def event_clip() -> bool:
-        return bool(await db.call(db.ledger.clips.in_state, ClipState.QUEUED))
+    async def event_clip_and_all_judged() -> bool:
+        judging = await db.call(db.ledger.clips.in_state, ClipState.EXAMINING)
+        return not judging and bool(await db.call(db.ledger.clips.in_state, ClipState.QUEUED))
 
-    await _run_gate(db, gate, event_clip)
+    await _run_gate(db, gate, event_clip_and_all_judged)
     (event,) = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
     assert event.path.is_relative_to(storage) and event.path.exists()
     assert event.start == t0 and event.duration_s == pytest.approx(36.0, abs=0.3)

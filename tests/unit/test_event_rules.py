@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from edged.clip import ClipState
@@ -43,3 +44,39 @@ def test_an_event_nothing_follows_is_closed_after_a_quiet_while() -> None:
     held = [piece(1, 0, ClipState.IN_EVENT, found_at=T0.timestamp() + 10)]
     assert due(held, [], LIMITS, T0.timestamp() + 30) == []
     assert len(due(held, [], LIMITS, T0.timestamp() + 41)) == 1
+
+
+def active_piece(clip_id: int, index: int, active_until_s: float | None) -> Piece:
+    """A held clip whose activity ends `active_until_s` into it (None: none)."""
+    held = piece(clip_id, index, ClipState.IN_EVENT, found_at=T0.timestamp() + 10 * index + 10)
+    until = None if active_until_s is None else held.begin + active_until_s
+    return replace(held, active_until=until)
+
+
+POST_ROLL = Limits(max_event_s=600.0, max_bytes=1 << 40, quiet_after_s=20.0, post_roll_s=5.0)
+
+
+def test_an_event_whose_post_roll_passed_in_its_own_footage_is_over_without_the_next_clip() -> None:
+    """Activity until 4 s into the second clip, a 5 s post-roll: over at 9 s, inside it; the
+    clip after it, still being examined, cannot continue it and is not waited for."""
+    held = [active_piece(1, 0, 10.0), active_piece(2, 1, 4.0)]
+    now = T0.timestamp() + 20
+    (over,) = due(held, [piece(3, 2, ClipState.EXAMINING, now)], POST_ROLL, now)
+    assert [p.clip_id for p in over] == [1, 2]
+
+
+def test_an_event_whose_post_roll_reaches_past_its_footage_waits_for_the_next_clip() -> None:
+    held = [active_piece(1, 0, 10.0), active_piece(2, 1, 6.0)]  # post-roll until 11 s in
+    now = T0.timestamp() + 20
+    assert due(held, [piece(3, 2, ClipState.EXAMINING, now)], POST_ROLL, now) == []
+    # An earlier clip's activity does not count for the event's end: the latest does.
+    held = [active_piece(1, 0, 2.0), active_piece(2, 1, None), active_piece(3, 2, 9.0)]
+    now = T0.timestamp() + 30
+    assert due(held, [], POST_ROLL, now) == []
+
+
+def test_without_a_post_roll_rule_activity_in_the_footage_does_not_close_an_event() -> None:
+    """Frigate's cameras: only what follows the event says it is over."""
+    held = [active_piece(1, 0, 1.0)]
+    now = T0.timestamp() + 10
+    assert due(held, [piece(2, 1, ClipState.EXAMINING, now)], LIMITS, now) == []
