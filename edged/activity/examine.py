@@ -114,7 +114,7 @@ def examine_frames(
             # On a fixed grid, so that 2 a second from 5 fps is 2 a second, not every third.
             while next_t <= t + 1e-6:
                 next_t += 1.0 / sample_fps
-        samples.append(detector.feed(_small_gray(frame, width), t))
+        samples.append(detector.feed(small_gray(frame, width), t))
     if duration_s is None:
         # The last frame stands for a second at most (a keyframe for its group of pictures).
         duration_s = last_t + 1.0 if samples else 0.0
@@ -165,7 +165,7 @@ def _time_of(frame: av.VideoFrame) -> float | None:
     return None
 
 
-def _small_gray(frame: av.VideoFrame, width: int) -> Gray:
+def small_gray(frame: av.VideoFrame, width: int) -> Gray:
     # Even height keeps swscale on its fast paths; AREA averages, which also lowers the noise.
     height = max(2, round(frame.height * width / frame.width / 2) * 2)
     small = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")

@@ -48,6 +48,7 @@ from edged.service.wiring import (
 )
 from edged.sources.activity_gate import ActivityGate
 from edged.sources.folder import FolderSource
+from edged.sources.live_activity import LiveFindings
 from edged.sources.rtsp import RtspSource
 from edged.upload.api import ApiClient
 from edged.upload.expirer import Expirer
@@ -60,13 +61,17 @@ HEALTH_SHUTDOWN_S = 60.0
 
 
 def make_source(
-    db: AsyncLedger, camera: Camera, on_clip: Callable[[], None], config: Config
+    db: AsyncLedger,
+    camera: Camera,
+    on_clip: Callable[[], None],
+    config: Config,
+    findings: LiveFindings | None = None,
 ) -> Source:
     match camera:
         case FolderCamera():
             return FolderSource(db, camera, on_clip=on_clip)
         case RtspCamera():
-            return RtspSource(db, camera, config.storage.dir, on_clip=on_clip)
+            return RtspSource(db, camera, config.storage.dir, on_clip=on_clip, findings=findings)
 
 
 @dataclass
@@ -205,7 +210,9 @@ async def build_pipeline(
         config=config,
         db=db,
         role=role,
-        sources=SourceSupervisor(lambda camera: make_source(db, camera, clip_added, config)),
+        sources=SourceSupervisor(
+            lambda camera: make_source(db, camera, clip_added, config, gate.findings)
+        ),
         gate=gate,
         uploader=uploader,
         expirer=Expirer(db, config, uploader.wake.set),

@@ -8,7 +8,9 @@ when something moved in its zones, to `skipped_idle` when nothing did (kept, lis
 `edged status`, sent after `edged retry --skipped`), unless it is within the rolls of a
 neighbour's activity (edged/sources/activity_rolls.py). A clip it cannot read, or of a camera
 no longer gated after a reload, is queued all the same: footage is never skipped unseen. A
-clip left `examining` by a crash or a stop is examined at the next start.
+clip left `examining` by a crash or a stop is examined at the next start. An RTSP camera's
+clip comes with what the live examination found as it was recorded
+(edged/sources/live_activity.py): that is used instead of examining its file again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from edged.sources.activity_rolls import Rolls, idle_to_send, rolled_by
 from edged.sources.event_maker import EventMaker
 from edged.sources.event_rules import Limits
 from edged.sources.frigate_reviews import FrigateReviews
+from edged.sources.live_activity import LiveFindings
 from edged.sources.review_rules import decide, window
 
 log = logging.getLogger(__name__)
@@ -92,9 +95,15 @@ def event_limits(
             gate = camera.frigate
         if gate is None or not gate.events:
             continue
+        frigate = isinstance(gate, FrigateGateConfig)
         waits = gate.wait if isinstance(gate, FrigateGateConfig) else 0.0
         quiet_after_s = gate.post_roll + waits + QUIET_MARGIN_S
-        limits[camera.name] = Limits(min(gate.max_event, max_duration_s), max_bytes, quiet_after_s)
+        limits[camera.name] = Limits(
+            min(gate.max_event, max_duration_s),
+            max_bytes,
+            quiet_after_s,
+            post_roll_s=None if frigate else gate.post_roll,
+        )
     return limits
 
 
@@ -141,6 +150,8 @@ class ActivityGate:
         self._poll_s = poll_s
         self._clock = clock
         self.wake = asyncio.Event()
+        #: Filled by the RTSP sources examined live, taken here.
+        self.findings = LiveFindings()
         self._frigate = frigate_cameras(cameras)
         self._frigate_now = self._frigate  # as the latest reload has them
         self.reviews = {
@@ -195,6 +206,7 @@ class ActivityGate:
 
     async def _examine(self, clip: Clip, stop: threading.Event) -> None:
         name = clip.source or clip.camera
+        live = self.findings.take(clip.path)
         if name in self._frigate_now:
             if name in self.reviews:
                 await self._judge(clip, self._frigate_now[name], self.reviews[name])
@@ -206,8 +218,11 @@ class ActivityGate:
             await self._pass(clip, "its camera no longer uploads by activity")
             return
         try:
-            async with asyncio.timeout(EXAMINE_TIMEOUT_S):
-                found = await asyncio.to_thread(examine_clip, clip, rules.settings, stop)
+            if live is not None:
+                found = live
+            else:
+                async with asyncio.timeout(EXAMINE_TIMEOUT_S):
+                    found = await asyncio.to_thread(examine_clip, clip, rules.settings, stop)
         except Stopped:
             return
         except RecordingChanged as exc:  # the upload's own check fails it, with the reason
@@ -254,12 +269,13 @@ class ActivityGate:
             )
             self._on_queued()
         log.info(
-            "activity camera=%s clip=%s: %d active seconds of %.0f, peak area %.2f%%: %s",
+            "activity camera=%s clip=%s: %d active seconds of %.0f, peak area %.2f%% (%s): %s",
             clip.camera,
             clip.id,
             found.active_seconds,
             found.seconds,
             found.peak_area * 100,
+            "seen live" if live is not None else "its file examined",
             state.value,
         )
         if state is ClipState.QUEUED:

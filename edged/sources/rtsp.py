@@ -5,7 +5,9 @@ release the GIL, and one camera's slow disk or dead network never holds up anoth
 the event loop only makes finished clips durable, puts them in the ledger and keeps the
 outage record. A connection that fails or stalls is retried with jittered backoff, capped
 at 30 s, forever; the clip in progress when it dropped is closed and queued, short.
-The connection itself, on its thread, is `rtsp_session`.
+The connection itself, on its thread, is `rtsp_session`. A camera with `upload: activity` is
+examined as it records (`live_activity`, a worker thread of its own): what it found goes with
+each clip to the gate, and its clips end as soon as an event's post-roll has passed.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from pathlib import Path
 
 import av
 
+from edged.activity import ClipActivity
 from edged.backoff import full_jitter
 from edged.clip import NewClip
+from edged.config.activity import ActivityConfig
 from edged.config.cameras import RtspCamera
 from edged.ledger.thread import AsyncLedger
 from edged.logs import Redactor
+from edged.sources.live_activity import LiveActivity, LiveFindings
 from edged.sources.rtsp_files import (
     SOURCE_KEY_PREFIX,
     clips_root,
@@ -35,12 +40,15 @@ from edged.sources.rtsp_files import (
 )
 from edged.sources.rtsp_recovery import Recovered, recover_camera, recover_part
 from edged.sources.rtsp_session import Connection, SessionEnd, Streaming, in_thread
-from edged.sources.rtsp_values import CameraStats, FinishedClip
+from edged.sources.rtsp_values import CameraStats, FinishedClip, StreamSpan
 
 log = logging.getLogger(__name__)
 
 #: On shutdown, how long the connection thread gets to close the clip in progress.
 STOP_WAIT_S = 5.0
+#: How long a finished clip waits for the live examination to catch up with its end before
+#: it goes to the gate without it (and the gate examines its file).
+LIVE_WAIT_S = 5.0
 
 
 class RtspSource:
@@ -51,6 +59,7 @@ class RtspSource:
         storage_dir: Path,
         *,
         on_clip: Callable[[], None] = lambda: None,
+        findings: LiveFindings | None = None,
         backoff_base_s: float = 1.0,
         backoff_cap_s: float = 30.0,
         rng: random.Random | None = None,
@@ -70,7 +79,14 @@ class RtspSource:
         self._outage: int | None = None
         self._outage_from = 0.0
         self.stats = CameraStats()
-        self._connection = Connection(camera, self._camera_dir, self.stats, self.shown_url, clock)
+        self._findings = findings
+        self.live: LiveActivity | None = None
+        if camera.upload == "activity" and findings is not None:
+            activity = camera.activity or ActivityConfig()
+            self.live = LiveActivity(camera.name, activity.settings(), activity.post_roll)
+        self._connection = Connection(
+            camera, self._camera_dir, self.stats, self.shown_url, clock, live=self.live
+        )
         #: Clips whose store failed (a full disk): tried again once footage flows again.
         self._unfinished: list[FinishedClip] = []
         #: Set once left-over clips are recovered and the first connection is being made.
@@ -85,6 +101,9 @@ class RtspSource:
         items: asyncio.Queue[FinishedClip | Streaming] = asyncio.Queue()
         stop = threading.Event()
         sessions: list[asyncio.Future[SessionEnd]] = []
+        if self.live is not None:
+            name = f"live-activity:{self.name}"
+            threading.Thread(target=self.live.run, name=name, daemon=True).start()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._store_forever(items), name=f"rtsp-store:{self.name}")
@@ -99,6 +118,8 @@ class RtspSource:
                 item = items.get_nowait()
                 if isinstance(item, FinishedClip):
                     await self._store(item)
+            if self.live is not None:
+                self.live.stop()
 
     # -- connections ------------------------------------------------------------------------
 
@@ -198,7 +219,23 @@ class RtspSource:
             self._unfinished.append(clip)
             return
         key = source_key(self._storage_dir, final)
+        if clip.stream is not None:
+            await self._found_live(final, clip.stream, duration_s)
         await self._queue(final, clip.start, duration_s, size, key, partial=clip.partial)
+
+    async def _found_live(self, path: Path, stream: StreamSpan, duration_s: float) -> None:
+        """Before the clip is in the ledger (and the gate looks at it): its live activity."""
+        if self.live is None or self._findings is None:
+            return
+        found: ClipActivity | None = await asyncio.to_thread(
+            self.live.activity_of,
+            stream.connection,
+            stream.start_t,
+            duration_s,
+            timeout_s=LIVE_WAIT_S,
+        )
+        if found is not None:
+            self._findings.put(path, found)
 
     async def _queue(
         self, path: Path, start: datetime, duration_s: float, size: int, key: str, *, partial: bool

@@ -1,9 +1,11 @@
 """Cuts one RTSP connection's packets into contiguous clips; blocking, on the camera's thread.
 
 A clip starts at a video keyframe and ends at the first keyframe at or after `clip_seconds`,
-which starts the next clip: nothing is lost or repeated between clips. Audio is routed by
-its timestamp, so the audio packets that belong before a cut still go into the clip that
-ends there. Timestamps start at zero in each clip and only go forward: missing or
+which starts the next clip: nothing is lost or repeated between clips. A camera examined live
+(`upload: activity`, edged/sources/live_activity.py) sees every keyframe, and a clip also ends
+at the first keyframe after an event's post-roll has passed, so the event closes there.
+Audio is routed by its timestamp, so the audio packets that belong before a cut still go into
+the clip that ends there. Timestamps start at zero in each clip and only go forward: missing or
 backwards ones are repaired (or the packet dropped), and counted (`rtsp_time`).
 """
 
@@ -21,11 +23,12 @@ from pathlib import Path
 
 import av
 
+from edged.sources.live_activity import LiveActivity
 from edged.sources.rtsp_audio import AacTranscoder
 from edged.sources.rtsp_files import new_clip_path, part_of
 from edged.sources.rtsp_packets import FrameJoiner, parameter_sets
 from edged.sources.rtsp_time import MAX_FORWARD_S, StreamTime
-from edged.sources.rtsp_values import CameraStats, FinishedClip
+from edged.sources.rtsp_values import CameraStats, FinishedClip, StreamSpan
 from edged.sources.rtsp_writer import ClipWriter, StreamPlan
 
 log = logging.getLogger(__name__)
@@ -69,9 +72,11 @@ class Segmenter:
         stats: CameraStats,
         *,
         on_streaming: Callable[[], None] = lambda: None,
+        live: LiveActivity | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.camera = camera
+        self._live = live
         self._dir = camera_dir
         self._plan = plan
         self._clip_s = clip_seconds
@@ -96,6 +101,8 @@ class Segmenter:
         self._time = StreamTime(stats, self._resync, clock)
         self._ahead: deque[_Audio] = deque()
         self.streaming = False
+        self._connection = 0  # the live examination's number for this stream's clock
+        self._new_clock()
 
     # -- packets in ---------------------------------------------------------------------
 
@@ -122,13 +129,19 @@ class Segmenter:
         t = pts * tb
         self._time.video_at(t, (packet.duration or 0) * tb)
         clip = self._clip
+        live = self._live
+        if live is not None and packet.is_keyframe:
+            live.keyframe(bytes(packet), t)
         if clip is None:
             if not packet.is_keyframe:
                 self.stats.waiting += 1
                 return
             clip = self._open(packet, pts, dts, t, None)
-        elif packet.is_keyframe and t - clip.start_t >= self._clip_s - self._time.frame_s / 2:
+        elif packet.is_keyframe and (
             # Half a frame of slack: RTP clocks jitter by a few ticks around the keyframe.
+            t - clip.start_t >= self._clip_s - self._time.frame_s / 2
+            or (live is not None and live.post_roll_passed(t, clip.start_t))
+        ):
             clip = self._cut(packet, pts, dts, t, clip)
         elif self._closing is not None and t >= clip.start_t + AUDIO_GRACE_S:
             self._finish_closing()
@@ -186,6 +199,14 @@ class Segmenter:
         self.stats.resyncs += 1
         self._end_current(partial=False)
         self._time.restart_video()
+        self._new_clock()
+
+    def _new_clock(self) -> None:
+        """Stream times start over (a connection, a jump): the live examination tells them
+        apart by a new number."""
+        if self._live is not None:
+            video = self._plan.video.codec_context
+            self._connection = self._live.connected(video.name, video.extradata)
 
     # -- clips out ----------------------------------------------------------------------
 
@@ -261,9 +282,10 @@ class Segmenter:
         self.stats.clips += 1
         start = datetime.fromtimestamp(clip.start_wall, UTC)
         duration = clip.end_t - clip.start_t
+        stream = StreamSpan(self._connection, clip.start_t) if self._live else None
         self._on_clip(
             FinishedClip(
-                self.camera, clip.writer.part, clip.final, start, duration, partial, damaged
+                self.camera, clip.writer.part, clip.final, start, duration, partial, damaged, stream
             )
         )
 

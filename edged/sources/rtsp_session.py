@@ -22,6 +22,7 @@ import av
 
 from edged.config.cameras import RtspCamera
 from edged.logs import Redactor
+from edged.sources.live_activity import LiveActivity
 from edged.sources.rtsp_segmenter import Segmenter
 from edged.sources.rtsp_values import CameraStats, FinishedClip
 from edged.sources.rtsp_writer import StreamPlan
@@ -56,6 +57,7 @@ class Connection:
     stats: CameraStats
     shown_url: str  # the URL without its password, for the log
     clock: Callable[[], float] = time.time
+    live: LiveActivity | None = None  # `upload: activity`: its keyframes examined as they come
 
     def run(
         self, emit: Callable[[FinishedClip | Streaming], None], stop: threading.Event
@@ -93,6 +95,7 @@ class Connection:
                 emit,
                 self.stats,
                 on_streaming=lambda: emit(Streaming()),
+                live=self.live,
             )
             wanted = [video] if plan.audio is None else [video, plan.audio]
             last_video = time.monotonic()

@@ -28,6 +28,14 @@ class CameraStats:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamSpan:
+    """Where a clip starts in its connection's stream, for the live examination's findings."""
+
+    connection: int
+    start_t: float  # stream seconds
+
+
+@dataclass(frozen=True, slots=True)
 class FinishedClip:
     """A closed `.part`, ready to be made durable, renamed and put in the ledger."""
 
@@ -38,3 +46,4 @@ class FinishedClip:
     duration_s: float
     partial: bool  # ended by a lost connection, not by a cut
     damaged: bool = False  # the muxer failed while closing: recover it instead
+    stream: StreamSpan | None = None  # examined live: where to read its activity
