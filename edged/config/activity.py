@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from edged.activity import ActivityError, Polygon, Settings
 from edged.config.base import Section
-from edged.config.fields import Duration
+from edged.config.fields import Duration, RtspUrl
 
 Points = tuple[tuple[float, float], ...]
 
@@ -59,6 +59,9 @@ class ActivityConfig(Section):
     #: Consecutive clips that go are joined into one upload (an event clip), up to max_event.
     events: bool = True
     max_event: Annotated[Duration, AfterValidator(_at_least_a_minute)] = 600.0
+    #: RTSP cameras: a lower-resolution stream of the same camera to examine instead of the
+    #: recorded stream's keyframes (never recorded).
+    rtsp: RtspUrl | None = None
 
     def settings(self) -> Settings:
         try:

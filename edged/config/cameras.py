@@ -193,6 +193,10 @@ class CameraConfig(Section):
         upload = data.get("upload")
         if "activity" in given and upload != "activity":
             problems.append((("activity",), "only used with upload: activity"))
+        activity = data.get("activity")
+        if folder and isinstance(activity, dict) and activity.get("rtsp") is not None:
+            message = f"only for rtsp cameras (a sub-stream to examine), and {who} uses folder"
+            problems.append((("activity", "rtsp"), message))
         if folder and "frigate" in given and upload != "frigate":
             problems.append((("frigate",), "only used with upload: frigate"))
         if upload == "frigate" and folder:

@@ -39,6 +39,8 @@ def config_secrets(config: Config) -> dict[str, str]:
     for index, camera in enumerate(config.cameras):
         if isinstance(camera, RtspCamera):
             urls[f"cameras[{index}].rtsp"] = camera.rtsp
+        if camera.activity is not None and camera.activity.rtsp is not None:
+            urls[f"cameras[{index}].activity.rtsp"] = camera.activity.rtsp
     for key, url in urls.items():
         # The userinfo structurally (before the last `@`): a password may hold `/`, `@`, spaces.
         password = url_password(url) if url else None

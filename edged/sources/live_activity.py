@@ -10,10 +10,18 @@ is finished its activity is read back (`activity_of`) and the gate uses it inste
 examining the file again. A keyframe the worker could not take in time (a starved CPU) or
 could not decode leaves a gap: a clip that overlaps one gets no live activity, and the gate
 examines its file as it does a folder camera's.
+
+With an activity sub-stream (`activity.rtsp`, a camera's low-resolution second stream, as
+Frigate's detect role uses), the frames come from that stream instead
+(edged/sources/live_substream.py), a few a second, and the recorded stream's keyframes only
+tell how its clock maps onto the wall clock; a sub-stream frame is placed on the recorded
+stream's clock by the time it arrived. A clip with a hole of more than `MAX_SUB_GAP_S` in the
+sub-stream's frames gets no live activity.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import queue
@@ -28,6 +36,7 @@ import av.error
 from av.video.codeccontext import VideoCodecContext
 
 from edged.activity import DEFAULT_WIDTH, ClipActivity, Detector, Sample, Settings
+from edged.activity.detector import Gray
 from edged.activity.examine import small_gray, summarise
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,11 @@ QUEUE_SIZE = 8
 KEEP = 3600
 #: A post-roll counts as passed this much early: timestamps jitter by a few ticks.
 SLACK_S = 0.05
+#: Sub-stream frames further apart than this (a drop, a reconnect) leave their clip unseen.
+MAX_SUB_GAP_S = 2.0
+#: How far the sub-stream may lag the recorded stream's latest keyframe and still count as
+#: having seen the footage up to it (its own frame interval and the network's jitter).
+SUB_LAG_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +77,8 @@ class _Seen:
 
 class LiveActivity:
     """One camera's live examination. `keyframe`, `connected` and `post_roll_passed` are for
-    the camera's thread, `activity_of` for any other; `run` is the worker's body."""
+    the camera's thread, `activity_of` for any other; `run` is the worker's body, and
+    `substream_frame` the sub-stream reader's (with `substream=True`)."""
 
     def __init__(
         self,
@@ -71,10 +86,12 @@ class LiveActivity:
         settings: Settings,
         post_roll_s: float,
         *,
+        substream: bool = False,
         width: int = DEFAULT_WIDTH,
         queue_size: int = QUEUE_SIZE,
     ) -> None:
         self.camera = camera
+        self.substream = substream
         self._detector = Detector(settings)
         self._post_roll_s = post_roll_s
         self._width = width
@@ -89,6 +106,11 @@ class LiveActivity:
         self._quiet_since: tuple[int, float] | None = None
         self._active = False
         self._cut_for: tuple[int, float] | None = None  # the `quiet_since` already cut for
+        #: With a sub-stream: wall minus stream seconds of the current connection (the lowest
+        #: seen, as the segmenter's clock takes it), and the latest frame placed on it.
+        self._offset: float | None = None
+        self._seen_until = -math.inf
+        self._substream_up = False  # its reader is connected: worth waiting for
         self.dropped = 0
 
     # -- the camera's thread ----------------------------------------------------------------
@@ -96,12 +118,21 @@ class LiveActivity:
     def connected(self, codec_name: str, extradata: bytes | None) -> int:
         """A new connection, whose keyframes are decoded with this codec; returns its number
         (blocks only if the worker is far behind, which a connection's start can afford)."""
-        self._connection += 1
-        self._queue.put(_Codec(codec_name, extradata))
+        with self._changed:
+            self._connection += 1
+            self._offset = None
+            self._seen_until = -math.inf
+        if not self.substream:
+            self._queue.put(_Codec(codec_name, extradata))
         return self._connection
 
     def keyframe(self, data: bytes, t: float) -> None:
         """A keyframe `t` seconds into the current connection's stream."""
+        if self.substream:
+            offset = time.time() - t
+            with self._changed:
+                self._offset = offset if self._offset is None else min(self._offset, offset)
+            return
         keyframe = _Keyframe(data, self._connection, t, time.monotonic())
         with self._changed:
             self._sent += 1
@@ -135,7 +166,9 @@ class LiveActivity:
                 return False
             # Every keyframe before this one examined: the last stands for the time up to
             # this one, so all the footage of the post-roll has been seen.
-            if self._done < self._sent - 1:
+            if not self.substream and self._done < self._sent - 1:
+                return False
+            if self.substream and self._seen_until < now_t - SUB_LAG_S:
                 return False
             self._cut_for = quiet
             return True
@@ -152,7 +185,7 @@ class LiveActivity:
         deadline = time.monotonic() + timeout_s
         with self._changed:
             wanted = self._sent
-            while self._done < wanted:
+            while not self._caught_up(connection, wanted, end):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -165,11 +198,43 @@ class LiveActivity:
         samples = [seen.sample for seen in inside if seen.sample is not None]
         if not inside or len(samples) < len(inside):
             return None
+        if self.substream:
+            edges = [start_t, *(seen.t for seen in inside), end]
+            if max(b - a for a, b in itertools.pairwise(edges)) > MAX_SUB_GAP_S:
+                return None
         relative = [
             replace(sample, t_s=max(seen.t - start_t, 0.0))
             for seen, sample in zip(inside, samples, strict=True)
         ]
         return summarise(relative, duration_s)
+
+    def _caught_up(self, connection: int, wanted: int, end: float) -> bool:
+        if not self.substream:
+            return self._done >= wanted
+        if not self._substream_up or connection != self._connection:
+            return True  # nothing more will come for it
+        return self._seen_until >= end - SUB_LAG_S
+
+    # -- the sub-stream reader -------------------------------------------------------------
+
+    def substream_up(self, up: bool) -> None:
+        with self._changed:
+            self._substream_up = up
+            self._changed.notify_all()
+
+    def substream_frame(self, gray: Gray, arrived_at: float) -> None:
+        """A sub-stream frame (small, grey) that arrived at the wall time `arrived_at`: placed
+        on the recorded stream's clock and examined here, on the reader's thread."""
+        with self._changed:
+            offset, connection = self._offset, self._connection
+        if offset is None:
+            return  # the recorded stream has no clock yet: nothing to place it on
+        sample = self._detector.feed(gray, time.monotonic())
+        seen = _Seen(connection, arrived_at - offset, sample)
+        with self._changed:
+            if connection == self._connection:
+                self._seen_until = max(self._seen_until, seen.t)
+                self._remember(seen)
 
     # -- the worker -------------------------------------------------------------------------
 
@@ -208,16 +273,20 @@ class LiveActivity:
     def _note(self, keyframe: _Keyframe, sample: Sample | None) -> None:
         with self._changed:
             self._done += 1
-            at = (keyframe.connection, keyframe.t)
-            self._seen.append(_Seen(keyframe.connection, keyframe.t, sample))
-            if sample is not None and sample.active:
-                self._active = True
-            elif sample is not None and self._active:
-                self._active = False
-                self._quiet_since = at
-            while len(self._seen) > KEEP:
-                self._seen.popleft()
-            self._changed.notify_all()
+            self._remember(_Seen(keyframe.connection, keyframe.t, sample))
+
+    def _remember(self, seen: _Seen) -> None:
+        """Under self._changed."""
+        self._seen.append(seen)
+        sample = seen.sample
+        if sample is not None and sample.active:
+            self._active = True
+        elif sample is not None and self._active:
+            self._active = False
+            self._quiet_since = (seen.connection, seen.t)
+        while len(self._seen) > KEEP:
+            self._seen.popleft()
+        self._changed.notify_all()
 
 
 def _decoder(codec: _Codec) -> VideoCodecContext | None:

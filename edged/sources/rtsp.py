@@ -32,6 +32,7 @@ from edged.config.cameras import RtspCamera
 from edged.ledger.thread import AsyncLedger
 from edged.logs import Redactor
 from edged.sources.live_activity import LiveActivity, LiveFindings
+from edged.sources.live_substream import SubStream
 from edged.sources.rtsp_files import (
     SOURCE_KEY_PREFIX,
     clips_root,
@@ -81,9 +82,22 @@ class RtspSource:
         self.stats = CameraStats()
         self._findings = findings
         self.live: LiveActivity | None = None
+        self.substream: SubStream | None = None
         if camera.upload == "activity" and findings is not None:
             activity = camera.activity or ActivityConfig()
-            self.live = LiveActivity(camera.name, activity.settings(), activity.post_roll)
+            self.live = LiveActivity(
+                camera.name,
+                activity.settings(),
+                activity.post_roll,
+                substream=activity.rtsp is not None,
+            )
+            if activity.rtsp is not None:
+                self.substream = SubStream(
+                    self.live,
+                    activity.rtsp,
+                    transport=camera.rtsp_transport,
+                    stall_timeout_s=camera.stall_timeout,
+                )
         self._connection = Connection(
             camera, self._camera_dir, self.stats, self.shown_url, clock, live=self.live
         )
@@ -104,6 +118,11 @@ class RtspSource:
         if self.live is not None:
             name = f"live-activity:{self.name}"
             threading.Thread(target=self.live.run, name=name, daemon=True).start()
+        if self.substream is not None:
+            name = f"activity-substream:{self.name}"
+            threading.Thread(
+                target=self.substream.run, args=(stop,), name=name, daemon=True
+            ).start()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._store_forever(items), name=f"rtsp-store:{self.name}")

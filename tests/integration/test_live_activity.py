@@ -1,15 +1,18 @@
 """`upload: activity` on a live RTSP camera (GStreamer's RTSP server, real H.264 of the
-scripted scene): the stream is examined as it records, the clip ends once the event's
-post-roll has passed, not at the fixed cut, the gate uses what was seen live, and the event
-is queued a post-roll and a keyframe after the walk ended."""
+scripted scene): the stream is examined as it records (its keyframes, or an activity
+sub-stream), the clip ends once the event's post-roll has passed, not at the fixed cut, the
+gate uses what was seen live, and the event is queued a post-roll and a keyframe after the
+walk ended. Without the sub-stream, the clips are examined from their files."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from edged.config.model import Config, parse_config
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.sources.activity_gate import ActivityGate
+from edged.sources.live_activity import LiveActivity
 from edged.sources.rtsp import RtspSource
 from tests.support.activity_scene import Scene, Walker, write_video
 from tests.support.environment import free_port
@@ -36,31 +40,53 @@ ROLL_S = 3.0
 KEYFRAME_S = 1.0
 
 
+#: The recorded stream of the sub-stream case sends a keyframe only every 4 s; its
+#: sub-stream, a quarter of its size, one a second.
+SPARSE_KEYFRAME_S = 4.0
+SUB = dataclasses.replace(SCENE, width=160, height=90)
+
+
 @pytest.fixture(scope="module")
-def walk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("live")
-    return write_video(SCENE, folder / "walk.mp4", keyframe_s=KEYFRAME_S)
+    return {
+        "walk": write_video(SCENE, folder / "walk.mp4", keyframe_s=KEYFRAME_S),
+        "sparse": write_video(SCENE, folder / "sparse.mp4", keyframe_s=SPARSE_KEYFRAME_S),
+        "sub": write_video(SUB, folder / "sub.mp4", keyframe_s=KEYFRAME_S),
+    }
 
 
 @pytest.fixture
-async def camera(walk: Path) -> AsyncIterator[RtspServer]:
-    server = RtspServer(walk, free_port(), audio="none")
-    await asyncio.to_thread(server.start)
-    try:
-        yield server
-    finally:
+async def serve() -> AsyncIterator[Callable[[Path], Awaitable[RtspServer]]]:
+    servers: list[RtspServer] = []
+
+    async def start(media: Path) -> RtspServer:
+        server = RtspServer(media, free_port(), audio="none")
+        servers.append(server)
+        await asyncio.to_thread(server.start)
+        return server
+
+    yield start
+    for server in servers:
         await asyncio.to_thread(server.kill)
 
 
-async def test_an_event_on_a_live_camera_closes_a_post_roll_after_it_not_at_the_cut(
-    camera: RtspServer, walk: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="edged.sources.activity_gate")
+@dataclass
+class Run:
+    clips: list[dict[str, Any]]
+    queued_at: dict[int, float]  # when the test first saw each clip queued
+    live: LiveActivity | None
+    substream_frames: int
+
+
+async def run_camera(tmp_path: Path, url: str, activity: str) -> Run:
+    """The camera recorded and examined live until its first clip is sent; then stopped
+    (which closes the clip in progress), and every clip judged."""
     state = tmp_path / "state"
     config = parse_config(
-        f"api:\n  api_key: k\ncameras:\n  - name: yard\n    rtsp: {camera.url}\n"
+        f"api:\n  api_key: k\ncameras:\n  - name: yard\n    rtsp: {url}\n"
         f"    clip_seconds: {CLIP_S}\n    upload: activity\n"
-        f"    activity: {{pre_roll: {ROLL_S:g}s, post_roll: {ROLL_S:g}s}}\n"
+        f"    activity: {{pre_roll: {ROLL_S:g}s, post_roll: {ROLL_S:g}s{activity}}}\n"
         f"storage:\n  dir: {state}\n"
     )
     db = AsyncLedger(await asyncio.to_thread(Ledger, state))
@@ -89,7 +115,7 @@ async def test_an_event_on_a_live_camera_closes_a_post_roll_after_it_not_at_the_
             tasks = [group.create_task(source.run()), group.create_task(gate.run())]
             try:
                 await eventually(
-                    first_clip_queued, timeout_s=30, interval_s=0.05, what="a clip sent"
+                    first_clip_queued, timeout_s=40, interval_s=0.05, what="a clip sent"
                 )
             finally:
                 for task in tasks:
@@ -98,11 +124,35 @@ async def test_an_event_on_a_live_camera_closes_a_post_roll_after_it_not_at_the_
         clips = await rows()
     finally:
         await db.aclose()
+    frames = source.substream.frames if source.substream is not None else 0
+    return Run(clips, queued_at, source.live, frames)
 
-    first, *after = clips
-    assert first["state"] == ClipState.QUEUED.value and first["id"] in queued_at
+
+def gate_line(caplog: pytest.LogCaptureFixture, clip_id: int) -> str:
+    """The gate's log line about a clip's activity."""
+    (line,) = [r.getMessage() for r in caplog.records if f" clip={clip_id}: " in r.getMessage()]
+    return line
+
+
+def delay_of(run: Run, clip: dict[str, Any], ended: float) -> float:
+    """From the end of the clip's activity to the test seeing it queued."""
+    start = datetime.fromisoformat(clip["start_at"]).timestamp()
+    return run.queued_at[clip["id"]] - (start + ended)
+
+
+async def test_an_event_on_a_live_camera_closes_a_post_roll_after_it_not_at_the_cut(
+    serve: Callable[[Path], Awaitable[RtspServer]],
+    videos: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="edged.sources.activity_gate")
+    camera = await serve(videos["walk"])
+    run = await run_camera(tmp_path, camera.url, "")
+    first, *after = run.clips
+    assert first["state"] == ClipState.QUEUED.value and first["id"] in run.queued_at
     # The gate used what the live examination saw, and it agrees with the file's own.
-    assert "seen live" in caplog.text
+    assert "(seen live)" in gate_line(caplog, first["id"])
     active = json.loads(first["active"])
     assert active and active == list(examine_file(Path(first["path"])).active)
     # Cut a post-roll (and at most a keyframe) after the activity ended, not at 20 s.
@@ -112,11 +162,57 @@ async def test_an_event_on_a_live_camera_closes_a_post_roll_after_it_not_at_the_
     assert duration < CLIP_S - 5
     # Queued soon after: the post-roll, a keyframe, the store and the gate (a loaded box's
     # margin here; bench/activity_live.py measures it).
-    start = datetime.fromisoformat(first["start_at"]).timestamp()
-    delay = queued_at[first["id"]] - (start + ended)
-    assert delay <= ROLL_S + KEYFRAME_S + 4.0, delay
+    assert delay_of(run, first, ended) <= ROLL_S + KEYFRAME_S + 4.0
     # What came after, idle and beyond the post-roll, is kept back, not sent.
     assert after and all(row["state"] == ClipState.SKIPPED_IDLE.value for row in after), after
+
+
+async def test_a_sub_stream_is_examined_instead_of_the_recorded_keyframes(
+    serve: Callable[[Path], Awaitable[RtspServer]],
+    videos: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The recorded stream has a keyframe every 4 s; the sub-stream (160x90) is examined
+    twice a second instead, and its frames are placed on the recorded stream's clock by their
+    arrival: the walk is found where it is, and the clip is cut at the first recorded
+    keyframe after the post-roll."""
+    caplog.set_level(logging.INFO, logger="edged.sources.activity_gate")
+    recorded = await serve(videos["sparse"])
+    sub = await serve(videos["sub"])
+    run = await run_camera(tmp_path, recorded.url, f", rtsp: '{sub.url}'")
+    first, *after = run.clips
+    assert first["state"] == ClipState.QUEUED.value
+    assert "(seen live)" in gate_line(caplog, first["id"])
+    assert run.live is not None and run.live.substream and run.substream_frames > 10
+    active = json.loads(first["active"])
+    walk = SCENE.walkers[0]
+    # Where the walk is in the scene (3-6 s), give or take the two connections' start.
+    assert active and walk.start_s - 1 <= min(active) and max(active) <= walk.end_s + 1
+    ended = max(active) + 1
+    duration = first["duration_s"]
+    assert ended + ROLL_S - 1.1 <= duration <= ended + ROLL_S + SPARSE_KEYFRAME_S + 1.1
+    assert duration < CLIP_S - 5, duration
+    assert after and all(row["state"] == ClipState.SKIPPED_IDLE.value for row in after), after
+
+
+async def test_a_sub_stream_that_is_down_leaves_the_clips_to_their_files(
+    serve: Callable[[Path], Awaitable[RtspServer]],
+    videos: dict[str, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nobody answers at the sub-stream's address: the camera is recorded all the same, its
+    clips cut at the fixed length and examined from their files; the walk is still sent."""
+    caplog.set_level(logging.INFO, logger="edged.sources")
+    recorded = await serve(videos["walk"])
+    run = await run_camera(tmp_path, recorded.url, f", rtsp: 'rtsp://127.0.0.1:{free_port()}/x'")
+    first = run.clips[0]
+    assert first["state"] == ClipState.QUEUED.value and first["duration_s"] >= CLIP_S - 0.5
+    assert json.loads(first["active"]), first
+    assert "(its file examined)" in gate_line(caplog, first["id"])
+    assert "seen live" not in caplog.text
+    assert "activity sub-stream down camera=yard" in caplog.text
 
 
 async def _judge_left(db: AsyncLedger, state: Path, config: Config) -> None:

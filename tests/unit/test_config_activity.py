@@ -98,6 +98,35 @@ def test_activity_settings_without_the_activity_mode_are_refused() -> None:
     assert found == ["cameras[0].activity (line 5): only used with upload: activity"]
 
 
+def test_an_activity_sub_stream_is_an_rtsp_url_of_an_rtsp_camera() -> None:
+    camera = parse(
+        """\
+        cameras:
+          - name: yard
+            rtsp: rtsp://cam/main
+            upload: activity
+            activity: {rtsp: "rtsp://cam/sub"}
+        """
+    ).cameras[0]
+    assert camera.activity is not None and camera.activity.rtsp == "rtsp://cam/sub"
+    found = problems(
+        """\
+        cameras:
+          - name: nvr
+            folder: /nvr
+            upload: activity
+            activity: {rtsp: "rtsp://cam/sub"}
+          - name: yard
+            rtsp: rtsp://cam/main
+            upload: activity
+            activity: {rtsp: "http://cam/sub"}
+        """
+    )
+    assert len(found) == 2, found
+    assert found[0].startswith("cameras[0].activity.rtsp") and "only for rtsp cameras" in found[0]
+    assert found[1].startswith("cameras[1].activity.rtsp") and "rtsp://" in found[1]
+
+
 def test_an_unknown_upload_mode_names_the_ones_there_are() -> None:
     found = problems(
         """\

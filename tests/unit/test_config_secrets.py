@@ -18,6 +18,8 @@ storage:
 cameras:
   - name: door
     rtsp: rtsp://admin:p%40ss-word9@192.0.2.10/stream1
+    upload: activity
+    activity: {{rtsp: "rtsp://viewer:sub-pw-77@192.0.2.10/stream2"}}
 alerts:
   sinks:
     - type: webhook
@@ -43,6 +45,7 @@ def test_every_secret_is_found(tmp_path: Path) -> None:
     assert found["alerts.sinks[1].password"] == "mqtt-pw-31e5"
     assert found["cameras[0].rtsp"] == "p%40ss-word9"
     assert found["cameras[0].rtsp (decoded)"] == "p@ss-word9"
+    assert found["cameras[0].activity.rtsp"] == "sub-pw-77"
 
 
 def test_a_world_readable_file_exposes_only_the_secrets_written_in_it(tmp_path: Path) -> None:
@@ -52,6 +55,7 @@ def test_a_world_readable_file_exposes_only_the_secrets_written_in_it(tmp_path: 
     assert exposed_secrets(path, load_config(path)) == [
         "alerts.sinks[0].secret",
         "api.api_key",
+        "cameras[0].activity.rtsp",
         "cameras[0].rtsp",
     ]
     path.chmod(0o640)

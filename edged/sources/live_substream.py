@@ -1,0 +1,108 @@
+"""A camera's activity sub-stream (`activity.rtsp`): its frames read, a few a second, for the
+live examination (edged/sources/live_activity.py), on a thread of its own.
+
+A camera's second stream (often 640x360) costs far less to decode than the recorded one's
+keyframes, and shows every frame, not one every second or two. The reader decodes every
+frame (a P frame needs the ones before it), examines at most `sample_fps` a second (scaled to
+320 px grey by swscale), and reconnects with backoff when the stream fails or stalls; while
+it is down the camera's clips are examined from their files. Nothing it reads is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+import av
+import av.error
+
+from edged.activity import DEFAULT_WIDTH
+from edged.activity.examine import small_gray
+from edged.backoff import full_jitter
+from edged.logs import Redactor
+from edged.sources.live_activity import LiveActivity
+from edged.sources.rtsp_session import ANALYZE_S, describe
+
+log = logging.getLogger(__name__)
+
+#: Frames examined a second: enough to see a figure cross in 3 s several times.
+SAMPLE_FPS = 2.0
+
+
+class SubStream:
+    def __init__(
+        self,
+        live: LiveActivity,
+        url: str,
+        *,
+        transport: str = "tcp",
+        stall_timeout_s: float = 10.0,
+        sample_fps: float = SAMPLE_FPS,
+        width: int = DEFAULT_WIDTH,
+    ) -> None:
+        self._live = live
+        self._url = url
+        self.shown_url = Redactor()(url)
+        self._options = {
+            "rtsp_transport": transport,
+            "timeout": str(int(stall_timeout_s * 1_000_000)),  # socket I/O, µs
+            "analyzeduration": str(int(ANALYZE_S * 1_000_000)),
+        }
+        self._interval_s = 1.0 / sample_fps
+        self._width = width
+        self.frames = 0  # examined, since edged started
+
+    def run(self, stop: threading.Event) -> None:
+        """Blocking, until `stop`: read, reconnect after a failure."""
+        failures = 0
+        rng = random.Random()
+        while not stop.is_set():
+            reason = self._read(stop)
+            self._live.substream_up(False)
+            if stop.is_set():
+                return
+            failures += 1
+            delay = full_jitter(failures, base_s=1.0, cap_s=30.0, rng=rng)
+            log.warning(
+                "activity sub-stream down camera=%s url=%s: %s; clips are examined from their"
+                " files meanwhile; retrying in %.1fs",
+                self._live.camera,
+                self.shown_url,
+                reason,
+                delay,
+            )
+            stop.wait(delay)
+
+    def _read(self, stop: threading.Event) -> str:
+        try:
+            container = av.open(self._url, options=self._options)
+        except (av.error.FFmpegError, OSError) as exc:
+            return describe(exc)
+        try:
+            if not container.streams.video:
+                return "the stream has no video"
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            next_at = 0.0
+            up = False
+            for frame in container.decode(stream):
+                if stop.is_set():
+                    return "edged is stopping"
+                arrived_at = time.time()
+                if frame.time is None or frame.time < next_at:
+                    continue
+                # On a fixed grid, so that 2 a second from 5 fps stays 2 a second.
+                while next_at <= frame.time:
+                    next_at += self._interval_s
+                if not up:
+                    self._live.substream_up(True)
+                    up = True
+                self._live.substream_frame(small_gray(frame, self._width), arrived_at)
+                self.frames += 1
+            return "the camera ended the stream"
+        except (av.error.FFmpegError, OSError) as exc:
+            return describe(exc)
+        finally:
+            container.close()
