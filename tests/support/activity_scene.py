@@ -4,7 +4,8 @@ The promise: `Scene.render(t)` is the luma plane (uint8) of a static yard at tim
 the script asks for: figures walking through (`Walker`), the whole picture's brightness changed
 (`gain` points, linear in between), sensor noise (`noise` points), a flickering box and a
 burnt-in clock. The same scene renders at any size, so tests run at 320x180 and the bench at
-1080p. `write_video` encodes it with libx264 at a fixed keyframe interval.
+1080p. `write_video` encodes it with libx264 at a fixed keyframe interval; `Scene.read_clock`
+reads the clock back from a decoded picture (which second of the scene a recording shows).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 Image = npt.NDArray[np.float32]
+#: A rectangle of pixels: y0, y1, x0, x1.
+Bar = tuple[int, int, int, int]
 
 #: 7-segment digits: segments a b c d e f g lit for 0..9.
 _SEGMENTS = (
@@ -33,6 +36,14 @@ _SEGMENTS = (
     "abcdefg",
     "abcdfg",
 )
+
+_DIGIT_OF = {"".join(sorted(lit)): digit for digit, lit in enumerate(_SEGMENTS)}
+#: The clock shows 12:07:40 at the scene's second 0.
+_CLOCK_FROM_S = 12 * 3600 + 7 * 60 + 40
+_CLOCK_DIGITS = 6
+#: A bar is lit (drawn at 235) when its middle is brighter than this: the yard under the
+#: clock is below 180 at any gain, the noise a few levels.
+_LIT = 200.0
 
 
 @dataclass(frozen=True)
@@ -190,21 +201,59 @@ class Scene:
             image[ys, xs] = walker.level
 
     def _draw_clock(self, image: Image, t: float) -> None:
+        total = _CLOCK_FROM_S + int(t)
+        text = f"{total // 3600:02d}{total // 60 % 60:02d}{total % 60:02d}"
+        for char, bars in zip(text, self._clock_digits(), strict=True):
+            for segment in _SEGMENTS[int(char)]:
+                ya, yb, xa, xb = bars[segment]
+                image[ya:yb, xa:xb] = 235.0
+
+    def _clock_digits(self) -> list[dict[str, Bar]]:
+        """The seven bars (y0, y1, x0, x1 in pixels) of each of the clock's six digits."""
         assert self.clock is not None
         y0, y1, x0, x1 = self._pixels(self.clock)
-        total = 12 * 3600 + 7 * 60 + 40 + int(t)
-        text = f"{total // 3600:02d}{total // 60 % 60:02d}{total % 60:02d}"
-        digit_w = (x1 - x0) / len(text)
+        digit_w = (x1 - x0) / _CLOCK_DIGITS
         stroke = max(1, int((y1 - y0) / 9))
-        for index, char in enumerate(text):
-            dx0 = x0 + int(index * digit_w + digit_w * 0.15)
-            dx1 = x0 + int((index + 1) * digit_w - digit_w * 0.15)
-            _seven_segment(image, _SEGMENTS[int(char)], dx0, y0, dx1, y1, stroke)
+        return [
+            _seven_bars(
+                x0 + int(index * digit_w + digit_w * 0.15),
+                y0,
+                x0 + int((index + 1) * digit_w - digit_w * 0.15),
+                y1,
+                stroke,
+            )
+            for index in range(_CLOCK_DIGITS)
+        ]
+
+    def read_clock(self, luma: npt.NDArray[np.uint8]) -> int | None:
+        """The whole second the burnt-in clock shows in a decoded picture of this scene (at
+        its size): the scene's own time stamp, to tell which second a recording starts at.
+        None when a digit cannot be read (no clock, another size, a picture too damaged)."""
+        if self.clock is None or luma.shape[:2] != (self.height, self.width):
+            return None
+        digits = []
+        for bars in self._clock_digits():
+            lit = ""
+            for segment, (ya, yb, xa, xb) in bars.items():
+                # The middle of the bar's length, clear of the bars it meets at its ends.
+                if yb - ya > xb - xa:
+                    ya, yb = ya + (yb - ya) // 3, yb - (yb - ya) // 3
+                else:
+                    xa, xb = xa + (xb - xa) // 3, xb - (xb - xa) // 3
+                if float(luma[ya:yb, xa:xb].mean()) > _LIT:
+                    lit += segment
+            pattern = "".join(sorted(lit))
+            if pattern not in _DIGIT_OF:
+                return None
+            digits.append(_DIGIT_OF[pattern])
+        pairs = zip(digits[::2], digits[1::2], strict=True)
+        hours, minutes, seconds = (10 * tens + ones for tens, ones in pairs)
+        return hours * 3600 + minutes * 60 + seconds - _CLOCK_FROM_S
 
 
-def _seven_segment(image: Image, lit: str, x0: int, y0: int, x1: int, y1: int, stroke: int) -> None:
+def _seven_bars(x0: int, y0: int, x1: int, y1: int, stroke: int) -> dict[str, Bar]:
     mid = (y0 + y1) // 2
-    bars = {
+    return {
         "a": (y0, y0 + stroke, x0, x1),
         "d": (y1 - stroke, y1, x0, x1),
         "g": (mid - stroke // 2, mid - stroke // 2 + stroke, x0, x1),
@@ -213,9 +262,6 @@ def _seven_segment(image: Image, lit: str, x0: int, y0: int, x1: int, y1: int, s
         "e": (mid, y1, x0, x0 + stroke),
         "c": (mid, y1, x1 - stroke, x1),
     }
-    for segment in lit:
-        ya, yb, xa, xb = bars[segment]
-        image[ya:yb, xa:xb] = 235.0
 
 
 def _interpolate(points: Sequence[tuple[float, float]], t: float) -> float:

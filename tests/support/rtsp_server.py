@@ -99,7 +99,7 @@ def make_stream_file(
         for n in range(repeats):
             for packet in packets:
                 tb = packet.time_base
-                assert tb is not None and packet.pts is not None
+                assert tb is not None and packet.pts is not None and packet.dts is not None
                 shift = int(period * n / tb)
                 packet.pts += shift
                 packet.dts += shift
@@ -280,6 +280,11 @@ class RtspServer:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
+
+    @property
+    def running(self) -> bool:
+        """Started and not exited (a paused server still runs)."""
+        return self._process is not None and self._process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: connections drop at once, as when a camera loses power."""
