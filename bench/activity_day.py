@@ -8,12 +8,12 @@ only the legs inside the zone; at night with noise) and the distractors the gate
 cloud's brightness ramp, dusk, sensor noise all day and more at night, an exposure step, a
 flickering sign under a mask, a burnt-in clock inside the zone). It is encoded with PyAV,
 examined with the default settings (with a zone and a mask, as a camera's config would give
-them), and it prints: the walks caught and the false events; active seconds / recorded seconds,
-the share of 10 s clips with activity (what `upload: activity` would send without rolls), and
-with the default rolls the share uploaded, the event clips and the delay from each event's end
-to its event clip being queued;
-the CPU of the gate per camera-second against `ffmpeg -skip_frame nokey -i FILE -f null -` on
-the same file, A B A B for `--pairs` pairs, median and spread, with the box's cores and load.
+them), and it prints: the walks caught and the false events; active seconds / recorded seconds
+and the share of 10 s clips with activity; the CPU of the gate per camera-second against
+`ffmpeg -skip_frame nokey -i FILE -f null -` on the same file, A B A B for `--pairs` pairs,
+median and spread, with the box's cores and load. What `upload: activity` then sends, as
+event clips, and how soon after each event, is measured end to end by bench/activity_live.py
+(the same day served over RTSP to `edged run`).
 """
 
 from __future__ import annotations
@@ -28,13 +28,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edged.activity import ClipActivity, Decode, Polygon, Settings, examine_file
-from edged.config.activity import ActivityConfig
-from edged.sources.activity_rolls import Rolls
 from tests.support.activity_scene import Box, Scene, Walker, write_video
 
 DAY_S = 600
@@ -121,55 +118,12 @@ def report_events(activity: ClipActivity) -> None:
     )
     print(
         f"{CLIP_S} s clips with activity / clips: {len(clips)} / {total_clips}"
-        f" = {100 * len(clips) / total_clips:.1f} % (what upload: activity sends, before rolls)"
+        f" = {100 * len(clips) / total_clips:.1f} % (before the rolls: bench/activity_live.py"
+        " measures what is sent)"
     )
-    report_rolls(activity)
     print(
         f"peak score {activity.peak_score:.1f} (noise sigmas), peak area {activity.peak_area:.4f}"
     )
-
-
-def report_rolls(activity: ClipActivity) -> None:
-    """What the gate sends with its default rolls, as event clips, and how soon after each
-    event's end its event clip is queued (each clip is judged when it is finished)."""
-    defaults = ActivityConfig()
-    rolls = Rolls(defaults.pre_roll, defaults.post_roll)
-    day0 = datetime(2026, 1, 1, tzinfo=UTC)
-    sent: set[int] = set()
-    for index in range(DAY_S // CLIP_S):
-        inside = tuple(s - index * CLIP_S for s in activity.active if s // CLIP_S == index)
-        window = rolls.around(day0 + timedelta(seconds=index * CLIP_S), inside)
-        if window is None:
-            continue
-        for other in range(DAY_S // CLIP_S):
-            begin = (day0 + timedelta(seconds=other * CLIP_S)).timestamp()
-            if window.start < begin + CLIP_S and begin < window.end:
-                sent.add(other)
-    events: list[list[int]] = []
-    for index in sorted(sent):
-        if events and index == events[-1][-1] + 1:
-            events[-1].append(index)
-        else:
-            events.append([index])
-    total = DAY_S // CLIP_S
-    print(
-        f"with the rolls ({rolls.pre_s:g} s before, {rolls.post_s:g} s after): {len(sent)} of"
-        f" {total} clips = {100 * len(sent) / total:.1f} % of the recorded seconds uploaded,"
-        f" as {len(events)} event clips"
-    )
-    delays = []
-    for event in events:
-        last_active = max(s for s in activity.active if s // CLIP_S in event)
-        # Queued once the clip after the event is finished and judged (examined).
-        queued_at = (event[-1] + 2) * CLIP_S
-        delays.append(queued_at - (last_active + 1))
-    if delays:
-        print(
-            f"delay from an event's last active second to its event clip queued: median"
-            f" {statistics.median(delays):.0f} s, max {max(delays):.0f} s (goal p99 <="
-            f" post_roll + 2 s = {rolls.post_s + 2:g} s; bound: clips are judged when finished,"
-            f" {CLIP_S} s clips here)"
-        )
 
 
 def cpu_of(run: Callable[[], None], *, children: bool) -> float:
