@@ -1,10 +1,10 @@
 """The activity gate end to end: the test day served over RTSP, recorded and sent by `edged run`.
 
     python bench/activity_live.py [--size 1080p|720p|360p] [--seconds 600] [--clip-seconds 10]
-                                  [--keep DIR]
+                                  [--substream 360p] [--keep DIR]
 
 bench/activity_day.py examines the generated day (tests/support/activity_scene.py: four walks
-and the distractors) and works out what the rolls would send; this bench measures it. The day
+and the distractors); this bench measures what `upload: activity` sends of it, and when. The day
 (and 45 s more of the quiet yard, so that its last clips are cut and judged) is served in real
 time by GStreamer's rtsp-server (tests/support/rtsp_server.py, video only) to a real `edged run`
 with one RTSP camera, `upload: activity` with the zone and mask of activity_day.settings(), the
@@ -25,6 +25,9 @@ edged is stopped with SIGTERM and its ledger is read (read-only). It prints:
   walk, rolls included) and the active seconds away from the walks;
 - the CPU of the edged process (user + system, /proc) per camera-second, from its first clip
   to the stop, with the box's cores and load before and after.
+
+`--substream SIZE` serves the same day at that size too, as the camera's `activity.rtsp`
+sub-stream, which edged then examines instead of the recorded stream's keyframes.
 
 No figure is printed from a failed reference: when the RTSP server dies, edged exits before
 the stop or reconnects (the file would start again, and the mapping with it), no clip comes,
@@ -151,6 +154,8 @@ class Run:
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     problems: list[str] = field(default_factory=list)
+    substream: Path | None = None  # the day at a lower size, served as activity.rtsp
+    substream_url: str | None = None
 
 
 # ---- the parts around edged ------------------------------------------------------------------
@@ -185,7 +190,9 @@ def _frames_of(path: Path) -> int:
         return 0
 
 
-def edged_config(work: Path, api_url: str, rtsp_url: str, clip_s: int) -> Path:
+def edged_config(
+    work: Path, api_url: str, rtsp_url: str, clip_s: int, substream_url: str | None
+) -> Path:
     """One RTSP camera gated by activity as activity_day.settings() has it; the files are kept
     a day after upload, so that each clip's clock can be read at the end."""
     port = free_port()
@@ -204,6 +211,8 @@ def edged_config(work: Path, api_url: str, rtsp_url: str, clip_s: int) -> Path:
             }
         ],
     }
+    if substream_url is not None:
+        settings["cameras"][0]["activity"]["rtsp"] = substream_url  # type: ignore[index]
     path = work / "config.yaml"
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     path.chmod(0o600)
@@ -326,7 +335,7 @@ class Watch:
 async def record(run: Run, scene: Scene, emulator: Emulator, server: RtspServer) -> list[Clip]:
     """Start edged, wait for its first clip (stream second 0), let the day stream until every
     clip of it is settled (or the stream is about to end), stop edged; the ledger's clips."""
-    config = edged_config(run.work, emulator.url, server.url, run.clip_s)
+    config = edged_config(run.work, emulator.url, server.url, run.clip_s, run.substream_url)
     db = run.work / "state" / LEDGER_FILE
     log_path = run.work / "edged.log"
     run.load_before = os.getloadavg()
@@ -677,16 +686,24 @@ def check_seconds(seconds: float, clip_s: int) -> None:
 
 async def bench(run: Run, scene: Scene) -> list[Clip]:
     server = RtspServer(run.video, free_port(), audio="none")
+    sub = None if run.substream is None else RtspServer(run.substream, free_port(), audio="none")
     await asyncio.to_thread(server.start)
     try:
+        if sub is not None:
+            await asyncio.to_thread(sub.start)
+            run.substream_url = sub.url
         async with run_emulator(EmulatorOptions(callback_delay_s=0.2)) as emulator:
             clips = await record(run, scene, emulator, server)
             if not server.running:
                 raise ReferenceFailed("the RTSP server died before the stop")
+            if sub is not None and not sub.running:
+                raise ReferenceFailed("the sub-stream's RTSP server died before the stop")
             await asyncio.to_thread(report, run, scene, clips, emulator)
             return clips
     finally:
         await asyncio.to_thread(server.kill)
+        if sub is not None:
+            await asyncio.to_thread(sub.kill)
 
 
 def main() -> int:
@@ -695,6 +712,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=float(DAY_S), help="of the day")
     parser.add_argument("--clip-seconds", type=int, default=CLIP_S)
     parser.add_argument("--keep", type=Path, help="the video (reused) and the run's files here")
+    parser.add_argument("--substream", choices=sorted(SIZES), help="served as activity.rtsp")
     args = parser.parse_args()
     check_seconds(args.seconds, args.clip_seconds)
     scene = the_day(args.size, args.seconds)
@@ -714,6 +732,10 @@ def main() -> int:
     )
     print(f"video: {video.stat().st_size / 1e6:.1f} MB, {note}")
     run = Run(video, args.seconds, args.clip_seconds, work)
+    if args.substream is not None:
+        sub_scene = the_day(args.substream, args.seconds)
+        run.substream, sub_note = video_for(sub_scene, args.substream, args.seconds, folder)
+        print(f"activity sub-stream: the same day at {args.substream}, {sub_note}")
     clean = False  # the run's files go only after a run with figures and no problem
     try:
         asyncio.run(bench(run, scene))
