@@ -1,21 +1,33 @@
 """Crash soak: a real `edged run`, killed with SIGKILL at random moments K times and restarted.
 
-    python bench/soak.py [--kills 20] [--seed 1] [--up 0.5,9] [--keep DIR]
+    python bench/soak.py [--kills 20] [--seed 1] [--up 0.5,9] [--keep DIR] [--activity-every S]
 
-edged runs against the emulator (in this process, over HTTP) with two cameras: a folder
+edged runs against the emulator (in this process, over HTTP) with three cameras: a folder
 that a writer fills the way an NVR does (a clip every ~0.7 s, written in chunks under a
-temporary name, then renamed; every third one shows Alice) and an RTSP camera served by
-GStreamer's rtsp-server (tests/support/rtsp_server.py). Alerts go to a webhook receiver here.
-Each run lives for a random time, then gets SIGKILL; after every kill the ledger (copied
-with its WAL, so the next start meets the crash as it was) must pass `integrity_check`.
-After the last kill edged runs until every clip is settled, then stops with SIGTERM.
+temporary name, then renamed; every third one shows Alice), an RTSP camera served by
+GStreamer's rtsp-server (tests/support/rtsp_server.py), and a folder camera with
+`upload: activity` (events on, the default rolls, `max_event: 1m`) fed the same way with
+4 s recordings of a scripted scene, one every ~0.6 s (tests/support/event_footage.py,
+encoded once; at least one whole cycle of the script): a walk over three recordings, one
+inside a recording alone, a minute of walkers (cut at max_event), and recordings where
+nothing moves. Alerts go to a webhook receiver here. Each run lives for a random time, then
+gets SIGKILL; every second run is killed instead a random moment after it first holds a
+clip for an event, so kills land mid-event. After every kill the ledger (copied with its
+WAL, so the next start meets the crash as it was) must pass `integrity_check`. After the
+last kill edged runs until every clip is settled, then stops with SIGTERM.
 
-Checked at the end (DESIGN.md, "Promises"): every clip finished by a camera is `done`;
-every accepted upload beyond the first of a clip was one the ledger never recorded (the
-window between the API accepting a clip and the ledger storing its task id), and no more
-of those than kills x upload workers; each alert id reached the receiver, and a repeat
+Checked at the end (DESIGN.md, "Promises"): every clip finished by a camera is `done`, or,
+of the activity camera, `merged` into an event clip that is `done`, or `skipped_idle` where
+the script has no walk in it or within its rolls (tests/support/event_audit.py: also that no
+clip is in two event clips or uploaded besides its event clip, that each event clip holds
+what its members held, and that `.events` keeps no file the ledger does not know and no
+`.part`); every accepted upload beyond the first of a clip was one the ledger never recorded
+(the window between the API accepting a clip and the ledger storing its task id), and no
+more of those than kills x upload workers; each alert id reached the receiver, and a repeat
 only across a kill; the ledger passes `integrity_check`; no `.part` is left, every one a
-kill left behind became a clip (or was deleted as holding no frame). Prints the figures.
+kill left behind became a clip (or was deleted as holding no frame). Prints the figures,
+among them the kills that found clips held for an event, a join under way, or an event
+clip's file not yet in the ledger, and the events whose footage went in two uploads.
 """
 
 from __future__ import annotations
@@ -45,15 +57,26 @@ from edged.aio import serving
 from edged.alerts.model import alert_id_for
 from edged.emulator import Emulator, EmulatorOptions, run_emulator
 from edged.media.samples import make_clip
+from edged.sources.event_maker import events_root
 from edged.sources.rtsp_files import RECOVERING, final_of
 from tests.support.environment import free_port
+from tests.support.event_audit import EventAudit, Written, audit_events
+from tests.support.event_footage import ClipSet, copy_like_nvr
 from tests.support.rtsp_server import RtspServer, make_stream_file
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 2  # api.max_concurrent_uploads in the soak's config
 #: A `.part` past its header: a keyframe of the test stream (160x120) or more is in it.
 PART_WITH_FOOTAGE = 4 * 1024
-SETTLED = ("done", "failed", "dropped", "skipped_budget", "skipped_schedule")
+SETTLED = (
+    *("done", "failed", "dropped", "skipped_budget", "skipped_schedule"),
+    *("skipped_idle", "merged"),  # the activity camera's
+)
+ACTIVITY_CAMERA = "porch"  # the folder camera with upload: activity
+MAX_EVENT_S = 60  # its max_event
+#: The activity camera's first recording began this long before the soak (its mtimes are
+#: the ends of its recordings, so edged takes the script's times from them).
+RECORDED_BEFORE_S = 7200
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,11 @@ class SoakSettings:
     min_up_s: float = 0.5  # a run lives between these (from its spawn: some die starting up)
     max_up_s: float = 9.0
     write_every_s: float = 0.7
+    # The activity camera's writer, between recordings. More than half a second: edged
+    # checks a folder's catch-up only once the folder has been quiet that long.
+    activity_every_s: float = 0.6
+    aim_every: int = 2  # every such run is killed mid-event (0: none)
+    aim_delay_s: float = 1.0  # that long at most after the run first holds a clip
     drain_timeout_s: float = 180.0
 
 
@@ -72,7 +100,11 @@ class SoakReport:
     crashes: list[str] = field(default_factory=list)  # runs that ended without our signal
     killed_mid_upload: int = 0
     killed_with_part: int = 0
+    killed_mid_event: int = 0  # clips held for an event in the ledger the kill left
+    killed_mid_join: int = 0  # an event clip's .part on disk
+    killed_before_merge: int = 0  # an event clip renamed into place, not yet in the ledger
     folder_written: int = 0
+    events: EventAudit = field(default_factory=EventAudit)
     done: Counter[str] = field(default_factory=Counter)  # camera → clips done
     lost: list[str] = field(default_factory=list)
     uploads: int = 0  # accepted by the API
@@ -100,6 +132,7 @@ class SoakReport:
             found.append(f"alerts delivered {self.alerts_delivered}/{self.alerts_expected}")
         found += [f".part not recovered: {item}" for item in self.parts_unrecovered]
         found += [f"integrity_check: {r}" for r in self.integrity if r != "ok"]
+        found += [f"{ACTIVITY_CAMERA}: {item}" for item in self.events.problems]
         return found
 
     def lines(self) -> list[str]:
@@ -122,6 +155,24 @@ class SoakReport:
             f"integrity          {'ok' if not bad else 'FAILED'} ({len(self.integrity)} checks)",
             f".part after kills  {len(self.parts_left)},"
             f" {len(self.parts_left) - len(self.parts_unrecovered)} recovered",
+            *self._event_lines(),
+        ]
+
+    def _event_lines(self) -> list[str]:
+        events = self.events
+        sizes = sorted(events.event_sizes)
+        spread = f"{sizes[0]}-{sizes[-1]}" if sizes else "-"
+        edge = ", ".join(f"{n} {outcome}" for outcome, n in sorted(events.at_edge.items()))
+        return [
+            f"kills mid-event    {self.killed_mid_event} with clips held,"
+            f" {self.killed_mid_join} mid-join, {self.killed_before_merge} between an event"
+            " clip's file and its ledger row",
+            f"activity camera    {events.written} recordings written: {events.merged} merged,"
+            f" {events.done_alone} sent alone, {events.skipped_idle} skipped idle"
+            f" (at a roll's edge: {edge or 'none'}); {len(events.idle_sent)} idle sent",
+            f"event clips        {len(sizes)} ({spread} clips each),"
+            f" {len(events.merged_twice)} clips in two, {len(events.orphans)} unknown files,"
+            f" {len(events.parts)} .part left; {len(events.split)} joined in two",
         ]
 
 
@@ -166,7 +217,9 @@ def _write_like_nvr(scratch: Path, folder: Path, number: int) -> Path:
     return final
 
 
-async def _folder_writer(work: Path, every_s: float, written: list[Path], stop: asyncio.Event):
+async def _folder_writer(
+    work: Path, every_s: float, written: list[Path], stop: asyncio.Event
+) -> None:
     folder, scratch = work / "nvr", work / "scratch"
     await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
     number = 0
@@ -175,6 +228,26 @@ async def _folder_writer(work: Path, every_s: float, written: list[Path], stop: 
         written.append(await asyncio.to_thread(_write_like_nvr, scratch, folder, number))
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
+
+
+async def _activity_writer(
+    clip_set: ClipSet, folder: Path, every_s: float, written: list[Written], stop: asyncio.Event
+) -> None:
+    """The activity camera's recordings in the script's order, cycle after cycle; once asked
+    to stop, it goes on to the end of the first cycle, or to the next place the script allows
+    after that (after an idle recording, so no event is left waiting for the clip after it)."""
+    first_start = float(int(time.time()) - RECORDED_BEFORE_S)
+    script = clip_set.script
+    n = 0
+    while not (stop.is_set() and n >= len(script) and script.may_stop_before(n)):
+        path = await asyncio.to_thread(
+            copy_like_nvr, clip_set, folder, ACTIVITY_CAMERA, n, first_start
+        )
+        written.append(Written(n, path))
+        n += 1
+        if not stop.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
 
 
 def _config(work: Path, api_url: str, hook_url: str, rtsp_url: str) -> Path:
@@ -190,6 +263,9 @@ def _config(work: Path, api_url: str, hook_url: str, rtsp_url: str) -> Path:
         f"  - name: yard\n    folder: {work / 'nvr'}\n    pattern: '*.mp4'\n"
         "    settle: 1s\n    since: 1d\n"
         f"  - name: gate\n    rtsp: {rtsp_url}\n    clip_seconds: 5\n    stall_timeout: 3s\n"
+        f"  - name: {ACTIVITY_CAMERA}\n    folder: {work / ACTIVITY_CAMERA}\n"
+        "    pattern: '*.mp4'\n    settle: 1s\n    since: 1d\n    upload: activity\n"
+        f"    activity:\n      max_event: {MAX_EVENT_S}s\n"
         f"storage:\n  dir: {work / 'state'}\n  min_free: 0\n"
         "alerts:\n  cooldown: 0s\n  snapshot_retention: 0s\n  sinks:\n"
         f"    - type: webhook\n      url: {hook_url}\n      snapshot: none\n"
@@ -218,9 +294,20 @@ def _has_tables(db: Path) -> bool:
     return int(_query(db, sql)[0][0]) == 2
 
 
-def _crash_state(state: Path, scratch: Path) -> tuple[str, int]:
-    """Blocking: (integrity_check, clips uploading) of a copy of the ledger as the kill left
-    it, database and WAL; the original stays untouched for the next start."""
+@dataclass(frozen=True)
+class CrashState:
+    """The ledger and the event clips as a kill left them."""
+
+    verdict: str  # integrity_check
+    uploading: int = 0
+    held: int = 0  # clips in_event
+    joining: bool = False  # an event clip's .part
+    unrecorded: int = 0  # event clips renamed into place, not in the ledger
+
+
+def _crash_state(state: Path, scratch: Path) -> CrashState:
+    """Blocking: a copy of the ledger as the kill left it, database and WAL, looked at with
+    the event clips on disk; the original stays untouched for the next start."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     for name in ("ledger.sqlite3", "ledger.sqlite3-wal"):
@@ -228,17 +315,47 @@ def _crash_state(state: Path, scratch: Path) -> tuple[str, int]:
             shutil.copy2(state / name, scratch / name)
     copy = scratch / "ledger.sqlite3"
     if not copy.exists():
-        return "ok", 0  # killed before the ledger was created
+        return CrashState("ok")  # killed before the ledger was created
     verdict = str(_query(copy, "PRAGMA integrity_check")[0][0])
     if not _has_tables(copy):
-        return verdict, 0  # killed before the schema: the next start creates it
-    uploading = _query(copy, "SELECT COUNT(*) FROM clips WHERE state='uploading'")[0][0]
-    return verdict, int(uploading)
+        return CrashState(verdict)  # killed before the schema: the next start creates it
+    counts = {
+        row[0]: int(row[1])
+        for row in _query(copy, "SELECT state, COUNT(*) FROM clips GROUP BY state")
+    }
+    paths = {row[0] for row in _query(copy, "SELECT path FROM clips")}
+    events = events_root(state)
+    files = list(events.rglob("*.mp4")) if events.exists() else []
+    return CrashState(
+        verdict,
+        uploading=counts.get("uploading", 0),
+        held=counts.get("in_event", 0),
+        joining=bool(_event_parts(state)),
+        unrecorded=sum(str(path) not in paths for path in files),
+    )
 
 
 def _parts(state: Path) -> set[Path]:
-    """The `.part` clips under storage (not a recovery's scratch file, redone from its part)."""
-    return {p for p in (state / "clips").rglob("*.part") if not p.name.endswith(RECOVERING)}
+    """The RTSP camera's `.part` clips under storage (not a recovery's scratch file, redone
+    from its part, nor an event clip's, written again by its next join)."""
+    events = events_root(state)
+    return {
+        p
+        for p in (state / "clips").rglob("*.part")
+        if not p.name.endswith(RECOVERING) and not p.is_relative_to(events)
+    }
+
+
+def _event_parts(state: Path) -> set[Path]:
+    events = events_root(state)
+    return set(events.rglob("*.part")) if events.exists() else set()
+
+
+def _held(db: Path) -> set[int]:
+    """Blocking: the ids of the clips held for an event."""
+    if not db.exists() or not _has_tables(db):
+        return set()
+    return {int(row[0]) for row in _query(db, "SELECT id FROM clips WHERE state='in_event'")}
 
 
 def _recording(db: Path, state: Path, left_by_kills: set[Path]) -> bool:
@@ -279,6 +396,26 @@ async def _live_for(process: asyncio.subprocess.Process, seconds: float) -> int 
         return None
 
 
+async def _live_until_held(
+    process: asyncio.subprocess.Process,
+    db: Path,
+    before: set[int],
+    seconds: float,
+    delay_s: float,
+) -> int | None:
+    """SIGKILL `delay_s` after this run first holds a clip for an event (one not among
+    `before`, held when it started; looked at every 0.1 s), or after `seconds` if it holds
+    none before; as `_live_for`."""
+    deadline = time.monotonic() + seconds
+    while not await asyncio.to_thread(_held, db) - before:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return await _live_for(process, 0)
+        with suppress(TimeoutError):
+            return await asyncio.wait_for(process.wait(), min(0.1, left))
+    return await _live_for(process, min(delay_s, max(deadline - time.monotonic(), 0)))
+
+
 async def _settled(db: Path, written: list[Path], state: Path) -> bool:
     def check() -> bool:
         if not db.exists() or not _has_tables(db):
@@ -290,7 +427,9 @@ async def _settled(db: Path, written: list[Path], state: Path) -> bool:
         pending = _query(db, "SELECT COUNT(*) FROM alerts WHERE state='pending'")[0][0]
         # A camera's clip is renamed from its .part before the ledger has it: every file
         # under storage must be in the ledger too, or a clip in that gap is taken for none.
-        recorded = (state / "clips").rglob("*.mp4")
+        # (An event clip is too, but its members stay held, an open state, until it is.)
+        events = events_root(state)
+        recorded = (p for p in (state / "clips").rglob("*.mp4") if not p.is_relative_to(events))
         return (
             all(str(p) in paths for p in written)
             and not open_clips
@@ -306,18 +445,27 @@ async def _settled(db: Path, written: list[Path], state: Path) -> bool:
 
 
 async def run_soak(
-    work: Path, stream: Path, settings: SoakSettings, say: Callable[[str], None] = print
+    work: Path,
+    stream: Path,
+    settings: SoakSettings,
+    say: Callable[[str], None] = print,
+    clip_set: ClipSet | None = None,
 ) -> SoakReport:
     """The whole soak in `work` (kept afterwards: logs, ledger, config); `stream` is an MP4
-    made by tests.support.rtsp_server.make_stream_file."""
+    made by tests.support.rtsp_server.make_stream_file; `clip_set` the activity camera's
+    recordings (made in `work` if not given)."""
     rng = random.Random(settings.seed)
+    aim_rng = random.Random(settings.seed + 1)  # its own draws: rng's uptimes stay as they were
     report = SoakReport()
     state, logs = work / "state", work / "logs"
     db = state / "ledger.sqlite3"
-    for folder in (work / "nvr", logs):
+    for folder in (work / "nvr", work / ACTIVITY_CAMERA, logs):
         folder.mkdir(parents=True, exist_ok=True)
+    if clip_set is None:
+        clip_set = await asyncio.to_thread(ClipSet.make, work / "takes")
     kills: list[float] = []  # wall time of each SIGKILL
     written: list[Path] = []
+    recorded: list[Written] = []  # by the activity camera
     options = EmulatorOptions(
         callback_delay_s=0.1, latency_s=0.2, callback_retries=60, callback_retry_delay_s=0.5
     )
@@ -332,27 +480,53 @@ async def run_soak(
         ):
             config = _config(work, emulator.url, receiver.url, camera.url)
             stop_writing = asyncio.Event()
-            writer = group.create_task(
-                _folder_writer(work, settings.write_every_s, written, stop_writing)
-            )
+            writers = [
+                group.create_task(
+                    _folder_writer(work, settings.write_every_s, written, stop_writing)
+                ),
+                group.create_task(
+                    _activity_writer(
+                        clip_set,
+                        work / ACTIVITY_CAMERA,
+                        settings.activity_every_s,
+                        recorded,
+                        stop_writing,
+                    )
+                ),
+            ]
             for run in range(settings.kills):
+                held = await asyncio.to_thread(_held, db)
                 process = await _spawn(config, logs / f"run-{run:03d}.log")
-                code = await _live_for(process, rng.uniform(settings.min_up_s, settings.max_up_s))
+                # Both drawn for every run, so that a seed gives the same moments.
+                up_s = rng.uniform(settings.min_up_s, settings.max_up_s)
+                delay_s = aim_rng.uniform(0, settings.aim_delay_s)
+                if settings.aim_every and run % settings.aim_every == settings.aim_every - 1:
+                    limit_s = settings.max_up_s  # the longest a run lives, to see a clip held
+                    code = await _live_until_held(process, db, held, limit_s, delay_s)
+                else:
+                    code = await _live_for(process, up_s)
                 if code is not None:
                     report.crashes.append(f"run {run} exited {code} (logs/run-{run:03d}.log)")
                     continue
                 kills.append(time.time())
                 report.kills += 1
-                verdict, uploading = await asyncio.to_thread(_crash_state, state, work / "copy")
-                report.integrity.append(verdict)
-                report.killed_mid_upload += bool(uploading)
+                crash = await asyncio.to_thread(_crash_state, state, work / "copy")
+                report.integrity.append(crash.verdict)
+                report.killed_mid_upload += bool(crash.uploading)
+                report.killed_mid_event += bool(crash.held)
+                report.killed_mid_join += crash.joining
+                report.killed_before_merge += bool(crash.unrecorded)
                 parts = await asyncio.to_thread(_parts, state)
                 report.killed_with_part += bool(parts)
                 report.parts_left |= parts
-                say(f"kill {report.kills}: {uploading} uploading, {len(parts)} .part, {verdict}")
+                say(
+                    f"kill {report.kills}: {crash.uploading} uploading, {len(parts)} .part,"
+                    f" {crash.held} held for an event, {crash.verdict}"
+                )
             process = await _spawn(config, logs / "final.log")
             stop_writing.set()
-            await writer
+            for writer in writers:
+                await writer
             # The final run records the camera before the camera is killed, however slow its
             # start: the kill then ends a clip in progress (closed and queued, short).
             deadline = time.monotonic() + settings.drain_timeout_s
@@ -363,7 +537,8 @@ async def run_soak(
                 await asyncio.sleep(0.2)
             await asyncio.to_thread(camera.kill)
             deadline = time.monotonic() + settings.drain_timeout_s
-            while not await _settled(db, written, state):
+            finished = written + [item.path for item in recorded]
+            while not await _settled(db, finished, state):
                 if process.returncode is not None or time.monotonic() > deadline:
                     report.crashes.append(f"final run did not settle ({process.returncode})")
                     break
@@ -374,10 +549,20 @@ async def run_soak(
                 if code != 0:
                     report.crashes.append(f"final run exited {code} on SIGTERM")
             report.seconds = time.monotonic() - began
-            await asyncio.to_thread(_judge, report, emulator, receiver, db, written, kills, logs)
+            writes = Writes(written, recorded, clip_set)
+            await asyncio.to_thread(_judge, report, emulator, receiver, db, writes, kills, logs)
     finally:
         await asyncio.to_thread(camera.kill)
     return report
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What the writers finished: the yard's files, the activity camera's recordings."""
+
+    yard: list[Path]
+    activity: list[Written]
+    clip_set: ClipSet
 
 
 def _judge(
@@ -385,24 +570,28 @@ def _judge(
     emulator: Emulator,
     receiver: AlertReceiver,
     db: Path,
-    written: list[Path],
+    writes: Writes,
     kills: list[float],
     logs: Path,
 ) -> None:
     """Blocking: every check of the module's doc, from the ledger, emulator and receiver."""
     report.integrity.append(str(_query(db, "PRAGMA integrity_check")[0][0]))
+    written = writes.yard
     report.folder_written = len(written)
     clips = {row["id"]: dict(row) for row in _query(db, "SELECT * FROM clips")}
     by_path = {row["path"]: row for row in clips.values()}
     for clip in clips.values():
+        if clip["camera"] == ACTIVITY_CAMERA:
+            continue  # judged below, with its event clips
         if clip["state"] == "done":
             report.done[clip["camera"]] += 1
         else:
             error = clip["last_error"] or ""
             report.lost.append(f"clip {clip['id']} {clip['path']}: {clip['state']} {error}")
     report.lost += [f"{p}: written, never queued" for p in written if str(p) not in by_path]
+    events = events_root(db.parent)
     for path in (db.parent / "clips").rglob("*.mp4"):
-        if str(path) not in by_path:
+        if str(path) not in by_path and not path.is_relative_to(events):
             report.lost.append(f"{path}: on disk, not in the ledger")
 
     # Uploads: a repeat is allowed only for an upload the ledger never recorded.
@@ -422,6 +611,15 @@ def _judge(
         report.unrecorded_uploads += len(uploads) - len(known)
         if len(known) > 1:
             report.outside_window.append(f"clip {clip_id}: {len(known)} recorded uploads")
+    report.events = audit_events(
+        db,
+        db.parent,
+        ACTIVITY_CAMERA,
+        writes.clip_set.script,
+        writes.activity,
+        accepted.keys(),
+        max_event_s=MAX_EVENT_S,
+    )
 
     # Alerts: each expected id delivered; a repeat only by a run started after a kill.
     install_id = _query(db, "SELECT value FROM meta WHERE key='install_id'")[0][0]
@@ -457,9 +655,21 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--up", default="0.5,9", help="a run lives MIN,MAX seconds")
     parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
+    parser.add_argument(
+        "--activity-every",
+        type=float,
+        default=SoakSettings.activity_every_s,
+        help="seconds between the activity camera's recordings",
+    )
     args = parser.parse_args()
     low, high = (float(x) for x in args.up.split(","))
-    settings = SoakSettings(kills=args.kills, seed=args.seed, min_up_s=low, max_up_s=high)
+    settings = SoakSettings(
+        kills=args.kills,
+        seed=args.seed,
+        min_up_s=low,
+        max_up_s=high,
+        activity_every_s=args.activity_every,
+    )
     work = args.keep or Path(tempfile.mkdtemp(prefix="edged-soak-"))
     stream = make_stream_file(work / "stream.mp4", seconds=600)
     report = asyncio.run(run_soak(work, stream, settings))

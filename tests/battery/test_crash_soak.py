@@ -1,10 +1,17 @@
 """Promise: no clip is lost, uploads at least once (a repeat only in the crash window), one
-alert per (clip, person, sink) with a stable id, a ledger that survives `kill -9`.
+alert per (clip, person, sink) with a stable id, a ledger that survives `kill -9`; and for a
+camera with `upload: activity`, every recording is sent itself, merged into an event clip
+that is sent, or kept back only where nothing moved near it, a kill mid-event included.
 
 A short run of the crash soak (bench/soak.py): a real `edged run` with a folder camera fed
-like an NVR and an RTSP camera, killed with SIGKILL at random moments and restarted; then
-every clip done, duplicates only where DESIGN.md allows them, integrity_check ok after each
-kill and at the end, every `.part` a kill left turned into a clip."""
+like an NVR, an RTSP camera, and a folder camera with `upload: activity` fed like an NVR with
+a scripted scene (tests/support/event_footage.py: events of several clips, one cut by
+max_event, a walk in a clip alone, idle clips), killed with SIGKILL at random moments (every
+second run a random moment after a clip is first held for an event) and restarted; then every
+clip done, or merged into a done event clip, or skipped idle where the script allows it
+(tests/support/event_audit.py: no clip in two event clips, no unknown file or `.part` under
+`.events`), duplicates only where DESIGN.md allows them, integrity_check ok after each kill
+and at the end, every `.part` a kill left turned into a clip."""
 
 from __future__ import annotations
 
@@ -15,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import SoakSettings, _crash_state, _settled, run_soak
+from bench.soak import CrashState, SoakSettings, _crash_state, _settled, run_soak
 from edged.emulator import Emulator
 from edged.ledger.connection import LEDGER_FILE
 from tests.support.edged import write_config
+from tests.support.event_footage import SCRIPT
 from tests.support.ledger import rows
 
 KILLS = 4
@@ -36,6 +44,13 @@ async def test_kill_9_at_random_moments_loses_nothing(stream_file: Path, tmp_pat
     assert report.done["yard"] == report.folder_written > 0
     assert report.done["gate"] > 0
     assert report.alerts_expected > 0
+    # The activity camera's every kind of outcome (a whole cycle of its script is written),
+    # and kills while clips were held for an event.
+    events = report.events
+    assert events.written >= len(SCRIPT)
+    assert events.merged > 0 and events.event_sizes and events.skipped_idle > 0
+    assert events.done_alone > 0  # the walk in a recording alone: an event of one clip
+    assert report.killed_mid_event > 0
 
 
 # ---- killed between the ledger's file and its tables ---------------------------------------
@@ -61,7 +76,7 @@ async def test_the_soak_audit_reads_a_ledger_killed_before_its_schema(tmp_path: 
     state = tmp_path / "state"
     db = state / LEDGER_FILE
     await asyncio.to_thread(ledger_without_tables, db, empty=False)
-    assert await asyncio.to_thread(_crash_state, state, tmp_path / "copy") == ("ok", 0)
+    assert await asyncio.to_thread(_crash_state, state, tmp_path / "copy") == CrashState("ok")
     (state / "clips").mkdir()
     assert await _settled(db, [], state) is False  # not settled: edged has not begun
 
