@@ -174,7 +174,7 @@ def _check_events(
     named: dict[int, list[int]] = {}  # event clip → the members its `queued` event names
     for row in _rows(db, "SELECT clip_id, detail FROM events WHERE kind='queued'"):
         if row["clip_id"] in events and (detail := row["detail"] or "").startswith("event of"):
-            named[row["clip_id"]] = [int(x) for x in re.findall(r"\d+", detail)]
+            named.setdefault(row["clip_id"], []).extend(int(x) for x in re.findall(r"\d+", detail))
     claimed: Counter[int] = Counter(m for members in named.values() for m in members)
     audit.merged_twice += [f"clip {m} in {n} events" for m, n in claimed.items() if n > 1]
     for event_id, event in sorted(events.items()):
