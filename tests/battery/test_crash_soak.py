@@ -29,7 +29,7 @@ from tests.support.edged import write_config
 from tests.support.event_footage import SCRIPT
 from tests.support.ledger import rows
 
-KILLS = 4
+KILLS = 6  # every second one aimed mid-event
 
 
 # The soak's own deadlines (recorded, settled, stopped: 60 s each) report before this does.
