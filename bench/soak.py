@@ -671,6 +671,7 @@ def main() -> int:
         activity_every_s=args.activity_every,
     )
     work = args.keep or Path(tempfile.mkdtemp(prefix="edged-soak-"))
+    work.mkdir(parents=True, exist_ok=True)
     stream = make_stream_file(work / "stream.mp4", seconds=600)
     report = asyncio.run(run_soak(work, stream, settings))
     print(f"crash soak: seed {settings.seed}, work dir {work}")
