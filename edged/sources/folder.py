@@ -131,25 +131,32 @@ class FolderSource:
     async def _watch(self, queue: asyncio.Queue[Change], folder: tuple[int, int]) -> None:
         """Until the folder is gone (deleted, replaced, unmounted)."""
         next_rescan = self._clock() + RESCAN_S
+        next_tick = self._clock() + self._tick_s
         while True:
             try:
                 event, path = await within(queue.get(), self._tick_s)
             except TimeoutError:
-                if await self._folder_id() != folder:
-                    return  # the watch died with the old folder's inode
-                await self._files.check_settled()
-                if self._clock() >= next_rescan:
-                    await self._rescan(next_rescan - RESCAN_S)
-                    next_rescan = self._clock() + RESCAN_S
-                continue
-            if event is FolderEvent.GONE:
-                return
-            if event is FolderEvent.TREE:
-                await self._seen_tree(path)
-            elif self._naming.identify(path) is not None:
-                await self._files.seen(
-                    path, closed=event is FolderEvent.CLOSED and not self._polled
-                )
+                pass
+            else:
+                if event is FolderEvent.GONE:
+                    return
+                if event is FolderEvent.TREE:
+                    await self._seen_tree(path)
+                elif self._naming.identify(path) is not None:
+                    await self._files.seen(
+                        path, closed=event is FolderEvent.CLOSED and not self._polled
+                    )
+                # A folder that changes all the time (an NVR writing, its temporary files)
+                # must still get its settle checks and rescans: not only when it is quiet.
+                if self._clock() < next_tick:
+                    continue
+            next_tick = self._clock() + self._tick_s
+            if await self._folder_id() != folder:
+                return  # the watch died with the old folder's inode
+            await self._files.check_settled()
+            if self._clock() >= next_rescan:
+                await self._rescan(next_rescan - RESCAN_S)
+                next_rescan = self._clock() + RESCAN_S
 
     async def _folder_id(self) -> tuple[int, int] | None:
         """Device and inode of the folder; None while it is missing."""

@@ -34,13 +34,15 @@ class Sources:
         self._tmp_path = tmp_path
         self._running: dict[int, tuple[asyncio.Task[None], AsyncLedger]] = {}
 
-    async def __call__(self, options: str = "", *, settle: str = "0.5s") -> AsyncLedger:
+    async def __call__(
+        self, options: str = "", *, settle: str = "0.5s", tick_s: float = 0.05
+    ) -> AsyncLedger:
         config = parse_config(
             f"api: {{api_key: k}}\ncameras:\n  - name: cam\n"
             f"    folder: {self._tmp_path / 'nvr'}\n    settle: {settle}\n{options}"
         )
         db = AsyncLedger(await asyncio.to_thread(Ledger, self._tmp_path / "state"))
-        source = FolderSource(db, config.cameras[0], tick_s=0.05)
+        source = FolderSource(db, config.cameras[0], tick_s=tick_s)
         self._running[id(db)] = (asyncio.create_task(source.run()), db)
         await asyncio.wait_for(source.ready.wait(), 20)
         return db
@@ -469,3 +471,35 @@ async def test_an_mp4_whose_last_box_extends_to_the_end_is_queued_once_settled(
     await asyncio.to_thread(scratch.rename, tmp_path / "nvr" / "padded.mp4")
     [clip] = await settled_count(db, 1)
     assert clip.size == 300_000 and clip.duration_s == pytest.approx(1.0, abs=0.2)
+
+
+async def test_a_folder_that_changes_all_the_time_still_gets_its_catch_up(
+    run_source: Sources, tmp_path: Path
+):
+    """An NVR writes its next file without pause (here a temporary file grown every 0.1 s,
+    ignored by the camera, while the source's tick is 0.5 s): a recording finished while
+    edged was down is still queued, the settle checks do not wait for the folder to go
+    quiet."""
+    data = await recording(tmp_path)
+    (tmp_path / "nvr" / "before.mp4").write_bytes(data)
+    busy = asyncio.Event()
+
+    async def nvr_writing() -> None:
+        noise = tmp_path / "nvr" / "next.mp4.tmp"
+        while not busy.is_set():
+            with noise.open("ab") as handle:
+                handle.write(b"\0" * 1024)
+            await asyncio.sleep(0.1)  # the writer's pace, not synchronisation
+
+    writer = asyncio.create_task(nvr_writing())
+    try:
+        # Its settle time has not passed when edged starts: the catch-up leaves it to the
+        # settle checks.
+        # The daemon's tick (0.5 s), longer than the writer's pauses.
+        db = await run_source("    since: 1h\n", settle="2s", tick_s=0.5)
+        [clip] = await settled_count(db, 1)
+        assert clip.path.name == "before.mp4"
+        assert not writer.done()  # the folder was still changing when it was queued
+    finally:
+        busy.set()
+        await writer
