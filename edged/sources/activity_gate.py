@@ -85,7 +85,8 @@ def event_limits(
     cameras: Iterable[Camera], max_bytes: int, max_duration_s: float
 ) -> dict[str, Limits]:
     """The event limits of every gated camera whose clips are joined into events: its
-    max_event and the API's limits; an event not continued for a while is closed anyway."""
+    max_event and the API's limits; an event not continued for a while is closed anyway;
+    with `upload: activity`, its rolls (where an event is over, and what its clip keeps)."""
     limits = {}
     for camera in cameras:
         gate: ActivityConfig | FrigateGateConfig | None = None
@@ -103,6 +104,7 @@ def event_limits(
             max_bytes,
             quiet_after_s,
             post_roll_s=None if frigate else gate.post_roll,
+            pre_roll_s=None if frigate else gate.pre_roll,
         )
     return limits
 

@@ -1,11 +1,15 @@
 """Event clips made: each camera's held clips, once their event is over, joined into one file
 under storage.dir (never in an NVR folder) and queued in their place.
 
-The file is written beside its final name, fsynced and renamed (edged/media/concat.py), and
-only then does one transaction queue it and mark its members merged; a crash before that
-leaves the members held, and the event is joined again. An event of one clip, or of clips
-that cannot be joined without transcoding, is sent clip by clip. Blocking work (PyAV) runs in
-a worker thread.
+With `upload: activity` the event clip is trimmed to the activity and its rolls: its first
+member from the first active second less the pre-roll, its last up to the end of the last
+active second plus the post-roll, each cut at a keyframe so that the footage kept covers that
+(edged/media/keyframe_cut.py); its start and length in the ledger are those of the footage
+kept. Frigate's events are joined whole. The file is written beside its final name, fsynced
+and renamed (edged/media/concat.py), and only then does one transaction queue it and mark its
+members merged; a crash before that leaves the members held, and the event is joined again.
+An event of one clip, or of clips that cannot be joined without transcoding, is sent clip by
+clip. Blocking work (PyAV) runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from edged.clip import Clip, ClipState, NewClip
+from edged.ledger.activity import Neighbour
 from edged.ledger.thread import AsyncLedger
-from edged.media.concat import ConcatError, concat_clips
+from edged.media.concat import ConcatError, Trim, concat_clips
 from edged.media.recording_files import RecordingChanged
+from edged.sources.activity_rolls import Rolls, Span
 from edged.sources.event_rules import Limits, Piece, due
 from edged.sources.rtsp_files import clips_root, source_key
 
@@ -43,6 +50,43 @@ def events_root(storage_dir: Path) -> Path:
 def active_until(piece: Piece, active: tuple[int, ...] | None) -> float | None:
     """The end of the clip's last active second, in epoch seconds."""
     return piece.begin + max(active) + 1 if active else None
+
+
+def kept_span(members: Sequence[Clip], nearby: Iterable[Neighbour], limits: Limits) -> Trim:
+    """What of an event's footage its clip keeps (`upload: activity`): from its first activity
+    less the pre-roll to the end of its last plus the post-roll, in seconds from its first
+    member's start and from its last's; None where that is the whole clip. Any of the
+    camera's activity whose rolls reach into the event counts (a neighbour's, when
+    `max_event` cut the event there). Frigate's events have no rolls, and an event with a
+    member whose activity is not at hand is not trimmed either: kept whole."""
+    if limits.pre_roll_s is None or limits.post_roll_s is None:
+        return Trim()
+    nearby = list(nearby)
+    examined = {other.clip_id for other in nearby if other.active is not None}
+    first, last = members[0], members[-1]
+    if first.start is None or last.start is None or last.duration_s is None:
+        return Trim()
+    if any(member.id not in examined for member in members):
+        return Trim()
+    begin, last_begin = first.start.timestamp(), last.start.timestamp()
+    event = Span(begin, last_begin + last.duration_s)
+    rolls = Rolls(limits.pre_roll_s, limits.post_roll_s)
+    windows = [
+        window
+        for other in nearby
+        if (window := rolls.around(other.start, other.active or ())) is not None
+        and window.overlaps(event)
+    ]
+    if not windows:
+        return Trim()
+    start_s = min(window.start for window in windows) - begin
+    end_s = max(window.end for window in windows) - last_begin
+    # A first or last clip that the rolls do not reach into at all was held all the same:
+    # it goes whole, not cut down to one group of pictures.
+    return Trim(
+        start_s if 0 < start_s < (first.duration_s or 0) else None,
+        end_s if 0 < end_s < last.duration_s else None,
+    )
 
 
 def as_piece(clip: Clip) -> Piece | None:
@@ -107,9 +151,12 @@ class EventMaker:
                 if n.start is not None and n.duration_s is not None
             ]
             for group in due(pieces, others, limits, self._clock()):
-                await self._close(camera, [c for c in clips if c.id in {p.clip_id for p in group}])
+                members = [c for c in clips if c.id in {p.clip_id for p in group}]
+                await self._close(camera, members, nearby, limits)
 
-    async def _close(self, camera: str, members: list[Clip]) -> None:
+    async def _close(
+        self, camera: str, members: list[Clip], nearby: list[Neighbour], limits: Limits
+    ) -> None:
         members.sort(key=lambda clip: (clip.start or 0, clip.id))
         ids = [clip.id for clip in members]
         if len(members) == 1:
@@ -117,8 +164,9 @@ class EventMaker:
             return
         first = members[0]
         output = events_root(self._storage_dir) / (first.source or camera) / f"{first.id}.mp4"
+        trim = kept_span(members, nearby, limits)
         try:
-            joined = await asyncio.to_thread(concat_clips, members, output)
+            joined = await asyncio.to_thread(concat_clips, members, output, trim)
         except (ConcatError, RecordingChanged) as exc:
             await self._release(camera, ids, f"not joined into an event clip: {exc}")
             return
@@ -126,11 +174,13 @@ class EventMaker:
             reason = f"not joined into an event clip: {exc.strerror or exc}"
             await self._release(camera, ids, reason)
             return
+        # The footage kept, not the members': alerts name the event's start and end from it.
+        start = None if first.start is None else first.start + timedelta(seconds=joined.head_s)
         event = NewClip(
             camera,
             joined.path,
             joined.size,
-            first.start,
+            start,
             joined.duration_s,
             source_key(self._storage_dir, joined.path),
             source=first.source,
@@ -142,7 +192,7 @@ class EventMaker:
             clip.id,
             len(ids),
             joined.duration_s,
-            first.start.isoformat() if first.start else "-",
+            start.isoformat() if start else "-",
         )
         self._on_queued()
 

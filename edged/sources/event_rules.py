@@ -65,6 +65,9 @@ class Limits:
     #: `upload: activity`: an event is over once its footage reaches this far past its last
     #: activity. None: only what follows it says so (Frigate's reviews).
     post_roll_s: float | None = None
+    #: `upload: activity`: the event clip keeps this much before its first activity (and
+    #: `post_roll_s` after its last), cut at keyframes. None: kept whole (Frigate's reviews).
+    pre_roll_s: float | None = None
 
 
 def runs(held: Sequence[Piece], limits: Limits) -> list[list[Piece]]:

@@ -18,6 +18,7 @@ import pytest
 from edged.clip import ClipState, NewClip
 from edged.config.model import parse_config
 from edged.emulator import Emulator
+from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.media.concat import concat_clips
@@ -31,6 +32,14 @@ from tests.support.waiting import eventually
 
 QUIET = Scene(width=320, height=180, fps=5, seconds=12, noise=((0, 2.0),))
 WALK = Walker(3, 5)
+#: The seconds of the walk's clip in which keyframes (a second apart) see it: at 3 s the figure
+#: is still beyond the frame's left edge (it starts centred at x = -0.05, a third of its 30 %
+#: height wide), at 7 s it is four fifths of the way across, and from 8 s it is gone.
+WALK_SEEN = (4, 5, 6, 7)
+#: The event clip of a, b (the walk), c, d, 12 s each, rolls of 5 s: from b's 4th second less
+#: 5 s (a's 11th, a keyframe) to the end of b's 7th second plus 5 s (c's 1st, a keyframe, not
+#: kept): 1 s of a, 12 s of b, 1 s of c.
+EVENT_FROM_S, EVENT_S = 11.0, 14.0
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +147,8 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
     emulator: Emulator, videos: dict[str, Path], tmp_path: Path
 ) -> None:
     """An NVR's four 12 s recordings in a row, someone in the second: the service gets one
-    upload, the event clip of the first three (the walk and its rolls), 36 s long, and not
-    the recordings themselves; the NVR's files are left as they were."""
+    upload, the event clip of the first three trimmed to the walk and its rolls (14 s), and
+    not the recordings themselves; the NVR's files are left as they were."""
     nvr = tmp_path / "nvr"
     nvr.mkdir()
     config = write_config(tmp_path, emulator.url, extra=_camera(nvr, "    since: 1d\n"))
@@ -183,7 +192,10 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
             (event,) = [
                 row for row in rows if row["path"].endswith(f"/{by_name['a.mp4']['id']}.mp4")
             ]
-            assert event["duration_s"] == pytest.approx(36.0, abs=0.3)
+            # The recordings' starts (mtime less length) are a few ms more than 12 s apart: the
+            # span asked for lies a few ms inside the keyframes at a's 11th and c's 1st second,
+            # which the cut takes.
+            assert event["duration_s"] == pytest.approx(EVENT_S, abs=0.3)
             assert uploads() == [_sha(Path(event["path"]))]
             assert {_sha(nvr / n) for n in names} == {_sha(videos[v]) for v in names.values()}
 
@@ -191,7 +203,7 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
             assert code == 0, err
             assert "merged 3" in out, out
             if await _one_utc_day(ledger):
-                assert "video today (UTC): 48 s recorded, 36 s uploaded (75%)" in out, out
+                assert "video today (UTC): 48 s recorded, 14 s uploaded (29%)" in out, out
                 assert "events today: 1" in out, out
             found = await asyncio.to_thread(ledger.db.rows, "SELECT MIN(found_at) AS t FROM clips")
             day = utc_day_start(found[0]["t"])  # the day the clips were found and sent
@@ -200,7 +212,7 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
                 line = await DailyReport(reading).report(day)
             finally:
                 await reading.aclose()  # closes the test's ledger too (closed again below)
-            assert "48 s of video recorded, 36 s uploaded (75%)" in line, line
+            assert "48 s of video recorded, 14 s uploaded (29%)" in line, line
             assert "1 clips without activity kept back, 1 events" in line, line
         finally:
             await asyncio.to_thread(ledger.close)
@@ -325,9 +337,10 @@ async def test_the_idle_neighbours_within_the_rolls_go_too_whatever_the_order(
 async def test_an_event_is_one_upload_of_its_clips_joined_and_the_clips_are_merged(
     db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
 ) -> None:
-    """The same four clips with events on: the first three (the walk and its rolls) become
-    one event clip under storage.dir, 36 s long from the first one's start, queued; they are
-    merged into it; the fourth, idle and beyond the post-roll, stays kept back."""
+    """The same four clips with events on: the first three become one event clip under
+    storage.dir, trimmed at keyframes to the walk and its rolls (14 s from a's 11th second),
+    queued; they are merged into it; the fourth, idle and beyond the post-roll, stays kept
+    back."""
     t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     files = {"a": videos["quiet"], "b": videos["walk"], "c": videos["quiet"], "d": videos["quiet"]}
     ids = {}
@@ -346,8 +359,11 @@ async def test_an_event_is_one_upload_of_its_clips_joined_and_the_clips_are_merg
 
     await _run_gate(db, gate, event_clip_and_all_judged)
     (event,) = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
+    walk = await db.call(db.ledger.activity.of, ids["b"])
+    assert walk is not None and walk.active == WALK_SEEN
     assert event.path.is_relative_to(storage) and event.path.exists()
-    assert event.start == t0 and event.duration_s == pytest.approx(36.0, abs=0.3)
+    assert event.start == t0 + timedelta(seconds=EVENT_FROM_S)
+    assert event.duration_s == pytest.approx(EVENT_S, abs=0.01)
     assert event.camera == "yard" and queued.is_set()
     assert await db.call(db.ledger.event_clips.members, event.id) == [ids[n] for n in "abc"]
     for name in "abc":
@@ -357,7 +373,7 @@ async def test_an_event_is_one_upload_of_its_clips_joined_and_the_clips_are_merg
     assert idle is not None and idle.state is ClipState.SKIPPED_IDLE
     with av.open(str(event.path)) as joined:
         frames = sum(1 for _ in joined.decode(video=0))
-    assert frames == 3 * 12 * QUIET.fps  # every frame of the three, in one file
+    assert frames == EVENT_S * QUIET.fps  # every frame of what was kept, in one file
 
 
 async def test_clips_that_cannot_be_joined_are_sent_one_by_one(
@@ -394,7 +410,8 @@ async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_
 ) -> None:
     """A kill after the event file was renamed into place but before the ledger had it: the
     members are still held, so the next run joins them again into the same file name and
-    queues one event clip; a leftover `.part` of a kill mid-join is written over."""
+    queues one event clip (the walk's clip whole, 1 s of the next for the post-roll); a
+    leftover `.part` of a kill mid-join is written over."""
     t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     storage = tmp_path / "state"
     ids = []
@@ -402,8 +419,19 @@ async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_
         start = t0 + timedelta(seconds=12 * index)
         new = NewClip("yard", videos[video], 1, start, 12.0, f"k{index}", examine=True)
         ids.append((await db.call(db.ledger.clips.add, new))[0].id)
-    for clip_id in ids[:2]:  # as a run that was killed left them: examined, held
-        await db.call(db.ledger.db.rows, "UPDATE clips SET state='in_event' WHERE id=?", (clip_id,))
+    # As a run that was killed left them: examined, held.
+    rolls = f"within the rolls of clip {ids[0]}"
+    for clip_id, active, rolled in ((ids[0], WALK_SEEN, None), (ids[1], (), rolls)):
+        found = ClipActivityRecord(
+            seconds=12.0, active=active, peak_score=1.0, peak_area=0.01, samples=12
+        )
+        await db.call(
+            db.ledger.activity.examined,
+            clip_id,
+            found,
+            rolled=rolled,
+            sent_to=ClipState.IN_EVENT,
+        )
     leftover = events_root(storage) / "yard" / f"{ids[0]}.mp4"
     held = [await db.call(db.ledger.clips.get, clip_id) for clip_id in ids[:2]]
     await asyncio.to_thread(concat_clips, held, leftover)
@@ -416,7 +444,10 @@ async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_
 
     await _run_gate(db, gate, one_event)
     (event,) = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
-    assert event.path == leftover and event.duration_s == pytest.approx(24.0, abs=0.3)
+    # The walk's clip whole (its pre-roll reaches back before it), and the next one up to the
+    # end of the post-roll, 1 s into it (a keyframe).
+    assert event.path == leftover and event.start == t0
+    assert event.duration_s == pytest.approx(12 + 1, abs=0.01)
     assert await db.call(db.ledger.event_clips.members, event.id) == ids[:2]
     assert not (leftover.parent / f"{ids[0]}.mp4.part").exists()
     states = [(await db.call(db.ledger.clips.get, i)).state for i in ids]  # type: ignore[union-attr]
