@@ -9,7 +9,8 @@ every recording the writer finished:
   `skipped_idle`, and `skipped_idle` only when the script puts no walk in it or within its
   rolls (`Expect`, tests/support/event_footage.py); a clip the script calls idle is not sent;
 - an event clip's members are the clips its `queued` event names, all `merged`, at least two,
-  back to back in time, its start the first one's and its length their sum; no clip is a
+  back to back in time; what it holds lies within their span and covers every active second
+  the gate found in them with the rolls (it is trimmed at keyframes to that); no clip is a
   member of two event clips, and no member was also uploaded on its own;
 - every file under `.events` is an event clip the ledger knows (a join a kill interrupted
   left none that no later join wrote over), and no `.part` is left there.
@@ -23,6 +24,7 @@ closed the event: a folder's catch-up after a restart).
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import sqlite3
 from collections import Counter
@@ -38,6 +40,8 @@ from tests.support.event_footage import Expect, Script
 EVENT_GAP_S = 2.0
 #: An event clip's length against its members' (each member's packets, shifted).
 LENGTH_TOLERANCE_S = 0.5
+#: The soak's activity camera keeps the default rolls (edged/config/activity.py).
+PRE_ROLL_S = POST_ROLL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,11 @@ def _check_events(
     event_of: dict[int, int],
     uploaded: Collection[int],
 ) -> None:
+    active = {
+        row["clip_id"]: json.loads(row["active"])
+        for row in _rows(db, "SELECT clip_id, active FROM activity")
+        if row["active"] is not None
+    }
     named: dict[int, list[int]] = {}  # event clip → the members its `queued` event names
     for row in _rows(db, "SELECT clip_id, detail FROM events WHERE kind='queued'"):
         if row["clip_id"] in events and (detail := row["detail"] or "").startswith("event of"):
@@ -196,14 +205,41 @@ def _check_events(
         for before, after in itertools.pairwise(rows):
             if _begin(after) - (_begin(before) + before["duration_s"]) > EVENT_GAP_S:
                 audit.bad_events.append(f"{where}: clips {before['id']}, {after['id']} apart")
-        length = sum(r["duration_s"] for r in rows)
-        if abs(event["duration_s"] - length) > LENGTH_TOLERANCE_S:
-            audit.bad_events.append(f"{where}: {event['duration_s']:.1f}s of {length:.1f}s")
-        if event["start_at"] != rows[0]["start_at"]:
-            audit.bad_events.append(f"{where}: starts {event['start_at']}, not as its first")
+        _check_kept(audit, where, event, rows, active)
         twice = sorted(set(members) & set(uploaded))
         if twice:
             audit.merged_twice.append(f"clips {twice} uploaded and in event clip {where}")
+
+
+def _check_kept(
+    audit: EventAudit,
+    where: str,
+    event: sqlite3.Row,
+    rows: list[sqlite3.Row],
+    active: dict[int, list[int]],
+) -> None:
+    """The event clip's footage lies within its members' and covers their activity and its
+    rolls (within the members)."""
+    first, last = _begin(rows[0]), _begin(rows[-1]) + rows[-1]["duration_s"]
+    begin = _begin(event)
+    end = begin + event["duration_s"]
+    tolerance = LENGTH_TOLERANCE_S
+    if begin < first - tolerance or end > last + tolerance:
+        audit.bad_events.append(f"{where}: holds {begin - first:+.1f}..{end - last:+.1f}s out")
+    seen = [
+        (_begin(r) + min(active[r["id"]]), _begin(r) + max(active[r["id"]]) + 1)
+        for r in rows
+        if active.get(r["id"])
+    ]
+    if not seen:
+        return
+    wanted_from = max(first, min(a for a, _ in seen) - PRE_ROLL_S)
+    wanted_to = min(last, max(b for _, b in seen) + POST_ROLL_S)
+    if begin > wanted_from + tolerance or end < wanted_to - tolerance:
+        audit.bad_events.append(
+            f"{where}: holds {begin - first:.1f}-{end - first:.1f}s of its members, not all of"
+            f" their activity and rolls ({wanted_from - first:.1f}-{wanted_to - first:.1f}s)"
+        )
 
 
 def _find_splits(audit: EventAudit, sent: list[sqlite3.Row], max_event_s: float) -> None:
