@@ -99,7 +99,11 @@ def due(
         if following is not None and following[0].begin - end <= GAP_S:
             over.append(group)  # cut by max_event or the API's limits: what follows goes next
             continue
-        if post_roll_passed(group, limits):
+        # The clip right before it still being judged may yet be its pre-roll.
+        before = any(
+            p.state is ClipState.EXAMINING and abs(p.end - group[0].begin) <= GAP_S for p in others
+        )
+        if post_roll_passed(group, limits) and not before:
             over.append(group)
             continue
         # The clip right after it is still being judged (clips are not always judged in the

@@ -153,12 +153,15 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
     nvr.mkdir()
     config = write_config(tmp_path, emulator.url, extra=_camera(nvr, "    since: 1d\n"))
     names = {"a.mp4": "quiet", "b.mp4": "walk", "c.mp4": "quiet", "d.mp4": "quiet"}
+    # Recorded while edged was down: its catch-up finds them in one scan, oldest first, so
+    # they are examined in their order (found one by one, the recording before the walk
+    # could come after the event had closed by its own post-roll, and go on its own).
+    for index, (name, video) in enumerate(names.items()):
+        ago = 100 - 12 * index  # each ends where the next one starts
+        await asyncio.to_thread(_put, nvr, name, videos[video], ended_ago_s=ago)
     async with edged_running(config):
         ledger = await asyncio.to_thread(Ledger, tmp_path / "state")
         try:
-            for index, (name, video) in enumerate(names.items()):
-                ago = 100 - 12 * index  # each ends where the next one starts
-                await asyncio.to_thread(_put, nvr, name, videos[video], ended_ago_s=ago)
 
             def uploads() -> list[str]:
                 return [r.file_sha256 for r in emulator.received if r.status == 200]

@@ -80,3 +80,13 @@ def test_without_a_post_roll_rule_activity_in_the_footage_does_not_close_an_even
     held = [active_piece(1, 0, 1.0)]
     now = T0.timestamp() + 10
     assert due(held, [piece(2, 1, ClipState.EXAMINING, now)], LIMITS, now) == []
+
+
+def test_an_event_whose_post_roll_passed_waits_for_the_clip_before_it_still_being_judged() -> None:
+    """Found out of order (a catch-up): the clip right before the event may be its pre-roll;
+    closing without it would send it on its own."""
+    held = [active_piece(2, 1, 3.0)]
+    now = T0.timestamp() + 20
+    assert due(held, [piece(1, 0, ClipState.EXAMINING, now)], POST_ROLL, now) == []
+    (over,) = due(held, [piece(1, 0, ClipState.SKIPPED_IDLE, now)], POST_ROLL, now)
+    assert [p.clip_id for p in over] == [2]
