@@ -3,9 +3,10 @@ live examination (edged/sources/live_activity.py), on a thread of its own.
 
 A camera's second stream (often 640x360) costs far less to decode than the recorded one's
 keyframes, and shows every frame, not one every second or two. The reader decodes every
-frame (a P frame needs the ones before it), examines at most `sample_fps` a second (scaled to
-320 px grey by swscale), and reconnects with backoff when the stream fails or stalls; while
-it is down the camera's clips are examined from their files. Nothing it reads is recorded.
+frame (a P frame needs the ones before it; the parts of a frame sent as several packets are
+joined first), examines at most `sample_fps` a second (scaled to 320 px grey by swscale),
+and reconnects with backoff when the stream fails or stalls; while it is down the camera's
+clips are examined from their files. Nothing it reads is recorded.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from edged.activity.examine import small_gray
 from edged.backoff import full_jitter
 from edged.logs import Redactor
 from edged.sources.live_activity import LiveActivity
+from edged.sources.rtsp_packets import FrameJoiner
 from edged.sources.rtsp_session import ANALYZE_S, describe
+from edged.sources.rtsp_values import CameraStats
 
 log = logging.getLogger(__name__)
 
@@ -84,23 +87,30 @@ class SubStream:
             if not container.streams.video:
                 return "the stream has no video"
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            decoder = stream.codec_context
+            # A frame can come as several packets: the decoder takes each packet for a whole
+            # frame, and the frames after a split one would be garbage (as in the recorder).
+            joiner = FrameJoiner(CameraStats())
             next_at = 0.0
             up = False
-            for frame in container.decode(stream):
+            for packet in container.demux(stream):
                 if stop.is_set():
                     return "edged is stopping"
-                arrived_at = time.time()
-                if frame.time is None or frame.time < next_at:
+                whole = joiner.push(packet) if packet.size else None
+                if whole is None:
                     continue
-                # On a fixed grid, so that 2 a second from 5 fps stays 2 a second.
-                while next_at <= frame.time:
-                    next_at += self._interval_s
-                if not up:
-                    self._live.substream_up(True)
-                    up = True
-                self._live.substream_frame(small_gray(frame, self._width), arrived_at)
-                self.frames += 1
+                arrived_at = time.time()
+                for frame in decoder.decode(whole):
+                    if frame.time is None or frame.time < next_at:
+                        continue
+                    # On a fixed grid, so that 2 a second from 5 fps stays 2 a second.
+                    while next_at <= frame.time:
+                        next_at += self._interval_s
+                    if not up:
+                        self._live.substream_up(True)
+                        up = True
+                    self._live.substream_frame(small_gray(frame, self._width), arrived_at)
+                    self.frames += 1
             return "the camera ended the stream"
         except (av.error.FFmpegError, OSError) as exc:
             return describe(exc)

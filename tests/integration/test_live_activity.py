@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,9 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import av
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from edged.activity import examine_file
+from edged.activity import DEFAULT_WIDTH, Settings, examine_file
+from edged.activity.detector import Gray
+from edged.activity.examine import small_gray
 from edged.clip import ClipState
 from edged.config.cameras import RtspCamera
 from edged.config.model import Config, parse_config
@@ -27,6 +33,7 @@ from edged.ledger.store import Ledger
 from edged.ledger.thread import AsyncLedger
 from edged.sources.activity_gate import ActivityGate
 from edged.sources.live_activity import LiveActivity
+from edged.sources.live_substream import SAMPLE_FPS, SubStream
 from edged.sources.rtsp import RtspSource
 from tests.support.activity_scene import Scene, Walker, write_video
 from tests.support.environment import free_port
@@ -229,3 +236,59 @@ async def _judge_left(db: AsyncLedger, state: Path, config: Config) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+class Captured(LiveActivity):
+    """A live examination that keeps the sub-stream's frames it is given."""
+
+    def __init__(self) -> None:
+        super().__init__("yard", Settings(), ROLL_S, substream=True)
+        self.frames: list[npt.NDArray[np.uint8]] = []
+
+    def substream_frame(self, gray: Gray, arrived_at: float) -> None:
+        self.frames.append(gray.copy())
+
+
+async def test_the_sub_stream_reader_sees_the_frames_the_file_holds(
+    serve: Callable[[Path], Awaitable[RtspServer]], tmp_path: Path
+) -> None:
+    """Served by GStreamer, a 640x360 stream at a camera's bitrate comes with some frames in
+    several packets: joined before decoding, every examined frame is the one in the file (as
+    PyAV decodes the file); decoded as they come, the frames after a split one are garbage."""
+    scene = dataclasses.replace(SCENE, width=640, height=360, seconds=12, noise=((0, 5.0),))
+    path = await asyncio.to_thread(
+        write_video, scene, tmp_path / "sub.mp4", keyframe_s=2.0, crf=28, maxrate_kbit=2000
+    )
+    server = await serve(path)
+    live = Captured()
+    reader = SubStream(live, server.url)
+    stop = threading.Event()
+    worker = threading.Thread(target=reader.run, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        await eventually(lambda: len(live.frames) >= 16, timeout_s=30, what="8 s of frames")
+    finally:
+        stop.set()
+        await asyncio.to_thread(worker.join, 15)
+    expected = await asyncio.to_thread(_sampled, path, len(live.frames))
+    differences = [
+        float(np.abs(a.astype(np.float32) - b).mean())
+        for a, b in zip(expected, live.frames[: len(expected)], strict=True)
+    ]
+    assert max(differences) < 0.5, differences
+
+
+def _sampled(path: Path, count: int) -> list[npt.NDArray[np.uint8]]:
+    """Blocking: the file's frames as the reader examines them, two a second on a grid."""
+    found = []
+    next_at = 0.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if frame.time is None or frame.time < next_at:
+                continue
+            while next_at <= frame.time:
+                next_at += 1.0 / SAMPLE_FPS
+            found.append(small_gray(frame, DEFAULT_WIDTH))
+            if len(found) == count:
+                break
+    return found
