@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import random
 import re
 import shutil
@@ -61,7 +60,8 @@ from edged.sources.event_maker import events_root
 from edged.sources.rtsp_files import RECOVERING, final_of
 from tests.support.environment import free_port
 from tests.support.event_audit import EventAudit, Written, audit_events
-from tests.support.event_footage import ClipSet, copy_like_nvr
+from tests.support.event_footage import ClipSet, copy_like_nvr, write_like_nvr
+from tests.support.ledger import rows
 from tests.support.rtsp_server import RtspServer, make_stream_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,15 +206,7 @@ def _write_like_nvr(scratch: Path, folder: Path, number: int) -> Path:
     made = make_clip(scratch / f"{number}.mp4", seconds=1.0, width=160, height=120, title=title)
     data = made.read_bytes()
     made.unlink()
-    final = folder / f"yard-{number:05d}.mp4"
-    temp = final.with_name(final.name + ".tmp")
-    with temp.open("wb") as handle:
-        for start in range(0, len(data), 8192):
-            handle.write(data[start : start + 8192])
-            handle.flush()
-            time.sleep(0.01)
-    os.rename(temp, final)
-    return final
+    return write_like_nvr(data, folder / f"yard-{number:05d}.mp4")
 
 
 async def _folder_writer(
@@ -279,12 +271,7 @@ def _config(work: Path, api_url: str, hook_url: str, rtsp_url: str) -> Path:
 
 
 def _query(db: Path, sql: str, *params: object) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return rows(db, sql, *params)
 
 
 def _has_tables(db: Path) -> bool:

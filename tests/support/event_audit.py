@@ -35,6 +35,7 @@ from pathlib import Path
 
 from edged.sources.event_maker import events_root
 from tests.support.event_footage import Expect, Script
+from tests.support.ledger import rows
 
 #: Recordings further apart than this are not one event (edged/sources/event_rules.py).
 EVENT_GAP_S = 2.0
@@ -80,12 +81,7 @@ class EventAudit:
 
 
 def _rows(db: Path, sql: str, *params: object) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db, timeout=30)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return rows(db, sql, *params)
 
 
 def _begin(row: sqlite3.Row) -> float:

@@ -239,14 +239,20 @@ def copy_like_nvr(clip_set: ClipSet, folder: Path, camera: str, n: int, first_st
     written in chunks under a temporary name, its mtime the end of its recording (so edged
     takes its start from it), then renamed into place."""
     data = clip_set.files[n % len(clip_set.files)].read_bytes()
-    final = folder / recording_name(camera, n)
+    ended = first_start + clip_set.script.start_of(n) + CLIP_S
+    return write_like_nvr(data, folder / recording_name(camera, n), ended_at=ended)
+
+
+def write_like_nvr(data: bytes, final: Path, *, ended_at: float | None = None) -> Path:
+    """Blocking: `data` written in chunks under a temporary name (its mtime `ended_at`, when
+    given), then renamed to `final`, as NVRs write their recordings."""
     temp = final.with_name(final.name + ".tmp")
     with temp.open("wb") as handle:
         for start in range(0, len(data), 8192):
             handle.write(data[start : start + 8192])
             handle.flush()
-            time.sleep(0.01)
-    ended = first_start + clip_set.script.start_of(n) + CLIP_S
-    os.utime(temp, (ended, ended))
+            time.sleep(0.01)  # the writer's pace, not synchronisation
+    if ended_at is not None:
+        os.utime(temp, (ended_at, ended_at))
     os.rename(temp, final)
     return final
