@@ -15,6 +15,10 @@ from datetime import datetime
 from edged.clip import ClipState
 from edged.ledger.activity import Neighbour
 
+#: A roll reaching less than this into a clip does not take it: timestamps jitter by a few
+#: ticks at the keyframe where a clip was cut (as in edged/sources/event_rules.py).
+SLACK_S = 0.05
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -23,6 +27,10 @@ class Span:
 
     def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
+
+    def reaches_into(self, clip: Span) -> bool:
+        covered = min(self.end, clip.end) - max(self.start, clip.start)
+        return covered > min(SLACK_S, (clip.end - clip.start) / 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +64,7 @@ def idle_to_send(
         for other in others
         if other.state is ClipState.SKIPPED_IDLE
         and (span := span_of(other.start, other.duration_s)) is not None
-        and span.overlaps(window)
+        and window.reaches_into(span)
     ]
 
 
@@ -69,6 +77,6 @@ def rolled_by(
         return None
     for other in others:
         window = rolls.around(other.start, other.active or ())
-        if window is not None and window.overlaps(span):
+        if window is not None and window.reaches_into(span):
             return other
     return None

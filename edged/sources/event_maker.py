@@ -49,7 +49,8 @@ def events_root(storage_dir: Path) -> Path:
 
 def active_until(piece: Piece, active: tuple[int, ...] | None) -> float | None:
     """The end of the clip's last active second, in epoch seconds."""
-    return piece.begin + max(active) + 1 if active else None
+    # A clip of 20.4 s has 21 seconds, its last ending after the clip does.
+    return min(piece.begin + max(active) + 1, piece.end) if active else None
 
 
 def kept_span(members: Sequence[Clip], nearby: Iterable[Neighbour], limits: Limits) -> Trim:
@@ -81,6 +82,10 @@ def kept_span(members: Sequence[Clip], nearby: Iterable[Neighbour], limits: Limi
         return Trim()
     start_s = min(window.start for window in windows) - begin
     end_s = max(window.end for window in windows) - last_begin
+    if end_s > 0:
+        # Activity just after the event, in a clip not judged yet, takes the last pre_roll of
+        # the event as its own pre-roll; once merged, that footage could not be taken again.
+        end_s = max(end_s, last.duration_s - rolls.pre_s)
     # A first or last clip that the rolls do not reach into at all was held all the same:
     # it goes whole, not cut down to one group of pictures.
     return Trim(

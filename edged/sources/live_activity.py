@@ -15,12 +15,14 @@ With an activity sub-stream (`activity.rtsp`, a camera's low-resolution second s
 Frigate's detect role uses), the frames come from that stream instead
 (edged/sources/live_substream.py), a few a second, and the recorded stream's keyframes only
 tell how its clock maps onto the wall clock; a sub-stream frame is placed on the recorded
-stream's clock by the time it arrived. A clip with a hole of more than `MAX_SUB_GAP_S` in the
+stream's clock by its own timestamp, anchored to the clock of its arrivals (monotonic, as the
+recorded stream's keyframes are). A clip with a hole of more than `MAX_SUB_GAP_S` in the
 sub-stream's frames gets no live activity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -111,6 +113,9 @@ class LiveActivity:
         self._offset: float | None = None
         self._seen_until = -math.inf
         self._substream_up = False  # its reader is connected: worth waiting for
+        #: The latest keyframe forgotten (KEEP): a clip that started before it is not whole.
+        self._forgotten: tuple[int, float] | None = None
+        self._stopping = threading.Event()
         self.dropped = 0
 
     # -- the camera's thread ----------------------------------------------------------------
@@ -129,7 +134,8 @@ class LiveActivity:
     def keyframe(self, data: bytes, t: float) -> None:
         """A keyframe `t` seconds into the current connection's stream."""
         if self.substream:
-            offset = time.time() - t
+            # Monotonic, as the reader's: a step of the wall clock (NTP at boot) moves neither.
+            offset = time.monotonic() - t
             with self._changed:
                 self._offset = offset if self._offset is None else min(self._offset, offset)
             return
@@ -158,10 +164,11 @@ class LiveActivity:
             connection, quiet_t = quiet
             if connection != self._connection:
                 return False  # a new connection started a new clip already
-            if quiet_t >= clip_start_t - SLACK_S:
-                ended = clip_start_t + math.ceil(quiet_t - clip_start_t - SLACK_S)
-            else:
-                ended = quiet_t + 1.0
+            if quiet_t >= clip_start_t:
+                # As edged/activity's per_second counts it: the seconds up to this sample.
+                ended = clip_start_t + math.ceil(quiet_t - clip_start_t)
+            else:  # the clip before ended at most at this one's start
+                ended = min(quiet_t + 1.0, clip_start_t)
             if now_t < ended + self._post_roll_s - SLACK_S:
                 return False
             # Every keyframe before this one examined: the last stands for the time up to
@@ -190,6 +197,8 @@ class LiveActivity:
                 if left <= 0:
                     return None
                 self._changed.wait(left)
+            if self._forgotten is not None and self._forgotten >= (connection, start_t - SLACK_S):
+                return None  # its first keyframes are no longer remembered
             inside = [
                 seen
                 for seen in self._seen
@@ -222,15 +231,16 @@ class LiveActivity:
             self._substream_up = up
             self._changed.notify_all()
 
-    def substream_frame(self, gray: Gray, arrived_at: float) -> None:
-        """A sub-stream frame (small, grey) that arrived at the wall time `arrived_at`: placed
-        on the recorded stream's clock and examined here, on the reader's thread."""
+    def substream_frame(self, gray: Gray, at: float) -> None:
+        """A sub-stream frame (small, grey) of the monotonic time `at` (its own timestamp on
+        the clock of its arrivals): placed on the recorded stream's clock and examined here,
+        on the reader's thread."""
         with self._changed:
             offset, connection = self._offset, self._connection
         if offset is None:
             return  # the recorded stream has no clock yet: nothing to place it on
-        sample = self._detector.feed(gray, time.monotonic())
-        seen = _Seen(connection, arrived_at - offset, sample)
+        sample = self._detector.feed(gray, at)
+        seen = _Seen(connection, at - offset, sample)
         with self._changed:
             if connection == self._connection:
                 self._seen_until = max(self._seen_until, seen.t)
@@ -239,15 +249,18 @@ class LiveActivity:
     # -- the worker -------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """The worker ends once it has taken what is queued before this."""
-        self._queue.put(None)
+        """The worker ends at its next keyframe, or at once when idle; never waits (it may
+        be called on the event loop)."""
+        self._stopping.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
 
     def run(self) -> None:
         """The worker's body: until `stop`."""
         decoder: VideoCodecContext | None = None
         while True:
             item = self._queue.get()
-            if item is None:
+            if item is None or self._stopping.is_set():
                 return
             if isinstance(item, _Codec):
                 decoder = _decoder(item)
@@ -285,7 +298,8 @@ class LiveActivity:
             self._active = False
             self._quiet_since = (seen.connection, seen.t)
         while len(self._seen) > KEEP:
-            self._seen.popleft()
+            gone = self._seen.popleft()
+            self._forgotten = max(self._forgotten or (0, -math.inf), (gone.connection, gone.t))
         self._changed.notify_all()
 
 

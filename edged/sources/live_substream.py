@@ -12,6 +12,7 @@ clips are examined from their files. Nothing it reads is recorded.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -23,7 +24,7 @@ from edged.activity import DEFAULT_WIDTH
 from edged.activity.examine import small_gray
 from edged.backoff import full_jitter
 from edged.logs import Redactor
-from edged.sources.live_activity import LiveActivity
+from edged.sources.live_activity import MAX_SUB_GAP_S, LiveActivity
 from edged.sources.rtsp_packets import FrameJoiner
 from edged.sources.rtsp_session import ANALYZE_S, describe
 from edged.sources.rtsp_values import CameraStats
@@ -52,6 +53,7 @@ class SubStream:
             "rtsp_transport": transport,
             "timeout": str(int(stall_timeout_s * 1_000_000)),  # socket I/O, µs
             "analyzeduration": str(int(ANALYZE_S * 1_000_000)),
+            "allowed_media_types": "video",  # its audio is of no use here
         }
         self._interval_s = 1.0 / sample_fps
         self._width = width
@@ -91,7 +93,7 @@ class SubStream:
             # A frame can come as several packets: the decoder takes each packet for a whole
             # frame, and the frames after a split one would be garbage (as in the recorder).
             joiner = FrameJoiner(CameraStats())
-            next_at = 0.0
+            clock = _SubClock(self._interval_s)
             up = False
             for packet in container.demux(stream):
                 if stop.is_set():
@@ -99,20 +101,50 @@ class SubStream:
                 whole = joiner.push(packet) if packet.size else None
                 if whole is None:
                     continue
-                arrived_at = time.time()
+                arrived_at = time.monotonic()
                 for frame in decoder.decode(whole):
-                    if frame.time is None or frame.time < next_at:
+                    at = clock.place(frame.time, arrived_at)
+                    if at is None:
                         continue
-                    # On a fixed grid, so that 2 a second from 5 fps stays 2 a second.
-                    while next_at <= frame.time:
-                        next_at += self._interval_s
                     if not up:
                         self._live.substream_up(True)
                         up = True
-                    self._live.substream_frame(small_gray(frame, self._width), arrived_at)
+                    self._live.substream_frame(small_gray(frame, self._width), at)
                     self.frames += 1
             return "the camera ended the stream"
         except (av.error.FFmpegError, OSError) as exc:
             return describe(exc)
         finally:
             container.close()
+
+
+class _SubClock:
+    """A sub-stream connection's frames on the clock of their arrivals: each frame's own
+    timestamp plus the lowest arrival-minus-timestamp seen (the frame that came with the
+    least delay), so that a reader that falls behind, or a decoder that holds frames, still
+    places them where they were; two a second, on a fixed grid. A timestamp that goes back
+    or leaps ahead starts both over."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._interval_s = interval_s
+        self._offset: float | None = None
+        self._last_t: float | None = None
+        self._next_t = -math.inf
+
+    def place(self, t: float | None, arrived_at: float) -> float | None:
+        """The frame's time (monotonic) if it is to be examined, else None."""
+        if t is None:
+            return None
+        last, self._last_t = self._last_t, t
+        if last is not None and not 0.0 <= t - last <= MAX_SUB_GAP_S:
+            self._offset, self._next_t = None, -math.inf  # its clock jumped: start over
+        offset = arrived_at - t
+        self._offset = offset if self._offset is None else min(self._offset, offset)
+        if t < self._next_t:
+            return None
+        # On a fixed grid, so that 2 a second from 5 fps stays 2 a second.
+        if self._next_t == -math.inf:
+            self._next_t = math.floor(t / self._interval_s) * self._interval_s
+        while self._next_t <= t:
+            self._next_t += self._interval_s
+        return t + self._offset

@@ -37,9 +37,10 @@ WALK = Walker(3, 5)
 #: height wide), at 7 s it is four fifths of the way across, and from 8 s it is gone.
 WALK_SEEN = (4, 5, 6, 7)
 #: The event clip of a, b (the walk), c, d, 12 s each, rolls of 5 s: from b's 4th second less
-#: 5 s (a's 11th, a keyframe) to the end of b's 7th second plus 5 s (c's 1st, a keyframe, not
-#: kept): 1 s of a, 12 s of b, 1 s of c.
-EVENT_FROM_S, EVENT_S = 11.0, 14.0
+#: 5 s (a's 11th, a keyframe) to the end of b's 7th second plus 5 s (c's 1st), but c up to its
+#: last 5 s (its 7th, a keyframe, not kept), which a walk in d would take as its pre-roll:
+#: 1 s of a, 12 s of b, 7 s of c.
+EVENT_FROM_S, EVENT_S = 11.0, 20.0
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +148,7 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
     emulator: Emulator, videos: dict[str, Path], tmp_path: Path
 ) -> None:
     """An NVR's four 12 s recordings in a row, someone in the second: the service gets one
-    upload, the event clip of the first three trimmed to the walk and its rolls (14 s), and
+    upload, the event clip of the first three trimmed to the walk and its rolls (20 s), and
     not the recordings themselves; the NVR's files are left as they were."""
     nvr = tmp_path / "nvr"
     nvr.mkdir()
@@ -206,7 +207,7 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
             assert code == 0, err
             assert "merged 3" in out, out
             if await _one_utc_day(ledger):
-                assert "video today (UTC): 48 s recorded, 14 s uploaded (29%)" in out, out
+                assert "video today (UTC): 48 s recorded, 20 s uploaded (42%)" in out, out
                 assert "events today: 1" in out, out
             found = await asyncio.to_thread(ledger.db.rows, "SELECT MIN(found_at) AS t FROM clips")
             day = utc_day_start(found[0]["t"])  # the day the clips were found and sent
@@ -215,7 +216,7 @@ async def test_a_walk_across_three_recordings_is_one_upload_of_one_event_clip(
                 line = await DailyReport(reading).report(day)
             finally:
                 await reading.aclose()  # closes the test's ledger too (closed again below)
-            assert "48 s of video recorded, 14 s uploaded (29%)" in line, line
+            assert "48 s of video recorded, 20 s uploaded (42%)" in line, line
             assert "1 clips without activity kept back, 1 events" in line, line
         finally:
             await asyncio.to_thread(ledger.close)
@@ -341,7 +342,7 @@ async def test_an_event_is_one_upload_of_its_clips_joined_and_the_clips_are_merg
     db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
 ) -> None:
     """The same four clips with events on: the first three become one event clip under
-    storage.dir, trimmed at keyframes to the walk and its rolls (14 s from a's 11th second),
+    storage.dir, trimmed at keyframes to the walk and its rolls (20 s from a's 11th second),
     queued; they are merged into it; the fourth, idle and beyond the post-roll, stays kept
     back."""
     t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -413,8 +414,8 @@ async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_
 ) -> None:
     """A kill after the event file was renamed into place but before the ledger had it: the
     members are still held, so the next run joins them again into the same file name and
-    queues one event clip (the walk's clip whole, 1 s of the next for the post-roll); a
-    leftover `.part` of a kill mid-join is written over."""
+    queues one event clip (the walk's clip whole, 7 s of the next: past the post-roll, up to
+    its last pre_roll); a leftover `.part` of a kill mid-join is written over."""
     t0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     storage = tmp_path / "state"
     ids = []
@@ -447,10 +448,10 @@ async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_
 
     await _run_gate(db, gate, one_event)
     (event,) = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
-    # The walk's clip whole (its pre-roll reaches back before it), and the next one up to the
-    # end of the post-roll, 1 s into it (a keyframe).
+    # The walk's clip whole (its pre-roll reaches back before it), and the next one past the
+    # end of the post-roll (1 s into it) up to its last pre_roll: 7 s (a keyframe).
     assert event.path == leftover and event.start == t0
-    assert event.duration_s == pytest.approx(12 + 1, abs=0.01)
+    assert event.duration_s == pytest.approx(12 + 7, abs=0.01)
     assert await db.call(db.ledger.event_clips.members, event.id) == ids[:2]
     assert not (leftover.parent / f"{ids[0]}.mp4.part").exists()
     states = [(await db.call(db.ledger.clips.get, i)).state for i in ids]  # type: ignore[union-attr]

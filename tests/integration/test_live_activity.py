@@ -245,7 +245,7 @@ class Captured(LiveActivity):
         super().__init__("yard", Settings(), ROLL_S, substream=True)
         self.frames: list[npt.NDArray[np.uint8]] = []
 
-    def substream_frame(self, gray: Gray, arrived_at: float) -> None:
+    def substream_frame(self, gray: Gray, at: float) -> None:
         self.frames.append(gray.copy())
 
 

@@ -33,7 +33,8 @@ def examined(index: int, *active: int, state: ClipState = ClipState.IN_EVENT) ->
 
 def test_the_event_keeps_its_activity_and_the_rolls_around_it() -> None:
     """Someone in clip 1 from its 4th to its 7th second: from 1 s before clip 1 (clip 0's
-    11th second) to 5 s after the end of the 7th (clip 2's 1st)."""
+    11th second) to 5 s after the end of the 7th (clip 2's 1st), and clip 2 up to its last
+    5 s, which a walk in the clip after it may need as its pre-roll."""
     members = [member(0), member(1), member(2)]
     nearby = [
         examined(0),
@@ -41,7 +42,7 @@ def test_the_event_keeps_its_activity_and_the_rolls_around_it() -> None:
         examined(2),
         examined(3, state=ClipState.SKIPPED_IDLE),
     ]
-    assert kept_span(members, nearby, ROLLS) == Trim(11.0, 1.0)
+    assert kept_span(members, nearby, ROLLS) == Trim(11.0, 7.0)
 
 
 def test_rolls_that_reach_past_the_event_keep_its_first_and_last_clips_whole() -> None:
@@ -54,9 +55,10 @@ def test_rolls_that_reach_past_the_event_keep_its_first_and_last_clips_whole() -
 def test_the_activity_after_an_event_cut_by_max_event_keeps_its_end() -> None:
     """Someone in clip 0 at its 10th second: its post-roll ends 4 s into clip 1, where
     max_event closed the event. Clip 2, the next event, has activity from its 1st second,
-    whose pre-roll reaches 4 s back into clip 1: clip 1 is kept to its end."""
+    whose pre-roll reaches 4 s back into clip 1: clip 1 is kept to its end (without it, up to
+    its last pre_roll, 7 s in)."""
     members = [member(0), member(1)]
-    assert kept_span(members, [examined(0, 10), examined(1)], ROLLS) == Trim(5.0, 4.0)
+    assert kept_span(members, [examined(0, 10), examined(1)], ROLLS) == Trim(5.0, 7.0)
     nearby = [examined(0, 10), examined(1), examined(2, 1, 2)]
     assert kept_span(members, nearby, ROLLS) == Trim(5.0, None)
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from edged.activity import Settings, examine_file
-from edged.sources.live_activity import LiveActivity
+from edged.sources.live_activity import KEEP, LiveActivity
+from edged.sources.live_substream import _SubClock
 from tests.support.activity_scene import Scene, Walker, write_video
 
 SCENE = Scene(width=320, height=180, fps=5, seconds=24, noise=((0, 2.0),), walkers=(Walker(6, 3),))
@@ -139,3 +140,32 @@ def test_keyframes_of_a_stream_with_b_frames_are_decoded_one_by_one(tmp_path: Pa
     worker.join(timeout=10)
     assert len(times) >= 5
     assert found is not None and found.samples == len(times)
+
+
+def test_a_clip_older_than_what_is_remembered_gets_no_live_finding(walk: Path) -> None:
+    """An hour's clip with more keyframes than are kept: its first ones are forgotten, so it
+    is examined from its file rather than judged on its second half."""
+    live = LiveActivity("yard", Settings(), POST_ROLL_S)
+    worker = started(live)
+    live.connected(*codec_of(walk))
+    times = fed_as_a_stream(live, walk)
+    assert live.activity_of(1, 0.0, float(SCENE.seconds), timeout_s=10) is not None
+    for index in range(KEEP):  # later keyframes, not examined (no decoder for them)
+        live.keyframe(b"", times[-1] + 1 + index)
+    found = live.activity_of(1, 0.0, float(SCENE.seconds), timeout_s=10)
+    live.stop()
+    worker.join(timeout=10)
+    assert found is None
+
+
+def test_sub_stream_frames_are_placed_by_their_own_time_not_by_when_they_were_read() -> None:
+    """A reader that fell behind reads frames late: they are placed where their timestamps
+    put them on the clock of the quickest arrival; a jump of the sub-stream's clock starts
+    the clock over instead of stopping the examination."""
+    clock = _SubClock(0.5)
+    placed = [clock.place(t, 100.0 + t + lag) for t, lag in ((0.0, 0.2), (0.5, 0.1), (1.0, 3.0))]
+    assert placed == [pytest.approx(100.2), pytest.approx(100.6), pytest.approx(101.1)]
+    assert clock.place(1.2, 104.0) is None  # between two on the grid
+    jumped = clock.place(50_000.0, 105.0)  # a timestamp 14 h ahead
+    assert jumped == pytest.approx(105.0)
+    assert clock.place(50_000.5, 105.6) == pytest.approx(105.5)
