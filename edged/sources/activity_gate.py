@@ -1,29 +1,29 @@
 """The activity gate: a clip of a camera with `upload: activity` is examined before it is
 queued.
 
-Its source adds it as `examining`; this stage examines it (keyframes only, scaled down, in a
-worker thread: PyAV decodes and scales and numpy compares mostly without the GIL, and the
-recording threads never wait for it), stores what it found, and moves it on: to `queued`
-when something moved in its zones, to `skipped_idle` when nothing did (kept, listed by
-`edged status`, sent after `edged retry --skipped`), unless it is within the rolls of a
-neighbour's activity (edged/sources/activity_rolls.py). A clip it cannot read, or of a camera
-no longer gated after a reload, is queued all the same: footage is never skipped unseen. A
-clip left `examining` by a crash or a stop is examined at the next start. An RTSP camera's
-clip comes with what the live examination found as it was recorded
-(edged/sources/live_activity.py): that is used instead of examining its file again.
+Its source adds it as `examining`; this stage examines it (in a worker thread, each camera's
+clips in turn, a few cameras at once: edged/sources/gate_workers.py), stores what it found,
+and moves it on: to `queued` when something moved in its zones, to `skipped_idle` when
+nothing did (kept, listed by `edged status`, sent after `edged retry --skipped`), unless it
+is within the rolls of a neighbour's activity (edged/sources/activity_rolls.py). A clip it
+cannot read, or of a camera no longer gated after a reload, is queued all the same: footage
+is never skipped unseen. A clip left `examining` by a crash or a stop is examined at the next
+start. An RTSP camera's clip comes with what the live examination found as it was recorded
+(edged/sources/live_activity.py): that is used instead of examining its file again. Events
+are closed by a task of their own, after each clip judged and at each poll, so that no
+examination waits for a join.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edged.activity import ClipActivity, ExamineError, Settings, Stopped, examine_file
+from edged.activity import ClipActivity, ExamineError, Stopped
 from edged.aio import woken
 from edged.clip import Clip, ClipState
 from edged.config.activity import ActivityConfig
@@ -31,18 +31,17 @@ from edged.config.cameras import Camera, FolderCamera
 from edged.config.frigate import FrigateGateConfig
 from edged.ledger.activity import ClipActivityRecord
 from edged.ledger.thread import AsyncLedger
-from edged.media.recording_files import FORMAT_OPTIONS, RecordingChanged, open_recording
+from edged.media.recording_files import RecordingChanged
 from edged.sources.activity_rolls import Rolls, idle_to_send, rolled_by
 from edged.sources.event_maker import EventMaker
 from edged.sources.event_rules import Limits
 from edged.sources.frigate_reviews import FrigateReviews
+from edged.sources.gate_workers import CameraWorker, Examinations, Look, NotExamined
 from edged.sources.live_activity import LiveFindings
 from edged.sources.review_rules import decide, window
 
 log = logging.getLogger(__name__)
 
-#: An examination that takes longer (a stalled network share) is given up: the clip is sent.
-EXAMINE_TIMEOUT_S = 120.0
 #: How often the ledger is looked at for clips to examine when nothing wakes the gate.
 POLL_S = 5.0
 
@@ -56,7 +55,7 @@ NEIGHBOURS_FOUND_WITHIN_S = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class GateRules:
-    settings: Settings
+    look: Look
     rolls: Rolls
     events: bool = True
 
@@ -68,7 +67,7 @@ def gate_rules(cameras: Iterable[Camera]) -> dict[str, GateRules]:
         if camera.upload == "activity":
             activity = camera.activity or ActivityConfig()
             rolls = Rolls(activity.pre_roll, activity.post_roll)
-            rules[camera.name] = GateRules(activity.settings(), rolls, activity.events)
+            rules[camera.name] = GateRules(Look(activity.settings()), rolls, activity.events)
     return rules
 
 
@@ -109,12 +108,6 @@ def event_limits(
     return limits
 
 
-def examine_clip(clip: Clip, settings: Settings, stop: threading.Event) -> ClipActivity:
-    """Blocking: the clip's file opened as the upload opens it, then examined."""
-    with open_recording(clip) as handle:
-        return examine_file(handle, settings, options=FORMAT_OPTIONS, stop=stop)
-
-
 def as_record(found: ClipActivity) -> ClipActivityRecord:
     return ClipActivityRecord(
         seconds=found.seconds,
@@ -136,6 +129,7 @@ class ActivityGate:
         upload_limits: tuple[int, float] = (1 << 62, float("inf")),
         poll_s: float = POLL_S,
         clock: Callable[[], float] = time.time,
+        examinations: Examinations | None = None,
     ) -> None:
         self._db = db
         cameras = tuple(cameras)
@@ -152,6 +146,7 @@ class ActivityGate:
         self._poll_s = poll_s
         self._clock = clock
         self.wake = asyncio.Event()
+        self._examinations = examinations or Examinations()
         #: Filled by the RTSP sources examined live, taken here.
         self.findings = LiveFindings()
         self._frigate = frigate_cameras(cameras)
@@ -190,23 +185,34 @@ class ActivityGate:
         async with asyncio.TaskGroup() as group:
             for name, subscriber in self.reviews.items():
                 group.create_task(subscriber.run(), name=f"frigate-reviews-{name}")
+            group.create_task(self._close_events(), name="activity-events")
             group.create_task(self._examine_all(), name="activity-gate")
 
     async def _examine_all(self) -> None:
-        stop = threading.Event()
+        """Hands the clips waiting to their cameras' workers, as they come and at each poll
+        (what a crash or a stop left `examining` is found at the first)."""
         try:
-            while True:
-                waiting = await self._db.call(self._db.ledger.clips.in_state, ClipState.EXAMINING)
-                for clip in waiting:
-                    await self._examine(clip, stop)
-                    # Between clips too: a backlog must not hold back the events it ends.
-                    await self._events.close_due()
-                await self._events.close_due()
-                await woken(self.wake, self._poll_s)
+            async with asyncio.TaskGroup() as workers:
+                while True:
+                    ledger = self._db.ledger
+                    waiting = await self._db.call(ledger.clips.in_state, ClipState.EXAMINING)
+                    self._examinations.offer(waiting, workers, self._examine)
+                    await woken(self.wake, self._poll_s)
         finally:
-            stop.set()  # an examination still running in its thread ends at its next frame
+            self._examinations.stop()  # examinations in their threads end at their next frame
 
-    async def _examine(self, clip: Clip, stop: threading.Event) -> None:
+    async def _close_events(self) -> None:
+        """After each clip judged (a backlog must not hold back the events it ends) and at
+        each poll (an event over for want of footage); one at a time, never two joins of the
+        same event."""
+        while True:
+            await self._events.close_due()
+            await woken(self._examinations.judged, self._poll_s)
+
+    async def _examine(self, listed: Clip, worker: CameraWorker) -> None:
+        clip = await self._db.call(self._db.ledger.clips.get, listed.id)
+        if clip is None or clip.state is not ClipState.EXAMINING:
+            return  # judged since it was listed
         name = clip.source or clip.camera
         live = self.findings.take(clip.path)
         if name in self._frigate_now:
@@ -220,20 +226,12 @@ class ActivityGate:
             await self._pass(clip, "its camera no longer uploads by activity")
             return
         try:
-            if live is not None:
-                found = live
-            else:
-                async with asyncio.timeout(EXAMINE_TIMEOUT_S):
-                    found = await asyncio.to_thread(examine_clip, clip, rules.settings, stop)
+            found = live if live is not None else await worker.examine(clip, rules.look)
         except Stopped:
             return
-        except RecordingChanged as exc:  # the upload's own check fails it, with the reason
-            await self._pass(clip, str(exc))
-            return
-        except TimeoutError:  # a stalled share: the thread ends at its next frame, or stays
-            await self._pass(clip, f"its examination took more than {EXAMINE_TIMEOUT_S:.0f}s")
-            return
-        except ExamineError as exc:
+        # The upload's own check fails a changed recording, with the reason; a stalled share
+        # or a failed examination is given up on.
+        except (RecordingChanged, NotExamined, ExamineError) as exc:
             await self._pass(clip, str(exc))
             return
         except OSError as exc:  # gone or unreadable: the upload's own checks tell which
