@@ -2,7 +2,8 @@
 0..1 coordinates, so they survive a change of resolution), its sensitivity, the smallest
 share of a zone that counts (`min_area`, a fraction or a percentage such as "0.05%"), and
 how far before and after the activity the neighbouring clips are sent too (`pre_roll`,
-`post_roll`).
+`post_roll`), and what of a clip is decoded (`decode`: its keyframes, or every frame and
+`sample_fps` of them examined, for cameras that send a keyframe only every few seconds).
 
 Every value is checked here, with the detector's own rules (edged/activity), so a zone that
 cannot be used is a config error with its key path, not a fault at the first clip.
@@ -10,13 +11,21 @@ cannot be used is a config error with its key path, not a fault at the first cli
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
-from edged.activity import ActivityError, Polygon, Settings
+from edged.activity import ActivityError, Decode, Polygon, Settings
 from edged.config.base import Section
 from edged.config.fields import Duration, RtspUrl
+from edged.config.problems import Problem
 
 Points = tuple[tuple[float, float], ...]
 
@@ -62,6 +71,35 @@ class ActivityConfig(Section):
     #: RTSP cameras: a lower-resolution stream of the same camera to examine instead of the
     #: recorded stream's keyframes (never recorded).
     rtsp: RtspUrl | None = None
+    #: Keyframes (decoded alone, cheap) or every frame, for a camera whose keyframes come
+    #: every 4-10 s: a walk of 3 s could fall between two of them. Every frame costs about
+    #: five times the CPU (bench/activity_day.py), and an RTSP camera is then examined from
+    #: its files, not as it records.
+    decode: Decode = Decode.KEYFRAMES
+    #: With decode: all, how many frames a second are examined (the rest are only decoded).
+    sample_fps: Annotated[float, Field(gt=0.0, le=30.0)] = 2.0
+
+    @classmethod
+    def prepare(cls, data: dict[str, Any], context: Mapping[str, Any]) -> list[Problem]:
+        problems = super().prepare(data, context)
+        decode = data.get("decode", "keyframes")
+        if data.get("sample_fps") is not None and decode in ("keyframes", Decode.KEYFRAMES):
+            # Keyframes are all examined: a rate there would be silently ignored.
+            problems.append((("sample_fps",), "only used with decode: all"))
+        return problems
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.decode is Decode.KEYFRAMES and isinstance(data, dict):
+            del data["sample_fps"]  # refused without decode: all, so written out only with it
+        return data
+
+    @property
+    def every_frame(self) -> bool:
+        """Every frame decoded: examined from the clip's file (an RTSP camera's live
+        examination decodes keyframes only)."""
+        return self.decode is Decode.ALL
 
     def settings(self) -> Settings:
         try:

@@ -9,9 +9,9 @@ is within the rolls of a neighbour's activity (edged/sources/activity_rolls.py).
 cannot read, or of a camera no longer gated after a reload, is queued all the same: footage
 is never skipped unseen. A clip left `examining` by a crash or a stop is examined at the next
 start. An RTSP camera's clip comes with what the live examination found as it was recorded
-(edged/sources/live_activity.py): that is used instead of examining its file again. Events
-are closed by a task of their own, after each clip judged and at each poll, so that no
-examination waits for a join.
+(edged/sources/live_activity.py): that is used instead of examining its file again (not with
+`decode: all`: the live examination decodes keyframes only). Events are closed by a task of
+their own, after each clip judged and at each poll, so that no examination waits for a join.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edged.activity import ClipActivity, ExamineError, Stopped
+from edged.activity import ClipActivity, Decode, ExamineError, Stopped
 from edged.aio import woken
 from edged.clip import Clip, ClipState
 from edged.config.activity import ActivityConfig
@@ -67,7 +67,8 @@ def gate_rules(cameras: Iterable[Camera]) -> dict[str, GateRules]:
         if camera.upload == "activity":
             activity = camera.activity or ActivityConfig()
             rolls = Rolls(activity.pre_roll, activity.post_roll)
-            rules[camera.name] = GateRules(Look(activity.settings()), rolls, activity.events)
+            look = Look(activity.settings(), activity.decode, activity.sample_fps)
+            rules[camera.name] = GateRules(look, rolls, activity.events)
     return rules
 
 
@@ -225,6 +226,8 @@ class ActivityGate:
         if rules is None:
             await self._pass(clip, "its camera no longer uploads by activity")
             return
+        if live is not None and rules.look.decode is Decode.ALL:
+            live = None  # seen by its keyframes only: the file is examined as asked
         try:
             found = live if live is not None else await worker.examine(clip, rules.look)
         except Stopped:

@@ -1,8 +1,9 @@
 """The activity gate's workers: a camera whose network share stalls holds up its own clips
 only, a few examinations read at once, a read that outlives its timeout is not joined by a
-second one, and a stop ends an examination at its next frame. Real H.264 files and a real
-ledger; the stalled share is a pipe nobody writes to, whose reads block in the kernel as a
-hung NFS or SMB read does (and, like one, do not see the stop event until they return)."""
+second one, a stop ends an examination at its next frame, and `decode: all` is what is
+examined. Real H.264 files and a real ledger; the stalled share is a pipe nobody writes to,
+whose reads block in the kernel as a hung NFS or SMB read does (and, like one, do not see the
+stop event until they return)."""
 
 from __future__ import annotations
 
@@ -282,6 +283,28 @@ async def test_a_read_that_outlives_its_timeout_is_not_joined_by_a_second(
         ClipState.SKIPPED_IDLE,  # examined: nothing moved
     ]
     assert share.opened == [first, third]
+
+
+async def test_decode_all_examines_the_frames_asked_for_and_not_the_live_finding(
+    db: AsyncLedger, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    """`decode: all` with `sample_fps: 4`: 4 frames of each second examined (keyframes are
+    1 a second). An RTSP camera's live examination sees keyframes only, so with decode: all
+    its finding (here: nothing moved) gives way to the file's examination (a walk)."""
+    activity = "{events: false, decode: all, sample_fps: 4}"
+    cameras = _cameras("yard", "porch", activity=activity)
+    gate = ActivityGate(db, cameras, on_queued=lambda: None, storage_dir=tmp_path)
+    quiet = await _add(db, "yard", videos["quiet"])
+    walk = await _add(db, "porch", videos["walk"])
+    gate.findings.put(videos["walk"], ClipActivity(12.0, 12, (), 0.0, 0.0))
+    share = StalledShare(lambda clip: False)
+    async for _ in _running(gate, share):
+        await eventually(_all_judged(db, quiet, walk), what="both clips judged")
+    assert await _state(db, quiet) is ClipState.SKIPPED_IDLE
+    assert await _state(db, walk) is ClipState.QUEUED
+    for clip_id in (quiet, walk):
+        found = await db.call(db.ledger.activity.of, clip_id)
+        assert found is not None and found.samples == 48, found
 
 
 async def test_a_stop_ends_the_examination_at_its_next_frame_and_the_clip_waits_for_the_next_start(

@@ -6,8 +6,15 @@ import textwrap
 
 import pytest
 
-from edged.activity import Polygon, Settings
-from edged.config.model import Config, ConfigError, FolderCamera, RtspCamera, parse_config
+from edged.activity import Decode, Polygon, Settings
+from edged.config.model import (
+    Config,
+    ConfigError,
+    FolderCamera,
+    RtspCamera,
+    parse_config,
+    redacted_yaml,
+)
 
 
 def parse(text: str) -> Config:
@@ -147,6 +154,59 @@ def test_the_defaults_are_the_detectors() -> None:
     )
     activity = config.cameras[0].activity
     assert activity is not None and activity.settings() == Settings()
+
+
+def test_keyframes_are_decoded_unless_the_camera_asks_for_every_frame() -> None:
+    """`decode: all` for cameras with rare keyframes, `sample_fps` of them examined; the
+    effective config (check-config) loads again as it is shown."""
+    config = parse(
+        """\
+        cameras:
+          - {name: door, folder: /nvr, upload: activity, activity: {}}
+          - name: yard
+            rtsp: rtsp://cam/1
+            upload: activity
+            activity: {decode: all, sample_fps: 5}
+        """
+    )
+    door, yard = (camera.activity for camera in config.cameras)
+    assert door is not None and yard is not None
+    assert (door.decode, door.sample_fps, door.every_frame) == (Decode.KEYFRAMES, 2.0, False)
+    assert (yard.decode, yard.sample_fps, yard.every_frame) == (Decode.ALL, 5.0, True)
+    shown = redacted_yaml(config)
+    assert "sample_fps: 5.0" in shown and shown.count("sample_fps") == 1, shown
+    assert parse_config(shown, env={}).cameras == config.cameras
+
+
+@pytest.mark.parametrize(
+    ("activity", "expected"),
+    [
+        (
+            "{decode: every}",
+            "cameras[0].activity.decode (line 3): should be 'keyframes' or 'all', got 'every'",
+        ),
+        (
+            "{decode: all, sample_fps: 0}",
+            "cameras[0].activity.sample_fps (line 3): should be greater than 0, got 0",
+        ),
+        (
+            "{decode: all, sample_fps: 60}",
+            "cameras[0].activity.sample_fps (line 3): should be less than or equal to 30, got 60",
+        ),
+        (
+            "{sample_fps: 4}",
+            "cameras[0].activity.sample_fps (line 3): only used with decode: all",
+        ),
+        (
+            "{decode: keyframes, sample_fps: 4}",
+            "cameras[0].activity.sample_fps (line 3): only used with decode: all",
+        ),
+    ],
+    ids=["unknown-decode", "no-rate", "too-fast", "rate-alone", "rate-with-keyframes"],
+)
+def test_decode_mistakes_are_reported_at_their_key(activity: str, expected: str) -> None:
+    camera = f"{{name: yard, folder: /nvr, upload: activity, activity: {activity}}}"
+    assert problems(f"cameras:\n  - {camera}\n") == [expected]
 
 
 @pytest.mark.parametrize(
