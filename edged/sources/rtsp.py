@@ -83,8 +83,9 @@ class RtspSource:
         self._findings = findings
         self.live: LiveActivity | None = None
         self.substream: SubStream | None = None
-        if camera.upload == "activity" and findings is not None:
-            activity = camera.activity or ActivityConfig()
+        activity = camera.activity or ActivityConfig()
+        # With decode: all the gate examines each clip's file, every frame: nothing live.
+        if camera.upload == "activity" and findings is not None and not activity.every_frame:
             self.live = LiveActivity(
                 camera.name,
                 activity.settings(),
