@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -85,7 +85,6 @@ def examine_frames(
     width: int = DEFAULT_WIDTH,
     sample_fps: float | None = None,
     duration_s: float | None = None,
-    clock_s: float = 0.0,
     stop: threading.Event | None = None,
 ) -> ClipActivity:
     """Examine decoded frames (an RTSP demuxer's, a file's) in order.
@@ -93,10 +92,6 @@ def examine_frames(
     `sample_fps` examines at most that many frames a second (the others are skipped before
     they are scaled); None examines each frame given. Pass the camera's `detector` to carry its
     background from one clip to the next; otherwise the first frame only sets the background.
-    A carried detector adapts by the time between the frames it is fed, so give it the clip's
-    start on its own clock (`clock_s`, seconds after the first clip it saw): fed each clip from
-    0, the frames at the cuts would look simultaneous (with one keyframe per clip, it would
-    never adapt at all). The samples are still timed from the clip's start.
     """
     detector = detector or Detector(settings)
     samples: list[Sample] = []
@@ -119,8 +114,7 @@ def examine_frames(
             # On a fixed grid, so that 2 a second from 5 fps is 2 a second, not every third.
             while next_t <= t + 1e-6:
                 next_t += 1.0 / sample_fps
-        sample = detector.feed(small_gray(frame, width), clock_s + t)
-        samples.append(replace(sample, t_s=t) if clock_s else sample)
+        samples.append(detector.feed(small_gray(frame, width), t))
     if duration_s is None:
         # The last frame stands for a second at most (a keyframe for its group of pictures).
         duration_s = last_t + 1.0 if samples else 0.0
@@ -136,12 +130,10 @@ def examine_file(
     detector: Detector | None = None,
     width: int = DEFAULT_WIDTH,
     sample_fps: float = 2.0,
-    clock_s: float = 0.0,
     stop: threading.Event | None = None,
 ) -> ClipActivity:
     """Examine a recording file (a path, or a file already opened); blocking. `options` go
-    to FFmpeg's open (e.g. a format whitelist); `detector` and `clock_s` as for
-    examine_frames."""
+    to FFmpeg's open (e.g. a format whitelist)."""
     name = path if isinstance(path, Path) else getattr(path, "name", "recording")
     try:
         source = str(path) if isinstance(path, Path) else path
@@ -159,7 +151,6 @@ def examine_file(
                 width=width,
                 sample_fps=None if decode is Decode.KEYFRAMES else sample_fps,
                 duration_s=duration_s,
-                clock_s=clock_s,
                 stop=stop,
             )
     except av.error.FFmpegError as error:

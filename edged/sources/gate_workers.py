@@ -9,12 +9,6 @@ and more would only slow each examination down and take the cores the recording,
 and the live examination of RTSP cameras need; two also leave a slot to the other cameras
 while one camera's share stalls. A thread still blocked in a read after its timeout is not
 joined by a second one on the same share: the camera's next clip waits for it first.
-
-A camera's `Detector` goes on from one clip to the next when the next starts where the
-previous ended (within `FOLLOWS_WITHIN_S`, as an NVR's recordings of one camera follow each
-other), so that someone already in view at a cut is still seen; after a gap, a change of
-settings (a reload) or a failed examination, the next clip starts a fresh one. A preset
-folder's cameras each have their own, in the worker of the folder.
 """
 
 from __future__ import annotations
@@ -24,10 +18,9 @@ import functools
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import BinaryIO
 
-from edged.activity import ClipActivity, Decode, Detector, Settings, examine_file
+from edged.activity import ClipActivity, Decode, Settings, examine_file
 from edged.clip import Clip
 from edged.errors import EdgedError
 from edged.media.recording_files import FORMAT_OPTIONS, open_recording
@@ -36,8 +29,6 @@ from edged.media.recording_files import FORMAT_OPTIONS, open_recording
 MAX_EXAMINATIONS = 2
 #: An examination that takes longer (a stalled network share) is given up: the clip is sent.
 EXAMINE_TIMEOUT_S = 120.0
-#: A clip that starts this close to where the camera's previous one ended follows it.
-FOLLOWS_WITHIN_S = 2.0
 
 OpenFile = Callable[[Clip], BinaryIO]
 Judge = Callable[[Clip, "CameraWorker"], Awaitable[None]]
@@ -60,8 +51,6 @@ def examine_clip(
     clip: Clip,
     look: Look,
     stop: threading.Event,
-    detector: Detector | None = None,
-    clock_s: float = 0.0,
     *,
     open_file: OpenFile = open_recording,
 ) -> ClipActivity:
@@ -73,30 +62,8 @@ def examine_clip(
             options=FORMAT_OPTIONS,
             decode=look.decode,
             sample_fps=look.sample_fps,
-            detector=detector,
-            clock_s=clock_s,
             stop=stop,
         )
-
-
-@dataclass(slots=True)
-class Chain:
-    """A camera's detector carried from clip to clip. Its clock starts at the start of the
-    first clip it saw: each clip is fed at its own start on that clock."""
-
-    look: Look
-    origin: datetime
-    detector: Detector
-    ends_at: datetime | None = None
-
-    def follows(self, clip: Clip, look: Look) -> bool:
-        if look != self.look or clip.start is None or self.ends_at is None:
-            return False
-        return abs((clip.start - self.ends_at).total_seconds()) <= FOLLOWS_WITHIN_S
-
-    def clock_of(self, clip: Clip) -> float:
-        assert clip.start is not None
-        return (clip.start - self.origin).total_seconds()
 
 
 class CameraWorker:
@@ -108,7 +75,6 @@ class CameraWorker:
         self.waiting: dict[int, Clip] = {}
         self.current: int | None = None
         self.task: asyncio.Task[None] | None = None
-        self._chains: dict[str, Chain] = {}  # by the clip's camera
         self._stuck: asyncio.Future[ClipActivity] | None = None
 
     async def run(self, judge: Judge) -> None:
@@ -124,8 +90,7 @@ class CameraWorker:
 
     async def examine(self, clip: Clip, look: Look) -> ClipActivity:
         """The clip's file examined in a thread, in one of the pool's slots and within its
-        timeout, with the camera's detector if the clip follows the one it saw last. Raises
-        what `examine_clip` raises, or NotExamined."""
+        timeout. Raises what `examine_clip` raises, or NotExamined."""
         pool = self._pool
         if self._stuck is not None:
             # Blocked in a read of the share: a second thread there would block beside it.
@@ -133,14 +98,9 @@ class CameraWorker:
             if not self._stuck.done():
                 raise NotExamined("the camera's previous examination still waits for its file")
             self._stuck = None
-        chain = self._chains.pop(clip.camera, None)
-        if chain is None or not chain.follows(clip, look):
-            chain = None if clip.start is None else Chain(look, clip.start, Detector(look.settings))
-        detector = None if chain is None else chain.detector
-        clock_s = 0.0 if chain is None else chain.clock_of(clip)
         stop = threading.Event()
         async with pool.slots:
-            thread = pool.start(clip, look, stop, detector, clock_s)
+            thread = pool.start(clip, look, stop)
             try:
                 async with asyncio.timeout(pool.timeout_s):
                     found = await asyncio.shield(thread)
@@ -148,10 +108,6 @@ class CameraWorker:
                 stop.set()  # a slow read ends at its next frame; a blocked one stays
                 self._stuck = thread
                 raise NotExamined(f"its examination took more than {pool.timeout_s:g}s") from None
-        # Only a whole examination carries on (the pop above dropped a failed one's).
-        if chain is not None and clip.start is not None:
-            chain.ends_at = clip.start + timedelta(seconds=clip.duration_s or found.seconds)
-            self._chains[clip.camera] = chain
         return found
 
 
@@ -189,19 +145,10 @@ class Examinations:
                     worker.run(judge), name=f"activity-gate-{worker.name}"
                 )
 
-    def start(
-        self,
-        clip: Clip,
-        look: Look,
-        stop: threading.Event,
-        detector: Detector | None,
-        clock_s: float,
-    ) -> asyncio.Future[ClipActivity]:
+    def start(self, clip: Clip, look: Look, stop: threading.Event) -> asyncio.Future[ClipActivity]:
         """The examination in a worker thread; `stop()` sets its stop event until it ends."""
         loop = asyncio.get_running_loop()
-        run = functools.partial(
-            examine_clip, clip, look, stop, detector, clock_s, open_file=self._open_file
-        )
+        run = functools.partial(examine_clip, clip, look, stop, open_file=self._open_file)
         thread = loop.run_in_executor(None, run)
         self._stops.add(stop)
 
