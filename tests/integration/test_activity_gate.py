@@ -443,10 +443,13 @@ async def test_an_event_cut_off_before_its_transaction_is_made_once_at_the_next_
     cameras = _gated(tmp_path, "    activity: {pre_roll: 5s, post_roll: 5s}\n")
     gate = ActivityGate(db, cameras, on_queued=lambda: None, storage_dir=storage, poll_s=0.1)
 
-    async def one_event() -> bool:
-        return len(await db.call(db.ledger.clips.in_state, ClipState.QUEUED)) == 1
+    async def one_event_and_all_judged() -> bool:
+        # The event closes by its own post-roll, maybe before the third clip is judged.
+        judging = await db.call(db.ledger.clips.in_state, ClipState.EXAMINING)
+        queued = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
+        return not judging and len(queued) == 1
 
-    await _run_gate(db, gate, one_event)
+    await _run_gate(db, gate, one_event_and_all_judged)
     (event,) = await db.call(db.ledger.clips.in_state, ClipState.QUEUED)
     # The walk's clip whole (its pre-roll reaches back before it), and the next one past the
     # end of the post-roll (1 s into it) up to its last pre_roll: 7 s (a keyframe).
