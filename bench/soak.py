@@ -86,11 +86,11 @@ class SoakSettings:
     min_up_s: float = 0.5  # a run lives between these (from its spawn: some die starting up)
     max_up_s: float = 9.0
     write_every_s: float = 0.7
-    # The activity camera's writer, between recordings. More than half a second: edged
-    # checks a folder's catch-up only once the folder has been quiet that long.
+    # The activity camera's writer, between recordings.
     activity_every_s: float = 0.6
     aim_every: int = 2  # every such run is killed mid-event (0: none)
     aim_delay_s: float = 1.0  # that long at most after the run first holds a clip
+    aim_limit_s: float = 15.0  # an aimed run lives at most this long waiting for a held clip
     drain_timeout_s: float = 180.0
 
 
@@ -488,7 +488,7 @@ async def run_soak(
                 up_s = rng.uniform(settings.min_up_s, settings.max_up_s)
                 delay_s = aim_rng.uniform(0, settings.aim_delay_s)
                 if settings.aim_every and run % settings.aim_every == settings.aim_every - 1:
-                    limit_s = settings.max_up_s  # the longest a run lives, to see a clip held
+                    limit_s = settings.aim_limit_s  # the longest it lives, to see a clip held
                     code = await _live_until_held(process, db, held, limit_s, delay_s)
                 else:
                     code = await _live_for(process, up_s)

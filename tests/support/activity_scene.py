@@ -10,6 +10,7 @@ reads the clock back from a decoded picture (which second of the scene a recordi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -280,6 +281,8 @@ def write_video(
 ) -> Path:
     """Encode the scene as H.264 in MP4 with a keyframe every `keyframe_s`; blocking.
     `maxrate_kbit` caps the bitrate as a camera does (noise would otherwise take all it can)."""
+    # A copy: its noise starts from the seed, whatever was rendered with the scene before.
+    scene = dataclasses.replace(scene)
     gop = max(1, round(keyframe_s * scene.fps))
     planes = np.full((scene.height * 3 // 2, scene.width), 128, dtype=np.uint8)
     with av.open(str(path), mode="w", format="mp4") as container:
