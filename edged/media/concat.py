@@ -14,6 +14,7 @@ writes nothing. Blocking (PyAV): run it in a worker thread.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,11 @@ class Trim:
 
     start_s: float | None = None
     end_s: float | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("start", self.start_s), ("end", self.end_s)):
+            if value is not None and not math.isfinite(value):
+                raise ConcatError(f"cannot cut an event clip at a {name} of {value}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,8 +169,8 @@ class EventMaker:
             return
         first = members[0]
         output = events_root(self._storage_dir) / (first.source or camera) / f"{first.id}.mp4"
-        trim = kept_span(members, nearby, limits)
         try:
+            trim = kept_span(members, nearby, limits)
             joined = await asyncio.to_thread(concat_clips, members, output, trim)
         except (ConcatError, RecordingChanged) as exc:
             await self._release(camera, ids, f"not joined into an event clip: {exc}")

@@ -3,12 +3,15 @@ in seconds from the first member's start and from the last's."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from edged.clip import Clip, ClipState
 from edged.ledger.activity import Neighbour
-from edged.media.concat import Trim
+from edged.media.concat import ConcatError, Trim
 from edged.sources.event_maker import kept_span
 from edged.sources.event_rules import Limits
 
@@ -76,3 +79,12 @@ def test_frigate_events_and_members_without_their_activity_are_kept_whole() -> N
     assert kept_span(members, nearby, frigate) == Trim()
     unknown = [examined(1, 4), examined(2)]  # clip 0's activity is not at hand
     assert kept_span(members, unknown, ROLLS) == Trim()
+
+
+def test_a_cut_at_no_number_is_refused_as_a_join_that_cannot_be_made() -> None:
+    """Refused with the join's own error, which sends the clips one by one."""
+    for value in (math.nan, math.inf):
+        with pytest.raises(ConcatError, match="cannot cut an event clip"):
+            Trim(value, None)
+        with pytest.raises(ConcatError, match="cannot cut an event clip"):
+            Trim(None, value)
